@@ -1,0 +1,77 @@
+"""Integer arithmetic shared by every op: the one definition of requantization.
+
+Conventions follow TFLite Micro / CMSIS-NN:
+- activations are int8 with a zero point (real = scale * (q - zero_point));
+- weights are symmetric int8 (zero point 0), per output channel for conv and linear;
+- biases are int32 with scale = input_scale * weight_scale;
+- a real multiplier m > 0 is stored as a Q31 ``multiplier`` in [2**30, 2**31) and a
+  ``shift`` (positive = left), so m = multiplier * 2**(shift - 31).
+
+Requantization uses single rounding (as CMSIS-NN with ``CMSIS_NN_USE_SINGLE_ROUNDING``
+and TFLite with ``TFLITE_SINGLE_ROUNDING``): one 64-bit product, one rounding shift,
+ties rounded towards +inf:
+
+    requantize(x, M, s) = ((x * M) >> (30 - s) + 1) >> 1        (s <= 30)
+
+``firmware/kernels/tf_math.h`` implements exactly the same functions in C.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+INT8_MIN, INT8_MAX = -128, 127
+INT16_MIN, INT16_MAX = -32768, 32767
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+MIN_SHIFT, MAX_SHIFT = -31, 30
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """Split a positive real multiplier into (Q31 multiplier, shift), TFLite style.
+
+    Returns (0, 0) for real == 0. Multipliers too small to represent become (0, 0);
+    too large ones raise, since they mean the scales are nonsensical.
+    """
+    if real < 0 or not math.isfinite(real):
+        raise ValueError(f"multiplier must be finite and >= 0, got {real}")
+    if real == 0.0:
+        return 0, 0
+    mantissa, exponent = math.frexp(real)  # real = mantissa * 2**exponent, mantissa in [0.5, 1)
+    q = round(mantissa * (1 << 31))
+    if q == 1 << 31:
+        q //= 2
+        exponent += 1
+    if exponent < MIN_SHIFT:
+        return 0, 0
+    if exponent > MAX_SHIFT:
+        raise ValueError(f"multiplier {real} too large to requantize (shift {exponent} > 30)")
+    return int(q), int(exponent)
+
+
+def quantize_multipliers(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vector form of :func:`quantize_multiplier` (int32 multipliers, int32 shifts)."""
+    pairs = [quantize_multiplier(float(r)) for r in np.asarray(reals, dtype=np.float64).ravel()]
+    mult = np.array([p[0] for p in pairs], dtype=np.int64).reshape(np.shape(reals))
+    shift = np.array([p[1] for p in pairs], dtype=np.int64).reshape(np.shape(reals))
+    return mult.astype(np.int32), shift.astype(np.int32)
+
+
+def requantize(x: np.ndarray, multiplier: np.ndarray | int, shift: np.ndarray | int) -> np.ndarray:
+    """Scale int32 ``x`` by multiplier * 2**(shift - 31) with single rounding.
+
+    Broadcasts ``multiplier``/``shift`` against ``x`` (per-channel: last axis). The
+    result is int64 holding int32-range values; callers add the zero point and clamp.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    m = np.asarray(multiplier, dtype=np.int64)
+    s = np.asarray(shift, dtype=np.int64)
+    total = 30 - s
+    prod = x * m  # |x| < 2**31 and m < 2**31, so the product fits in int64
+    return ((prod >> total) + 1) >> 1
+
+
+def saturate(x: np.ndarray, lo: int = INT8_MIN, hi: int = INT8_MAX) -> np.ndarray:
+    """Clamp to [lo, hi]."""
+    return np.clip(x, lo, hi)

@@ -1,0 +1,1 @@
+"""Hardware-in-the-loop harness: firmware builds, targets, serial protocol, measurements."""

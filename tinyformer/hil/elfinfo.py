@@ -1,0 +1,70 @@
+"""What an ELF tells without running it: flash and static RAM use, symbols for addresses."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from tinyformer.hil.errors import FirmwareBuildError
+
+SHF_ALLOC = 0x2
+SHT_NOBITS = "SHT_NOBITS"
+
+
+@dataclass(frozen=True)
+class ElfSizes:
+    flash_bytes: int  # everything stored in flash: code, constants, .data's initial values
+    static_ram_bytes: int  # .data + .bss (the stack is measured separately)
+    stack_reserved_bytes: int
+
+
+class ElfInfo:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            with self.path.open("rb") as fh:
+                elf = ELFFile(fh)
+                self.sizes = self._sizes(elf)
+                self._symbols = self._function_symbols(elf)
+        except (OSError, ELFError) as exc:
+            raise FirmwareBuildError(f"cannot read firmware ELF {self.path}: {exc}") from exc
+        self._starts = [s[0] for s in self._symbols]
+
+    @staticmethod
+    def _sizes(elf: ELFFile) -> ElfSizes:
+        flash = ram = stack = 0
+        for sec in elf.iter_sections():
+            if not sec["sh_flags"] & SHF_ALLOC or sec["sh_size"] == 0:
+                continue
+            if sec.name == ".stack":
+                stack = sec["sh_size"]
+            elif sec.name in (".data", ".bss"):
+                ram += sec["sh_size"]
+            if sec["sh_type"] != SHT_NOBITS:
+                flash += sec["sh_size"]  # .data counts too: its initial values live in flash
+        return ElfSizes(flash, ram, stack)
+
+    @staticmethod
+    def _function_symbols(elf: ELFFile) -> list[tuple[int, int, str]]:
+        table = elf.get_section_by_name(".symtab")
+        if table is None:
+            return []
+        syms = [
+            (s["st_value"] & ~1, s["st_size"], s.name)
+            for s in table.iter_symbols()
+            if s["st_info"]["type"] == "STT_FUNC" and s.name
+        ]
+        return sorted(syms)
+
+    def describe_pc(self, pc: int) -> str:
+        """'0x00000abc (tf_model_run+0x12)' when a function contains pc."""
+        i = bisect.bisect_right(self._starts, pc) - 1
+        if i >= 0:
+            start, size, name = self._symbols[i]
+            if start <= pc < start + max(size, 1):
+                return f"0x{pc:08x} ({name}+0x{pc - start:x})"
+        return f"0x{pc:08x}"

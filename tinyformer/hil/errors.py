@@ -1,0 +1,35 @@
+"""Errors the harness raises: each says what went wrong in words a user can act on."""
+
+from __future__ import annotations
+
+
+class HilError(RuntimeError):
+    """Base class: anything that stops a measurement."""
+
+
+class FirmwareBuildError(HilError):
+    """The firmware did not compile or link (the message carries the compiler's words)."""
+
+
+class DoesNotFitError(FirmwareBuildError):
+    """The model overflows the flash or RAM budget."""
+
+
+class LinkError(HilError):
+    """The serial link failed: no reply after retries, or replies that never decode."""
+
+
+class TargetTimeout(HilError):
+    """The firmware stopped answering: it hangs (the emulator was killed)."""
+
+
+class TargetFault(HilError):
+    """The firmware faulted and reported its context."""
+
+    def __init__(self, message: str, fault: object) -> None:
+        super().__init__(message)
+        self.fault = fault
+
+
+class TargetUnavailable(HilError):
+    """The target cannot be used on this machine (tool missing, no probe)."""

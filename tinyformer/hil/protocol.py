@@ -1,0 +1,244 @@
+"""The serial protocol, host side: frames, COBS, CRC-32 and message payloads.
+
+C twin: firmware/common/tf_protocol.h (read it for the frame layout). A frame is
+``u8 type | u8 seq | u16 len | payload | u32 crc32``, COBS-encoded and ended by 0x00.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from enum import IntEnum
+
+PROTOCOL_VERSION = 1
+MAX_PAYLOAD = 1024
+_HEADER = struct.Struct("<BBH")
+
+
+class Msg(IntEnum):
+    INFO = 0x01
+    INPUT = 0x02
+    RUN = 0x03
+    READ = 0x04
+    RESET = 0x05
+    INFO_R = 0x81
+    ACK = 0x82
+    RUN_R = 0x83
+    DATA = 0x84
+    RESET_R = 0x85
+    BOOT = 0x86
+    ERROR = 0xE0
+    FAULT = 0xEF
+
+
+class ErrorCode(IntEnum):
+    BAD_CRC = 1
+    BAD_FRAME = 2
+    UNKNOWN_TYPE = 3
+    BAD_ARGS = 4
+    OVERFLOW = 5
+
+
+class ReadWhat(IntEnum):
+    OUTPUT = 0
+    LAYER_COUNTS = 1
+
+
+COUNT_UNITS = {0: "instructions", 1: "cycles"}
+
+
+class FrameError(ValueError):
+    """A received frame is damaged (bad COBS, length or CRC)."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    type: int
+    seq: int
+    payload: bytes = b""
+
+
+def cobs_encode(data: bytes) -> bytes:
+    out = bytearray()
+    start = 0
+    while True:
+        end = start
+        while end < len(data) and data[end] != 0 and end - start < 254:
+            end += 1
+        out.append(end - start + 1)
+        out += data[start:end]
+        if end == len(data):
+            return bytes(out)
+        zero = data[end] == 0
+        start = end + 1 if zero else end
+        if zero and start == len(data):
+            out.append(1)
+            return bytes(out)
+
+
+def cobs_decode(data: bytes) -> bytes:
+    out = bytearray()
+    i = 0
+    while i < len(data):
+        code = data[i]
+        if code == 0 or i + code > len(data):
+            raise FrameError("bad COBS encoding")
+        out += data[i + 1 : i + code]
+        i += code
+        if code != 0xFF and i < len(data):
+            out.append(0)
+    return bytes(out)
+
+
+def encode_frame(frame: Frame) -> bytes:
+    if len(frame.payload) > MAX_PAYLOAD:
+        raise ValueError(f"payload of {len(frame.payload)} bytes exceeds {MAX_PAYLOAD}")
+    raw = _HEADER.pack(frame.type, frame.seq & 0xFF, len(frame.payload)) + frame.payload
+    raw += struct.pack("<I", zlib.crc32(raw))
+    return cobs_encode(raw) + b"\x00"
+
+
+def decode_frame(encoded: bytes) -> Frame:
+    """Decode one frame (without its 0x00 delimiter)."""
+    raw = cobs_decode(encoded)
+    if len(raw) < 8:
+        raise FrameError(f"frame of {len(raw)} bytes is shorter than its header and CRC")
+    ftype, seq, length = _HEADER.unpack_from(raw)
+    if length + 8 != len(raw):
+        raise FrameError(f"frame length field says {length}, frame carries {len(raw) - 8}")
+    (crc,) = struct.unpack_from("<I", raw, len(raw) - 4)
+    if zlib.crc32(raw[:-4]) != crc:
+        raise FrameError("frame CRC mismatch")
+    return Frame(ftype, seq, bytes(raw[4:-4]))
+
+
+class FrameReader:
+    """Splits a byte stream on 0x00 delimiters; yields frames or FrameError per chunk."""
+
+    def __init__(self, max_frame: int = 4 * MAX_PAYLOAD) -> None:
+        self._buf = bytearray()
+        self._max = max_frame
+
+    def feed(self, data: bytes) -> list[Frame | FrameError]:
+        out: list[Frame | FrameError] = []
+        for byte in data:
+            if byte != 0:
+                if len(self._buf) < self._max:
+                    self._buf.append(byte)
+                continue
+            chunk, self._buf = bytes(self._buf), bytearray()
+            if not chunk:
+                continue
+            try:
+                out.append(decode_frame(chunk))
+            except FrameError as exc:
+                out.append(exc)
+        return out
+
+
+@dataclass(frozen=True)
+class Info:
+    protocol_version: int
+    count_unit: str
+    clock_hz: int
+    input_bytes: int
+    output_bytes: int
+    arena_bytes: int
+    stack_bytes: int
+    n_layers: int
+    max_payload: int
+    model_hash: str
+    board: str
+    model_name: str
+    build: str
+
+    @classmethod
+    def unpack(cls, p: bytes) -> Info:
+        if len(p) < 84:
+            raise FrameError(f"INFO reply of {len(p)} bytes is too short")
+        version, unit, _, clock, inp, outp, arena, stack, layers, maxp = struct.unpack_from(
+            "<HBBIIIIIHH", p
+        )
+        texts = p[84:].split(b"\x00")
+        return cls(
+            protocol_version=version,
+            count_unit=COUNT_UNITS.get(unit, f"unit{unit}"),
+            clock_hz=clock,
+            input_bytes=inp,
+            output_bytes=outp,
+            arena_bytes=arena,
+            stack_bytes=stack,
+            n_layers=layers,
+            max_payload=maxp,
+            model_hash=p[28:60].hex(),
+            board=p[60:84].split(b"\x00")[0].decode(errors="replace"),
+            model_name=texts[0].decode(errors="replace") if texts else "",
+            build=texts[1].decode(errors="replace") if len(texts) > 1 else "",
+        )
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    total: int
+    count_unit: str
+    n_layers: int
+    stack_used: int
+    stack_bytes: int
+    output_bytes: int
+
+    @classmethod
+    def unpack(cls, p: bytes) -> RunSummary:
+        if len(p) < 24:
+            raise FrameError(f"RUN reply of {len(p)} bytes is too short")
+        lo, hi, unit, _, layers, used, stack, outb = struct.unpack_from("<IIBBHIII", p)
+        return cls(lo | hi << 32, COUNT_UNITS.get(unit, f"unit{unit}"), layers, used, stack, outb)
+
+
+@dataclass(frozen=True)
+class FaultInfo:
+    pc: int
+    lr: int
+    sp: int
+    xpsr: int
+    cfsr: int
+    hfsr: int
+    mmfar: int
+    bfar: int
+
+    @classmethod
+    def unpack(cls, p: bytes) -> FaultInfo:
+        if len(p) < 32:
+            raise FrameError(f"FAULT frame of {len(p)} bytes is too short")
+        return cls(*struct.unpack_from("<8I", p))
+
+    def describe(self) -> str:
+        kinds = {
+            0: "IACCVIOL", 1: "DACCVIOL", 7: "MMARVALID", 8: "IBUSERR", 9: "PRECISERR",
+            10: "IMPRECISERR", 15: "BFARVALID", 16: "UNDEFINSTR", 17: "INVSTATE",
+            18: "INVPC", 19: "NOCP", 24: "UNALIGNED", 25: "DIVBYZERO",
+        }  # fmt: skip
+        flags = [name for bit, name in kinds.items() if self.cfsr >> bit & 1]
+        return (
+            f"PC=0x{self.pc:08x} LR=0x{self.lr:08x} SP=0x{self.sp:08x} "
+            f"CFSR=0x{self.cfsr:08x} ({' '.join(flags) or 'no CFSR flags'}) "
+            f"HFSR=0x{self.hfsr:08x}"
+        )
+
+
+def input_payload(offset: int, data: bytes) -> bytes:
+    return struct.pack("<I", offset) + data
+
+
+def read_payload(what: ReadWhat, offset: int, length: int) -> bytes:
+    return struct.pack("<BBHI", what, 0, length, offset)
+
+
+def error_text(payload: bytes) -> str:
+    code = payload[0] if payload else 0
+    try:
+        name = ErrorCode(code).name
+    except ValueError:
+        name = f"code {code}"
+    req = f" (request type 0x{payload[1]:02x})" if len(payload) > 1 else ""
+    return f"{name}{req}"

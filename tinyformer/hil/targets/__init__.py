@@ -1,0 +1,1 @@
+"""Where firmware runs: QEMU, Renode, a board."""
