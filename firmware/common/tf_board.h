@@ -17,6 +17,8 @@ void board_putc(uint8_t byte);
 /* Next received byte, or -1 when none is waiting (bytes arrive by interrupt). */
 int board_getc(void);
 uint64_t board_counter(void);
+/* Restart the counter from 0 so that what follows counts identically run to run. */
+void board_counter_restart(void);
 uint8_t board_count_unit(void);
 uint32_t board_clock_hz(void);
 const char *board_name(void);

@@ -56,6 +56,7 @@ tf_run_result_t tf_run_model(void)
         tf_model_info.layer_counts[i] = 0;
     }
     tf_stack_paint_all();
+    board_counter_restart();
     const uint64_t start = board_counter();
     layer_mark = start;
     tf_model_run();

@@ -59,10 +59,19 @@ void board_init(void)
     UART_BAUDDIV = SYSCLK_HZ / 115200u;
     UART_CTRL = UART_CTRL_TXEN | UART_CTRL_RXEN | UART_CTRL_RXINTEN;
     tf_nvic_enable(UART0_RX_IRQ);
+    board_counter_restart();
+    tf_enable_irq();
+}
+
+/* Restarting SysTick re-phases QEMU's timer to this instruction, so a run started right
+ * after it counts the same instructions every time, not +-1 tick depending on when it began. */
+void board_counter_restart(void)
+{
+    SYST_CSR = 0;
     SYST_RVR = SYSTICK_RELOAD;
     SYST_CVR = 0;
+    systick_wraps = 0;
     SYST_CSR = 0x7u; /* processor clock, interrupt on wrap, enable */
-    tf_enable_irq();
 }
 
 void board_putc(uint8_t byte)

@@ -1,0 +1,82 @@
+"""HIL fixtures: `pytest hil/` builds firmware and runs it on a target (QEMU by default).
+
+As in pytest-embedded, tests take a `dut` (a connected DeviceClient) so one test runs on any
+target: `--target qemu|renode|board` (board options: --port, --probe, --pyocd-target).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tinyformer.engine.cmodel import CModel
+from tinyformer.engine.demo import DemoLayer, demo_layer
+from tinyformer.hil.client import DeviceClient
+from tinyformer.hil.errors import TargetUnavailable
+from tinyformer.hil.firmware import Firmware, build
+from tinyformer.hil.targets import make_target
+from tinyformer.hil.targets.base import Target
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("tinyformer")
+    group.addoption("--target", default="qemu", help="qemu (default), renode or board")
+    group.addoption("--port", default=None, help="board: serial port")
+    group.addoption("--probe", default=None, help="board: pyOCD probe unique id")
+    group.addoption("--pyocd-target", default=None, help="board: pyOCD target name")
+
+
+@pytest.fixture(scope="session")
+def target(pytestconfig: pytest.Config) -> Target:
+    name = pytestconfig.getoption("--target")
+    opts = {}
+    if name == "board":
+        opts = {
+            "port": pytestconfig.getoption("--port"),
+            "probe_id": pytestconfig.getoption("--probe"),
+            "pyocd_target": pytestconfig.getoption("--pyocd-target"),
+        }
+    try:
+        return make_target(name, **opts)
+    except TargetUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def build_firmware(
+    tmp_path_factory: pytest.TempPathFactory, target: Target
+) -> Callable[..., Firmware]:
+    """Compile a CModel (or a folder holding a model.c) into firmware for the target."""
+
+    def _build(model: CModel | Path, **kwargs: object) -> Firmware:
+        root = tmp_path_factory.mktemp("fw")
+        if isinstance(model, CModel):
+            model.write(root / "model")
+            model = root / "model"
+        return build(model, root / "build", board=target.board, **kwargs)
+
+    return _build
+
+
+@pytest.fixture(scope="session")
+def demo() -> DemoLayer:
+    return demo_layer(seed=0, tokens=8, in_features=40, out_features=24)
+
+
+@pytest.fixture(scope="session")
+def demo_firmware(build_firmware: Callable[..., Firmware], demo: DemoLayer) -> Firmware:
+    return build_firmware(demo.to_c())
+
+
+@pytest.fixture
+def dut(target: Target, demo_firmware: Firmware) -> Iterator[DeviceClient]:
+    try:
+        with target.session(demo_firmware) as client:
+            yield client
+    except TargetUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+FIXTURES = Path(__file__).parent / "fixtures"

@@ -1,0 +1,67 @@
+"""Firmware that faults, hangs or does not fit: clear errors, nothing left running."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FIXTURES
+
+from tinyformer.engine.cmodel import CArray, CModel
+from tinyformer.hil.errors import DoesNotFitError, TargetFault, TargetTimeout
+
+
+def _processes_running(elf: Path) -> list[int]:
+    """PIDs whose command line names this ELF (an emulator we may have left behind)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(elf).encode() in cmdline:
+            pids.append(int(entry))
+    return pids
+
+
+def test_fault_is_reported_with_pc(target, build_firmware) -> None:
+    fw = build_firmware(FIXTURES / "fault_model")
+    start = time.monotonic()
+    fault = r"PC=0x[0-9a-f]{8}.*UNDEFINSTR"
+    with pytest.raises(TargetFault, match=fault) as info, target.session(fw) as dev:
+        dev.run(bytes(8))
+    assert "tf_model_run" in str(info.value)  # the PC is resolved to a symbol
+    assert time.monotonic() - start < 10
+    assert not _processes_running(fw.elf)
+
+
+def test_hang_times_out_and_kills_the_emulator(target, build_firmware) -> None:
+    if target.name != "qemu":
+        pytest.skip("killing the emulator is QEMU's case")
+    target.run_timeout = 1.0
+    fw = build_firmware(FIXTURES / "hang_model")
+    start = time.monotonic()
+    try:
+        with pytest.raises(TargetTimeout, match="hangs"), target.session(fw) as dev:
+            dev.run(bytes(8))
+    finally:
+        target.run_timeout = 60.0
+    assert time.monotonic() - start < 15
+    assert not _processes_running(fw.elf)
+
+
+@pytest.mark.parametrize(
+    ("region", "arena", "weights"), [("RAM", 400_000, 0), ("FLASH", 0, 1_100_000)]
+)
+def test_over_budget_fails_to_link(build_firmware, region, arena, weights) -> None:
+    model = CModel("too_big", arena + 16, 0, 8, 8, 8)
+    if weights:
+        model.constants.append(CArray("w", np.ones(weights, np.int8)))
+        model.layers.append(("keep w", "    arena[0] = w[arena[1]];"))
+    with pytest.raises(DoesNotFitError, match=rf"{region} \(\d+ KB\) overflowed by [\d,]+ bytes"):
+        build_firmware(model)

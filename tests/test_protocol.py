@@ -1,0 +1,119 @@
+"""The serial protocol: Python codec round trips, and the firmware's C codec agrees with it.
+
+The C side (firmware/common/tf_protocol.c) is compiled for the host with a stub board_putc
+that records bytes, so both directions are checked against the Python twin.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinyformer.hil import protocol as p
+
+FIRMWARE = Path(__file__).resolve().parents[1] / "firmware"
+STUB = r"""
+#include <stdint.h>
+#include "tf_board.h"
+uint8_t tx[8192]; uint32_t tx_len;
+void board_putc(uint8_t b) { if (tx_len < sizeof tx) tx[tx_len++] = b; }
+"""
+
+
+@pytest.fixture(scope="module")
+def ccodec(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
+    d = tmp_path_factory.mktemp("proto")
+    (d / "stub.c").write_text(STUB)
+    lib = d / "libproto.so"
+    subprocess.run(
+        ["gcc", "-O1", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror",
+         f"-I{FIRMWARE / 'common'}", str(FIRMWARE / "common" / "tf_protocol.c"),
+         str(d / "stub.c"), "-o", str(lib)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return ctypes.CDLL(str(lib))
+
+
+def payloads() -> list[bytes]:
+    rng = np.random.default_rng(0)
+    out = [b"", b"\x00", b"\x00" * 300, b"\x01" * 254, b"\x01" * 253 + b"\x00", b"\xff" * 1024]
+    out += [rng.integers(0, 256, int(n), dtype=np.uint8).tobytes() for n in (1, 253, 254, 255, 777)]
+    out += [bytes(rng.choice([0, 1, 2], 600).astype(np.uint8))]
+    return out
+
+
+@pytest.mark.parametrize("payload", payloads())
+def test_cobs_round_trip(payload: bytes) -> None:
+    enc = p.cobs_encode(payload)
+    assert 0 not in enc
+    assert p.cobs_decode(enc) == payload
+
+
+@pytest.mark.parametrize("payload", payloads())
+def test_python_frame_round_trip(payload: bytes) -> None:
+    frames = p.FrameReader().feed(p.encode_frame(p.Frame(p.Msg.INPUT, 9, payload)))
+    assert frames == [p.Frame(p.Msg.INPUT, 9, payload)]
+
+
+def test_damaged_frames_are_errors_not_crashes() -> None:
+    enc = bytearray(p.encode_frame(p.Frame(p.Msg.RUN, 1, b"abc")))
+    enc[3] ^= 0x40
+    (item,) = p.FrameReader().feed(bytes(enc))
+    assert isinstance(item, p.FrameError)
+    items = p.FrameReader().feed(b"\x05\x01\x00" + p.encode_frame(p.Frame(p.Msg.RUN, 2)))
+    assert isinstance(items[0], p.FrameError) and items[1] == p.Frame(p.Msg.RUN, 2)
+
+
+def test_c_crc32_matches_zlib(ccodec: ctypes.CDLL) -> None:
+    import zlib
+
+    ccodec.tf_crc32.restype = ctypes.c_uint32
+    for data in payloads():
+        assert ccodec.tf_crc32(0, data, len(data)) == zlib.crc32(data)
+
+
+@pytest.mark.parametrize("payload", payloads())
+def test_c_sends_what_python_reads(ccodec: ctypes.CDLL, payload: bytes) -> None:
+    length = ctypes.c_uint32.in_dll(ccodec, "tx_len")
+    length.value = 0
+    ccodec.tf_frame_send(0x84, 5, payload, len(payload))
+    sent = bytes((ctypes.c_uint8 * length.value).in_dll(ccodec, "tx"))
+    assert p.FrameReader().feed(sent) == [p.Frame(0x84, 5, payload)]
+
+
+class CFrame(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_uint8),
+        ("seq", ctypes.c_uint8),
+        ("len", ctypes.c_uint16),
+        ("payload", ctypes.c_uint8 * p.MAX_PAYLOAD),
+    ]
+
+
+def feed_c(ccodec: ctypes.CDLL, data: bytes) -> list[int | tuple[int, int, bytes]]:
+    frame, out = CFrame(), []
+    for byte in data:
+        status = ccodec.tf_frame_feed(byte, ctypes.byref(frame))
+        if status > 0:
+            out.append((frame.type, frame.seq, bytes(frame.payload[: frame.len])))
+        elif status < 0:
+            out.append(status)
+    return out
+
+
+@pytest.mark.parametrize("payload", payloads())
+def test_c_reads_what_python_sends(ccodec: ctypes.CDLL, payload: bytes) -> None:
+    assert feed_c(ccodec, p.encode_frame(p.Frame(0x02, 200, payload))) == [(0x02, 200, payload)]
+
+
+def test_c_reports_damage_and_resyncs(ccodec: ctypes.CDLL) -> None:
+    good = p.encode_frame(p.Frame(0x01, 3, b"hi"))
+    bad = bytearray(good)
+    bad[2] ^= 0x01
+    too_long = bytes([0xFF] * 1200) + b"\x00"
+    got = feed_c(ccodec, bytes(bad) + too_long + b"\x00\x00" + good)
+    assert got == [-p.ErrorCode.BAD_CRC, -p.ErrorCode.OVERFLOW, (0x01, 3, b"hi")]

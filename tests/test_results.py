@@ -1,0 +1,47 @@
+"""The measurements table: appends are atomic and survive concurrent writers."""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tinyformer.hil.results import COLUMNS, append_rows, read_table
+
+
+def row(i: int) -> dict:
+    return {
+        "model_id": f"m{i}", "target": "qemu", "metric": "latency", "value": i,
+        "unit": "instructions", "source": "qemu-icount-instructions", "git_rev": "abc",
+        "time": "2026-01-01T00:00:00+00:00",
+    }  # fmt: skip
+
+
+def _append(args: tuple[Path, int]) -> None:
+    append_rows([row(args[1])], args[0])
+
+
+def test_append_keeps_every_row_of_concurrent_writers(tmp_path: Path) -> None:
+    path = tmp_path / "results" / "measurements.csv"
+    with ProcessPoolExecutor(2) as pool:
+        list(pool.map(_append, [(path, i) for i in range(24)]))
+    table = read_table(path)
+    assert list(table.columns) == COLUMNS
+    assert sorted(table["value"]) == list(range(24))
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_rows_missing_values_are_refused(tmp_path: Path) -> None:
+    bad = row(1) | {"unit": None}
+    with pytest.raises(ValueError, match="lack values"):
+        append_rows([bad], tmp_path / "m.csv")
+    assert not (tmp_path / "m.csv").exists()
+
+
+def test_foreign_csv_is_not_taken_for_a_table(tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    pd.DataFrame({"a": [1]}).to_csv(path, index=False)
+    with pytest.raises(ValueError, match="not a measurements table"):
+        append_rows([row(1)], path)

@@ -1,0 +1,123 @@
+"""The `tinyformer` command. It wires options to the library and holds no logic of its own."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tinyformer.hil.errors import HilError
+
+app = typer.Typer(
+    help="Design, compile and measure sparse transformer models for Cortex-M MCUs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+TargetOpt = Annotated[str, typer.Option("--target", "-t", help="qemu, renode or board")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object")]
+PortOpt = Annotated[str | None, typer.Option(help="board: serial port, e.g. /dev/ttyACM0")]
+ProbeOpt = Annotated[str | None, typer.Option(help="board: pyOCD probe unique id")]
+PyocdTargetOpt = Annotated[str | None, typer.Option(help="board: pyOCD target name")]
+ResultsOpt = Annotated[Path, typer.Option(help="folder of the results tables")]
+
+
+def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the library's expected failures into one clear line and exit code 1."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (HilError, ValueError, FileNotFoundError) as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            sys.exit(1)
+
+    return wrapper
+
+
+def _target(name: str, port: str | None, probe: str | None, pyocd_target: str | None):
+    from tinyformer.hil.targets import make_target
+
+    if name == "board":
+        return make_target(name, port=port, probe_id=probe, pyocd_target=pyocd_target)
+    return make_target(name)
+
+
+def _print_measurement(summary: dict[str, Any], extra: dict[str, Any]) -> None:
+    table = Table(show_header=False, box=None)
+    for key, value in {**summary, **extra}.items():
+        if key == "layer_counts":
+            continue
+        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    console.print(table)
+
+
+@app.command()
+@friendly_errors
+def run(
+    target: TargetOpt = "qemu",
+    as_json: JsonOpt = False,
+    seed: Annotated[int, typer.Option(help="seed of the demo layer and its input")] = 0,
+    port: PortOpt = None,
+    probe: ProbeOpt = None,
+    pyocd_target: PyocdTargetOpt = None,
+    record: Annotated[bool, typer.Option(help="append the measurement to results/")] = False,
+    results: ResultsOpt = Path("results"),
+) -> None:
+    """Run the demo layer (int8 fully connected 64x96->192) on a target and measure it."""
+    import numpy as np
+
+    from tinyformer.engine.demo import demo_layer
+    from tinyformer.hil.firmware import build
+    from tinyformer.hil.measure import measure
+    from tinyformer.hil.results import MEASUREMENTS, append_rows
+
+    tgt = _target(target, port, probe, pyocd_target)
+    layer = demo_layer(seed)
+    x = layer.random_input(seed)
+    with tempfile.TemporaryDirectory(prefix="tinyformer-run-") as tmp:
+        layer.to_c().write(Path(tmp) / "model")
+        firmware = build(Path(tmp) / "model", Path(tmp) / "build", board=tgt.board)
+        m = measure(tgt, firmware, x.tobytes())
+    out = np.frombuffer(m.output, np.int8).reshape(layer.tokens, layer.out_features)
+    extra = {
+        "macs": layer.macs,
+        f"macs_per_{m.count_unit[:-1]}": round(layer.macs / max(m.total, 1), 4),
+        "matches_reference": bool(np.array_equal(out, layer.reference(x))),
+    }
+    if record:
+        append_rows(m.rows(), results / MEASUREMENTS)
+    if as_json:
+        print(json.dumps({**m.summary(), **extra}))
+    else:
+        _print_measurement(m.summary(), extra)
+    if not extra["matches_reference"]:
+        raise HilError("the firmware's output differs from the numpy reference")
+
+
+@app.command()
+@friendly_errors
+def demo(results: ResultsOpt = Path("results")) -> None:
+    """The main job on the embedded default: for now, the demo layer on QEMU, recorded."""
+    run(target="qemu", as_json=False, seed=0, record=True, results=results)
+    console.print(f"recorded in {results / 'measurements.csv'}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""The measurements table: one row per (model, target, metric), appended atomically.
+
+Columns (DESIGN.md): model_id, target, metric, value, unit, source, git_rev, time. Writers
+take a lock file, read the table, append and replace it in one rename, so concurrent
+writers (a search's worker pool) and a crash mid-write never lose a measured row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+COLUMNS = ["model_id", "target", "metric", "value", "unit", "source", "git_rev", "time"]
+DEFAULT_RESULTS = Path("results")
+MEASUREMENTS = "measurements.csv"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def write_atomic(frame: pd.DataFrame, path: Path) -> None:
+    """Write a CSV so readers see the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            frame.to_csv(fh, index=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def append_rows(rows: Iterable[dict], path: Path) -> pd.DataFrame:
+    """Append measurement rows to the CSV table at ``path``; returns the whole table."""
+    new = pd.DataFrame(list(rows), columns=COLUMNS)
+    missing = new[COLUMNS].isna().any(axis=1)
+    if missing.any():
+        raise ValueError(f"measurement rows lack values: {new[missing].to_dict('records')}")
+    with _locked(path):
+        table = pd.concat([read_table(path), new], ignore_index=True) if path.exists() else new
+        write_atomic(table, path)
+    return table
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    table = pd.read_csv(path)
+    absent = set(COLUMNS) - set(table.columns)
+    if absent:
+        raise ValueError(f"{path} is not a measurements table: no column(s) {sorted(absent)}")
+    return table
