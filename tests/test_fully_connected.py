@@ -29,9 +29,10 @@ def run_c(p: dict) -> np.ndarray:
     m = p["weights"].shape[0]
     out = np.zeros((n, m), np.int8)
     bias = fold_input_zero_point(p["weights"], p["bias"], p["input_zp"])
+    scratch = np.zeros(max(1, (k // 4) * 4 * 8), np.uint8)
     load().tf_fully_connected_s8(
         ptr(p["x"]), ptr(p["weights"]), ptr(bias), ptr(p["multiplier"]), ptr(p["shift"]),
-        p["output_zp"], p["act_min"], p["act_max"], n, k, m, ptr(out),
+        p["output_zp"], p["act_min"], p["act_max"], n, k, m, ptr(out), ptr(scratch),
     )
     return out
 

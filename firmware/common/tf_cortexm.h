@@ -10,6 +10,8 @@
 #define TF_REG(addr) (*(volatile uint32_t *)(addr))
 
 #define SCB_CPACR TF_REG(0xE000ED88u)
+#define SCB_ICSR TF_REG(0xE000ED04u)
+#define ICSR_PENDSTCLR (1u << 25)
 #define SCB_AIRCR TF_REG(0xE000ED0Cu)
 #define SCB_CCR TF_REG(0xE000ED14u)
 #define SCB_CFSR TF_REG(0xE000ED28u)

@@ -16,10 +16,12 @@
 
 static inline uint32_t tf_sxtb16(uint32_t x) { return (uint32_t)__sxtb16((int8x4_t)x); }
 /* SXTB16 of x rotated right by 8: bytes 1 and 3 sign-extended to halfwords. GCC 12's
- * arm_acle.h has no __ror; the rotate folds into SXTB16's ROR #8 operand. */
+ * arm_acle.h has no __ror and does not fold a rotate into SXTB16, so say it directly. */
 static inline uint32_t tf_sxtb16_ror8(uint32_t x)
 {
-    return (uint32_t)__sxtb16((int8x4_t)((x >> 8) | (x << 24)));
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
 }
 static inline int32_t tf_smlad(uint32_t a, uint32_t b, int32_t acc)
 {

@@ -44,9 +44,11 @@ class DemoLayer:
     def to_c(self) -> CModel:
         n, k, m = self.tokens, self.in_features, self.out_features
         out_offset = (n * k + 15) // 16 * 16
+        scratch_offset = (out_offset + n * m + 15) // 16 * 16
+        scratch = (k // 4) * 4 * 8  # tf_fully_connected_s8_scratch_bytes(k)
         return CModel(
             name=f"demo_fc_{n}x{k}x{m}",
-            arena_bytes=out_offset + n * m,
+            arena_bytes=scratch_offset + scratch,
             input_offset=0,
             input_bytes=n * k,
             output_offset=out_offset,
@@ -62,7 +64,7 @@ class DemoLayer:
                 (
                     f"fully_connected {n}x{k} -> {m}",
                     f"    tf_fully_connected_s8(arena + 0, w0, b0, m0, s0, {self.output_zp}, -128, "
-                    f"127, {n}, {k}, {m}, arena + {out_offset});",
+                    f"127, {n}, {k}, {m}, arena + {out_offset}, arena + {scratch_offset});",
                 )
             ],
         )

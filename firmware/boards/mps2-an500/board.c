@@ -64,14 +64,19 @@ void board_init(void)
 }
 
 /* Restarting SysTick re-phases QEMU's timer to this instruction, so a run started right
- * after it counts the same instructions every time, not +-1 tick depending on when it began. */
+ * after it counts the same instructions every time, not +-1 tick depending on when it began.
+ * The first reload from 0 is not a wrap: wait for it with the interrupt off, then clear it. */
 void board_counter_restart(void)
 {
     SYST_CSR = 0;
     SYST_RVR = SYSTICK_RELOAD;
     SYST_CVR = 0;
+    SYST_CSR = 0x5u; /* processor clock, enable, no interrupt yet */
+    while (SYST_CVR == 0) {
+    }
+    SCB_ICSR = ICSR_PENDSTCLR;
     systick_wraps = 0;
-    SYST_CSR = 0x7u; /* processor clock, interrupt on wrap, enable */
+    SYST_CSR = 0x7u; /* now interrupt on every wrap */
 }
 
 void board_putc(uint8_t byte)
