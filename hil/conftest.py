@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from tinyformer.engine.cmodel import CModel
-from tinyformer.engine.demo import DemoLayer, demo_layer
+from tinyformer.engine.codegen import generate
+from tinyformer.engine.demo import demo_graph
+from tinyformer.engine.ir import Graph
 from tinyformer.hil.client import DeviceClient
 from tinyformer.hil.errors import TargetUnavailable
 from tinyformer.hil.firmware import Firmware, build
@@ -48,10 +50,12 @@ def target(pytestconfig: pytest.Config) -> Target:
 def build_firmware(
     tmp_path_factory: pytest.TempPathFactory, target: Target
 ) -> Callable[..., Firmware]:
-    """Compile a CModel (or a folder holding a model.c) into firmware for the target."""
+    """Compile a graph, a CModel or a folder holding a model.c into firmware."""
 
-    def _build(model: CModel | Path, **kwargs: object) -> Firmware:
+    def _build(model: Graph | CModel | Path, **kwargs: object) -> Firmware:
         root = tmp_path_factory.mktemp("fw")
+        if isinstance(model, Graph):
+            model = generate(model)
         if isinstance(model, CModel):
             model.write(root / "model")
             model = root / "model"
@@ -61,13 +65,13 @@ def build_firmware(
 
 
 @pytest.fixture(scope="session")
-def demo() -> DemoLayer:
-    return demo_layer(seed=0, tokens=8, in_features=40, out_features=24)
+def demo() -> Graph:
+    return demo_graph(seed=0, tokens=8, in_features=40, out_features=24)
 
 
 @pytest.fixture(scope="session")
-def demo_firmware(build_firmware: Callable[..., Firmware], demo: DemoLayer) -> Firmware:
-    return build_firmware(demo.to_c())
+def demo_firmware(build_firmware: Callable[..., Firmware], demo: Graph) -> Firmware:
+    return build_firmware(demo)
 
 
 @pytest.fixture

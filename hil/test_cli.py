@@ -26,3 +26,40 @@ def test_unknown_target_is_one_clear_line(tmp_path) -> None:
     assert proc.returncode == 1
     assert "unknown target 'nope'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_compile_then_run_a_folder(pytestconfig, tmp_path) -> None:
+    from tinyformer.engine import ir
+    from tinyformer.engine.demo import demo_graph
+
+    board = "stm32f746" if pytestconfig.getoption("--target") != "qemu" else "mps2-an500"
+    ir.save(demo_graph(5, 12, 64, 32), tmp_path / "m.tfir")
+    base = [sys.executable, "-m", "tinyformer.cli"]
+    proc = subprocess.run(
+        [*base, "compile", "m.tfir", "-o", "out", "--board", board, "--json"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["arena_bytes"] > 12 * 64 and report["flash_bytes"] > 64 * 32
+    assert (tmp_path / "out" / "plan.png").is_file()
+    target = pytestconfig.getoption("--target")
+    proc = subprocess.run(
+        [*base, "run", "out", "--target", target, "--json"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads(proc.stdout)
+    assert run["matches_reference"] is True
+    predicted, measured = report["predicted_peak_sram_bytes"], run["peak_sram_bytes"]
+    assert abs(predicted - measured) <= 0.02 * measured
+
+
+def test_compile_rejects_a_corrupt_model(tmp_path) -> None:
+    (tmp_path / "bad.tfir").write_bytes(b"TFIR\x01\x00\x00\x00garbage")
+    proc = subprocess.run(
+        [sys.executable, "-m", "tinyformer.cli", "compile", "bad.tfir", "-o", "out"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "truncated" in proc.stderr and "Traceback" not in proc.stderr

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from faulty_port import FaultyPort
 
-from tinyformer.engine.demo import demo_layer
+from tinyformer.engine.codegen import generate
+from tinyformer.engine.demo import demo_graph, demo_input
+from tinyformer.engine.reference import outputs
 from tinyformer.hil import protocol as p
 from tinyformer.hil.errors import LinkError
 
@@ -14,9 +16,9 @@ from tinyformer.hil.errors import LinkError
 def test_boot_and_info(dut, demo) -> None:
     info = dut.info()
     assert info.protocol_version == p.PROTOCOL_VERSION
-    assert info.input_bytes == demo.tokens * demo.in_features
-    assert info.output_bytes == demo.tokens * demo.out_features
-    assert info.model_hash == demo.to_c().digest().hex()
+    assert info.input_bytes == 8 * 40
+    assert info.output_bytes == 8 * 24
+    assert info.model_hash == generate(demo).digest().hex()
     assert info.n_layers == 1
     assert info.board in ("mps2-an500", "stm32f746")
     assert info.count_unit in ("instructions", "cycles")
@@ -28,17 +30,17 @@ def test_boot_and_info(dut, demo) -> None:
     [(1, 1, 1, 1), (2, 3, 5, 7), (3, 17, 33, 9), (4, 64, 96, 192), (5, 2, 130, 65), (6, 9, 4, 2)],
 )
 def test_run_matches_reference(target, build_firmware, seed, n, k, m) -> None:
-    layer = demo_layer(seed, n, k, m)
-    fw = build_firmware(layer.to_c())
-    x = layer.random_input(seed)
+    graph = demo_graph(seed, n, k, m)
+    fw = build_firmware(graph)
+    x = demo_input(graph, seed)
     with target.session(fw) as dev:
         result = dev.run(x.tobytes())
     out = np.frombuffer(result.output, np.int8).reshape(n, m)
-    np.testing.assert_array_equal(out, layer.reference(x))
+    np.testing.assert_array_equal(out, outputs(graph, x))
 
 
 def test_counts_repeat_exactly(dut, demo) -> None:
-    x = demo.random_input(0).tobytes()
+    x = demo_input(demo, 0).tobytes()
     first, second = dut.run(x), dut.run(x)
     assert first.total > 0
     assert first.total == second.total
@@ -47,7 +49,7 @@ def test_counts_repeat_exactly(dut, demo) -> None:
 
 
 def test_counts_repeat_across_boots(target, demo_firmware, demo) -> None:
-    x = demo.random_input(0).tobytes()
+    x = demo_input(demo, 0).tobytes()
     totals = []
     for _ in range(2):
         with target.session(demo_firmware) as dev:
@@ -56,7 +58,7 @@ def test_counts_repeat_across_boots(target, demo_firmware, demo) -> None:
 
 
 def test_stack_high_water_mark(dut, demo) -> None:
-    result = dut.run(demo.random_input(0).tobytes())
+    result = dut.run(demo_input(demo, 0).tobytes())
     assert 0 < result.stack_used < result.stack_bytes
 
 
@@ -91,12 +93,12 @@ def test_flaky_link_retries_to_the_right_answer(dut, demo) -> None:
     faulty = FaultyPort(dut.port, seed=3, p_corrupt=0.15, p_drop=0.15)
     dut.port = faulty
     dut.reply_timeout = 0.5
-    x = demo.random_input(0)
+    x = demo_input(demo, 0)
     result = dut.run(x.tobytes())
     for _ in range(3):
         result = dut.run(x.tobytes())
-    out = np.frombuffer(result.output, np.int8).reshape(demo.tokens, demo.out_features)
-    np.testing.assert_array_equal(out, demo.reference(x))
+    out = np.frombuffer(result.output, np.int8).reshape(8, 24)
+    np.testing.assert_array_equal(out, outputs(demo, x))
     assert faulty.damaged_writes > 0
     # Not every damaged write costs a resend: a dropped trailing delimiter is harmless,
     # since every frame also starts with one.

@@ -40,7 +40,7 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (HilError, ValueError, FileNotFoundError) as exc:
+        except (HilError, ValueError, FileNotFoundError) as exc:  # IRFormatError is a ValueError
             err.print(f"[bold red]error:[/] {exc}", highlight=False)
             sys.exit(1)
 
@@ -60,43 +60,72 @@ def _print_measurement(summary: dict[str, Any], extra: dict[str, Any]) -> None:
     for key, value in {**summary, **extra}.items():
         if key == "layer_counts":
             continue
-        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+        is_count = isinstance(value, int) and not isinstance(value, bool)
+        table.add_row(key, f"{value:,}" if is_count else str(value))
     console.print(table)
 
 
 @app.command()
 @friendly_errors
+def compile(
+    model: Annotated[Path, typer.Argument(help="IR file (.tfir)")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="output folder")],
+    board: Annotated[str, typer.Option(help="mps2-an500 (QEMU) or stm32f746")] = "mps2-an500",
+    as_json: JsonOpt = False,
+) -> None:
+    """Compile an IR model into firmware; print flash, arena and predicted peak SRAM."""
+    from dataclasses import asdict
+
+    from tinyformer.hil.deploy import compile_model
+
+    report = compile_model(model, out, board=board)
+    if as_json:
+        print(json.dumps(asdict(report)))
+    else:
+        _print_measurement(asdict(report), {"folder": str(out)})
+
+
+@app.command()
+@friendly_errors
 def run(
+    model_dir: Annotated[
+        Path | None, typer.Argument(help="compiled folder (default: the demo layer)")
+    ] = None,
     target: TargetOpt = "qemu",
     as_json: JsonOpt = False,
-    seed: Annotated[int, typer.Option(help="seed of the demo layer and its input")] = 0,
+    seed: Annotated[int, typer.Option(help="seed of the random input (and demo layer)")] = 0,
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
     record: Annotated[bool, typer.Option(help="append the measurement to results/")] = False,
     results: ResultsOpt = Path("results"),
 ) -> None:
-    """Run the demo layer (int8 fully connected 64x96->192) on a target and measure it."""
+    """Run a compiled model (default: an int8 linear 64x96->192) on a target and measure it."""
     import numpy as np
 
-    from tinyformer.engine.demo import demo_layer
-    from tinyformer.hil.firmware import build
+    from tinyformer.engine import ir
+    from tinyformer.engine.demo import demo_graph, demo_input, macs
+    from tinyformer.engine.reference import outputs
+    from tinyformer.hil.deploy import compile_model, firmware_in
     from tinyformer.hil.measure import measure
     from tinyformer.hil.results import MEASUREMENTS, append_rows
 
     tgt = _target(target, port, probe, pyocd_target)
-    layer = demo_layer(seed)
-    x = layer.random_input(seed)
     with tempfile.TemporaryDirectory(prefix="tinyformer-run-") as tmp:
-        layer.to_c().write(Path(tmp) / "model")
-        firmware = build(Path(tmp) / "model", Path(tmp) / "build", board=tgt.board)
+        if model_dir is None:
+            model_dir = Path(tmp) / "demo"
+            ir.save(demo_graph(seed), Path(tmp) / "demo.tfir")
+            compile_model(Path(tmp) / "demo.tfir", model_dir, board=tgt.board)
+        firmware, graph = firmware_in(model_dir, tgt.board)
+        x = demo_input(graph, seed)
         m = measure(tgt, firmware, x.tobytes())
-    out = np.frombuffer(m.output, np.int8).reshape(layer.tokens, layer.out_features)
-    extra = {
-        "macs": layer.macs,
-        f"macs_per_{m.count_unit[:-1]}": round(layer.macs / max(m.total, 1), 4),
-        "matches_reference": bool(np.array_equal(out, layer.reference(x))),
-    }
+    expected = outputs(graph, x)
+    got = np.frombuffer(m.output, expected.dtype).reshape(expected.shape)
+    n_macs = macs(graph)
+    extra: dict[str, Any] = {"matches_reference": bool(np.array_equal(got, expected))}
+    if n_macs:
+        extra["macs"] = n_macs
+        extra[f"macs_per_{m.count_unit[:-1]}"] = round(n_macs / max(m.total, 1), 4)
     if record:
         append_rows(m.rows(), results / MEASUREMENTS)
     if as_json:
@@ -111,7 +140,7 @@ def run(
 @friendly_errors
 def demo(results: ResultsOpt = Path("results")) -> None:
     """The main job on the embedded default: for now, the demo layer on QEMU, recorded."""
-    run(target="qemu", as_json=False, seed=0, record=True, results=results)
+    run(model_dir=None, target="qemu", as_json=False, seed=0, record=True, results=results)
     console.print(f"recorded in {results / 'measurements.csv'}")
 
 

@@ -37,13 +37,13 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def write_atomic(frame: pd.DataFrame, path: Path) -> None:
-    """Write a CSV so readers see the old file or the new one, never half of one."""
+def write_atomic_text(text: str, path: Path) -> None:
+    """Write a file so readers see the old one or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as fh:
-            frame.to_csv(fh, index=False)
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -51,6 +51,11 @@ def write_atomic(frame: pd.DataFrame, path: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write_atomic(frame: pd.DataFrame, path: Path) -> None:
+    """Write a CSV table atomically."""
+    write_atomic_text(frame.to_csv(index=False), path)
 
 
 def append_rows(rows: Iterable[dict], path: Path) -> pd.DataFrame:

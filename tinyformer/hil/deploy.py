@@ -1,0 +1,81 @@
+"""Compile an IR file into a firmware folder, and find what is in such a folder.
+
+A compiled folder holds ``model.tfir`` (the IR it came from), ``model/model.c``,
+``build/firmware.elf``, ``plan.png`` (the memory timeline) and ``compile.json``
+(flash, arena, planner figures, predicted peak SRAM).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tinyformer.engine import ir
+from tinyformer.engine.codegen import generate, plan_graph
+from tinyformer.hil.firmware import DEFAULT_STACK, RAM_BUDGET, Firmware, build
+from tinyformer.hil.results import write_atomic_text
+
+# Stack the app itself uses around a run (main, dispatch, runtime, one interrupt frame with
+# lazy FPU state), measured under QEMU; kernels add their own frames on top.
+APP_STACK_BYTES = 264
+
+
+@dataclass(frozen=True)
+class CompileReport:
+    model: str
+    model_hash: str
+    board: str
+    flash_bytes: int
+    static_ram_bytes: int
+    arena_bytes: int
+    arena_lower_bound: int
+    arena_ratio: float
+    predicted_peak_sram_bytes: int
+    layers: int
+
+
+def compile_model(ir_path: Path, out_dir: Path, board: str = "mps2-an500") -> CompileReport:
+    graph = ir.load(ir_path)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if Path(ir_path).resolve() != (out_dir / "model.tfir").resolve():
+        shutil.copyfile(ir_path, out_dir / "model.tfir")
+    plan = plan_graph(graph)
+    cmodel = generate(graph, plan)
+    cmodel.write(out_dir / "model")
+    plan.plot(out_dir / "plan.png", title=graph.name)
+    fw = build(out_dir / "model", out_dir / "build", board=board, stack_size=DEFAULT_STACK)
+    sizes = fw.info.sizes
+    report = CompileReport(
+        model=graph.name,
+        model_hash=cmodel.digest().hex(),
+        board=board,
+        flash_bytes=sizes.flash_bytes,
+        static_ram_bytes=sizes.static_ram_bytes,
+        arena_bytes=plan.arena_bytes,
+        arena_lower_bound=plan.lower_bound,
+        arena_ratio=round(plan.ratio, 4),
+        predicted_peak_sram_bytes=sizes.static_ram_bytes + APP_STACK_BYTES,
+        layers=len(graph.nodes),
+    )
+    if report.predicted_peak_sram_bytes > RAM_BUDGET:
+        raise ValueError(
+            f"model needs {report.predicted_peak_sram_bytes:,} bytes of SRAM with its stack, "
+            f"over the {RAM_BUDGET // 1024} KB budget"
+        )
+    write_atomic_text(json.dumps(asdict(report), indent=2), out_dir / "compile.json")
+    return report
+
+
+def firmware_in(folder: Path, board: str) -> tuple[Firmware, ir.Graph]:
+    """The firmware and IR of a compiled folder (clear errors when it is not one)."""
+    folder = Path(folder)
+    elf, meta = folder / "build" / "firmware.elf", folder / "compile.json"
+    if not elf.is_file() or not meta.is_file():
+        raise FileNotFoundError(f"{folder} is not a compiled model: run `tinyformer compile`")
+    built_for = json.loads(meta.read_text())["board"]
+    if built_for != board:
+        raise ValueError(f"{folder} was compiled for {built_for}, the target runs {board}")
+    return Firmware(elf, board, DEFAULT_STACK), ir.load(folder / "model.tfir")
