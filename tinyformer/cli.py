@@ -144,6 +144,22 @@ def demo(results: ResultsOpt = Path("results")) -> None:
     console.print(f"recorded in {results / 'measurements.csv'}")
 
 
+@app.command()
+@friendly_errors
+def bench(
+    what: Annotated[str, typer.Argument(help="what to benchmark: kernels")] = "kernels",
+    target: TargetOpt = "qemu",
+    results: ResultsOpt = Path("results"),
+) -> None:
+    """Benchmark kernels on a target; writes results/kernels.csv."""
+    from tinyformer.hil.bench import bench_kernels
+
+    if what != "kernels":
+        raise ValueError(f"unknown benchmark {what!r}; available: kernels")
+    table = bench_kernels(_target(target, None, None, None), results / "kernels.csv")
+    console.print(table.drop(columns=["git_rev", "time"]).to_string(index=False))
+
+
 def main() -> None:
     app()
 
