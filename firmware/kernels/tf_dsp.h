@@ -55,4 +55,95 @@ static inline uint32_t tf_read_u32(const int8_t *p)
     return v;
 }
 
+/* SSUB16: halfword-wise a - b, each half wrapping modulo 2^16 (no saturation). */
+#if defined(__ARM_FEATURE_SIMD32) && __ARM_FEATURE_SIMD32
+#include <arm_acle.h>
+static inline uint32_t tf_ssub16(uint32_t a, uint32_t b)
+{
+    return (uint32_t)__ssub16((int16x2_t)a, (int16x2_t)b);
+}
+#else
+static inline uint32_t tf_ssub16(uint32_t a, uint32_t b)
+{
+    const uint32_t lo = ((a & 0xFFFFu) - (b & 0xFFFFu)) & 0xFFFFu;
+    const uint32_t hi = ((a >> 16) - (b >> 16)) & 0xFFFFu;
+    return lo | (hi << 16);
+}
+#endif
+
+/* Saturate to int8: clamp(x, -128, 127) in one SSAT. */
+#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
+#include <arm_acle.h>
+static inline int32_t tf_sat_s8(int32_t x) { return __ssat(x, 8); }
+#else
+static inline int32_t tf_sat_s8(int32_t x) { return x < -128 ? -128 : (x > 127 ? 127 : x); }
+#endif
+
+/* SMMULR: the high word of a * b, rounded: (a * b + 2^31) >> 32 (ties towards +inf). */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+static inline int32_t tf_smmulr(int32_t a, int32_t b)
+{
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+#else
+static inline int32_t tf_smmulr(int32_t a, int32_t b)
+{
+    return (int32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32);
+}
+#endif
+
+/* Lane-wise signed max of four int8 lanes: SSUB8 sets GE per lane, SEL picks. */
+#if defined(__ARM_FEATURE_SIMD32) && __ARM_FEATURE_SIMD32
+static inline uint32_t tf_max_s8x4(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    __asm__("ssub8 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(r) : "r"(a), "r"(b) : "cc");
+    return r;
+}
+#else
+static inline uint32_t tf_max_s8x4(uint32_t a, uint32_t b)
+{
+    uint32_t r = 0;
+    for (int i = 0; i < 32; i += 8) {
+        const int8_t x = (int8_t)(a >> i), y = (int8_t)(b >> i);
+        r |= (uint32_t)(uint8_t)(x > y ? x : y) << i;
+    }
+    return r;
+}
+#endif
+
+/* SMLABB / SMLATT: acc + bottom(a) * bottom(b), acc + top(a) * top(b), signed halfwords,
+ * wrapping modulo 2^32 like the instructions (which only set the Q flag). GCC 12's
+ * arm_acle.h lacks them, so they are written directly. */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+static inline int32_t tf_smlabb(uint32_t a, uint32_t b, int32_t acc)
+{
+    int32_t r;
+    __asm__("smlabb %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
+static inline int32_t tf_smlatt(uint32_t a, uint32_t b, int32_t acc)
+{
+    int32_t r;
+    __asm__("smlatt %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
+#else
+static inline int32_t tf_smlabb(uint32_t a, uint32_t b, int32_t acc)
+{
+    const int32_t p = (int32_t)(int16_t)(a & 0xFFFFu) * (int32_t)(int16_t)(b & 0xFFFFu);
+    return (int32_t)((uint32_t)acc + (uint32_t)p);
+}
+static inline int32_t tf_smlatt(uint32_t a, uint32_t b, int32_t acc)
+{
+    const int32_t p = (int32_t)(int16_t)(a >> 16) * (int32_t)(int16_t)(b >> 16);
+    return (int32_t)((uint32_t)acc + (uint32_t)p);
+}
+#endif
+
+/* Unaligned 32-bit store (a single STR on Cortex-M7). */
+static inline void tf_write_u32(int8_t *p, uint32_t v) { memcpy(p, &v, sizeof v); }
+
 #endif /* TF_DSP_H */
