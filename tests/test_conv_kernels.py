@@ -1,0 +1,218 @@
+"""Conv kernels: C conv2d / depthwise equal the numpy reference bit for bit, and the
+reference itself equals the definition (a direct loop over taps with zero-point padding)."""
+
+import numpy as np
+import pytest
+from host_kernels import load, ptr
+
+from tinyformer.engine.intmath import quantize_multipliers, requantize
+from tinyformer.engine.ops.conv import (
+    conv2d,
+    conv2d_scratch_bytes,
+    depthwise_conv2d,
+    fold_conv_bias,
+    fold_depthwise_bias,
+    output_size,
+    same_padding,
+)
+
+
+def random_conv(rng: np.random.Generator, depthwise: bool, **fixed) -> dict:
+    """Random conv problem; ``fixed`` overrides h, w, cin, cout, k, stride, padding."""
+    k = fixed.get("k", int(rng.choice([1, 3, 5, 7])))
+    stride = fixed.get("stride", int(rng.integers(1, 3)))
+    pad = fixed.get("padding", tuple(int(p) for p in rng.integers(0, k, 4)))
+    h = fixed.get("h", int(rng.integers(max(1, k - pad[0] - pad[2]), 12)))
+    w = fixed.get("w", int(rng.integers(max(1, k - pad[1] - pad[3]), 12)))
+    cin = fixed.get("cin", int(rng.integers(1, 21)))
+    cout = cin if depthwise else fixed.get("cout", int(rng.integers(1, 21)))
+    depth = k * k * (1 if depthwise else cin)
+    scale = rng.uniform(0.2, 1.5) / np.sqrt(depth) / 150
+    mult, shift = quantize_multipliers(scale * rng.uniform(0.5, 1.5, cout))
+    wshape = (k, k, cin) if depthwise else (cout, k, k, cin)
+    input_zp = int(rng.integers(-128, 128))
+    # Activations spread around their zero point (and clipped to int8), as real ones are.
+    x = np.clip(input_zp + rng.normal(0, 60, (h, w, cin)), -128, 127).astype(np.int8)
+    return {
+        "x": x,
+        "weights": rng.integers(-127, 128, wshape, dtype=np.int8),
+        "bias": rng.integers(-3000, 3000, cout, dtype=np.int32),
+        "input_zp": input_zp,
+        "output_zp": int(rng.integers(-64, 65)),
+        "multiplier": mult,
+        "shift": shift,
+        "stride": stride,
+        "padding": pad,
+        "act_min": int(rng.integers(-128, -60)),
+        "act_max": int(rng.integers(60, 128)),
+    }
+
+
+def out_shape(p: dict, k: int, channels: int) -> tuple[int, int, int]:
+    h, w, _ = p["x"].shape
+    top, left, bottom, right = p["padding"]
+    ho = output_size(h, k, p["stride"], top, bottom)
+    return ho, output_size(w, k, p["stride"], left, right), channels
+
+
+def guarded(n: int, dtype=np.uint8) -> tuple[np.ndarray, np.ndarray]:
+    """An aligned buffer of n elements followed by 64 canary elements 0x5A (both views)."""
+    buf = np.full(n + 64, 0x5A, dtype)
+    return buf[:n], buf[n:]
+
+
+def guarded_out(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    out, guard = guarded(int(np.prod(shape)), np.int8)
+    return out.reshape(shape), guard
+
+
+def c_conv2d(p: dict) -> np.ndarray:
+    lib = load()
+    h, w, cin = p["x"].shape
+    cout, kh, kw, _ = p["weights"].shape
+    out, out_guard = guarded_out(out_shape(p, kh, cout))
+    bias = fold_conv_bias(p["weights"], p["bias"], p["input_zp"])
+    scratch, guard = guarded(conv2d_scratch_bytes(cin, kh, kw))
+    lib.tf_conv2d_s8(
+        ptr(p["x"]), h, w, cin, ptr(p["weights"]), cout, kh, kw, ptr(bias), ptr(p["multiplier"]),
+        ptr(p["shift"]), p["input_zp"], p["output_zp"], p["stride"], *p["padding"],
+        p["act_min"], p["act_max"], ptr(out), ptr(scratch),
+    )  # fmt: skip
+    assert np.all(guard == 0x5A) and np.all(out_guard == 0x5A), "buffer overrun"
+    return out
+
+
+def c_depthwise(p: dict) -> np.ndarray:
+    h, w, c = p["x"].shape
+    kh, kw, _ = p["weights"].shape
+    out, guard = guarded_out(out_shape(p, kh, c))
+    bias = fold_depthwise_bias(p["weights"], p["bias"], p["input_zp"])
+    load().tf_depthwise_conv2d_s8(
+        ptr(p["x"]), h, w, c, ptr(p["weights"]), kh, kw, ptr(bias), ptr(p["multiplier"]),
+        ptr(p["shift"]), p["input_zp"], p["output_zp"], p["stride"], *p["padding"],
+        p["act_min"], p["act_max"], ptr(out),
+    )  # fmt: skip
+    assert np.all(guard == 0x5A), "output overrun"
+    return out
+
+
+def naive(p: dict, depthwise: bool) -> np.ndarray:
+    """The definition, tap by tap: out-of-bounds taps read a real zero."""
+    x, wts, zp = p["x"].astype(np.int64), p["weights"].astype(np.int64), p["input_zp"]
+    if depthwise:
+        eye = np.eye(x.shape[2], dtype=np.int64)  # as a dense conv: w[o][i][j][c] = (o == c) w
+        wts = wts.transpose(2, 0, 1)[:, :, :, None] * eye[:, None, None, :]
+    top, left, _, _ = p["padding"]
+    cout, k = wts.shape[0], wts.shape[1]
+    ho, wo, _ = out_shape(p, k, cout)
+    acc = np.tile(p["bias"].astype(np.int64), (ho, wo, 1))
+    for oy in range(ho):
+        for ox in range(wo):
+            for i in range(k):
+                for j in range(k):
+                    y, xx = oy * p["stride"] - top + i, ox * p["stride"] - left + j
+                    if 0 <= y < x.shape[0] and 0 <= xx < x.shape[1]:
+                        acc[oy, ox] += wts[:, i, j, :] @ (x[y, xx] - zp)
+    out = requantize(acc, p["multiplier"], p["shift"]) + p["output_zp"]
+    return np.clip(out, p["act_min"], p["act_max"]).astype(np.int8)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_conv2d_matches_reference(seed: int) -> None:
+    p = random_conv(np.random.default_rng(seed), depthwise=False)
+    np.testing.assert_array_equal(c_conv2d(p), conv2d(**p))
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        # (h, w, cin, cout, k, stride, padding): odd sizes, stride 2 on odd inputs,
+        # asymmetric and one-sided padding, channels not a multiple of 4, tails of pixels
+        (7, 9, 3, 5, 3, 2, (1, 0, 1, 2)),
+        (5, 5, 13, 7, 5, 1, (2, 2, 2, 2)),
+        (9, 7, 6, 9, 7, 2, (3, 3, 3, 3)),
+        (11, 6, 4, 4, 3, 1, (0, 2, 1, 0)),
+        (3, 3, 9, 3, 1, 2, (0, 0, 0, 0)),
+        (4, 5, 7, 11, 1, 1, (1, 0, 0, 1)),  # 1x1 with padding: not the fast path
+        (1, 1, 5, 6, 3, 1, (1, 1, 1, 1)),  # one pixel, mostly padding
+    ],
+)
+def test_conv2d_edge_shapes(shape) -> None:
+    h, w, cin, cout, k, stride, pad = shape
+    rng = np.random.default_rng(h * 100 + w)
+    p = random_conv(rng, False, h=h, w=w, cin=cin, cout=cout, k=k, stride=stride, padding=pad)
+    np.testing.assert_array_equal(c_conv2d(p), conv2d(**p))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_pointwise_fast_path(seed: int) -> None:
+    rng = np.random.default_rng(1000 + seed)
+    h, w = (int(v) for v in rng.integers(1, 14, 2))
+    p = random_conv(rng, False, k=1, stride=1, padding=(0, 0, 0, 0), h=h, w=w,
+                    cin=int(rng.integers(1, 70)), cout=int(rng.integers(1, 70)))  # fmt: skip
+    np.testing.assert_array_equal(c_conv2d(p), conv2d(**p))
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_depthwise_matches_reference(seed: int) -> None:
+    p = random_conv(np.random.default_rng(2000 + seed), depthwise=True)
+    np.testing.assert_array_equal(c_depthwise(p), depthwise_conv2d(**p))
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (7, 9, 3, 3, 2, (1, 0, 1, 2)),
+        (9, 9, 17, 5, 2, (2, 2, 2, 2)),
+        (5, 8, 8, 7, 1, (3, 3, 3, 3)),
+        (6, 6, 12, 3, 1, (0, 2, 1, 0)),
+        (1, 2, 5, 3, 1, (1, 1, 1, 1)),
+    ],
+)
+def test_depthwise_edge_shapes(shape) -> None:
+    h, w, c, k, stride, pad = shape
+    p = random_conv(np.random.default_rng(h * 10 + c), True, h=h, w=w, cin=c, k=k,
+                    stride=stride, padding=pad)  # fmt: skip
+    np.testing.assert_array_equal(c_depthwise(p), depthwise_conv2d(**p))
+
+
+@pytest.mark.parametrize("depthwise", [False, True])
+@pytest.mark.parametrize("seed", range(4))
+def test_reference_is_the_definition(depthwise: bool, seed: int) -> None:
+    p = random_conv(np.random.default_rng(3000 + seed), depthwise, h=6, w=5, cin=3, cout=4)
+    ref = depthwise_conv2d(**p) if depthwise else conv2d(**p)
+    np.testing.assert_array_equal(ref, naive(p, depthwise))
+
+
+@pytest.mark.parametrize("depthwise", [False, True])
+def test_padding_is_a_real_zero(depthwise: bool) -> None:
+    # An input equal to its zero point is all real zeros: every output pixel, border ones
+    # included, is the bias alone. Fails if padded taps contribute anything with the fold.
+    p = random_conv(np.random.default_rng(7), depthwise, h=5, w=6, cin=8, cout=8, k=5,
+                    stride=1, padding=(2, 1, 3, 4))  # fmt: skip
+    p["input_zp"] = 93
+    p["x"][:] = 93
+    expect = requantize(p["bias"].astype(np.int64), p["multiplier"], p["shift"])
+    expect = np.clip(expect + p["output_zp"], p["act_min"], p["act_max"]).astype(np.int8)
+    for got in (c_depthwise(p) if depthwise else c_conv2d(p), naive(p, depthwise)):
+        np.testing.assert_array_equal(got, np.broadcast_to(expect, got.shape))
+
+
+def test_same_padding() -> None:
+    assert same_padding(7, 7, 3, 3, 2) == (1, 1, 1, 1)
+    assert same_padding(8, 6, 3, 5, 2) == (0, 1, 1, 2)
+    assert same_padding(5, 5, 1, 1, 1) == (0, 0, 0, 0)
+    for h in range(1, 12):
+        for s in (1, 2):
+            top, _, bottom, _ = same_padding(h, h, 3, 3, s)
+            assert output_size(h, 3, s, top, bottom) == -(-h // s)
+
+
+@pytest.mark.parametrize("depthwise", [False, True])
+def test_outputs_not_saturated_everywhere(depthwise: bool) -> None:
+    # Guards the tests: random scales that clamp every output would hide kernel bugs.
+    p = random_conv(np.random.default_rng(5), depthwise, h=9, w=9, cin=16, cout=16, k=3,
+                    stride=1, padding=(1, 1, 1, 1))  # fmt: skip
+    out = depthwise_conv2d(**p) if depthwise else conv2d(**p)
+    assert len(np.unique(out)) > 40
+    assert np.mean((out == p["act_min"]) | (out == p["act_max"])) < 0.2
