@@ -167,6 +167,9 @@ def test_depthwise_matches_reference(seed: int) -> None:
         (5, 8, 8, 7, 1, (3, 3, 3, 3)),
         (6, 6, 12, 3, 1, (0, 2, 1, 0)),
         (1, 2, 5, 3, 1, (1, 1, 1, 1)),
+        (5, 6, 37, 3, 1, (1, 1, 1, 1)),  # more channels than the kernel's 32-channel chunks
+        (4, 5, 70, 5, 2, (2, 1, 2, 2)),
+        (6, 6, 64, 3, 2, (0, 0, 1, 1)),
     ],
 )
 def test_depthwise_edge_shapes(shape) -> None:
@@ -182,6 +185,23 @@ def test_reference_is_the_definition(depthwise: bool, seed: int) -> None:
     p = random_conv(np.random.default_rng(3000 + seed), depthwise, h=6, w=5, cin=3, cout=4)
     ref = depthwise_conv2d(**p) if depthwise else conv2d(**p)
     np.testing.assert_array_equal(ref, naive(p, depthwise))
+
+
+@pytest.mark.parametrize("depthwise", [False, True])
+@pytest.mark.parametrize("seed", range(6))
+def test_large_multipliers(depthwise: bool, seed: int) -> None:
+    # Real multipliers near 1 (shifts -1..2, or all -1..0 for odd seeds): the kernels' general
+    # requantization path (the fast one needs every shift <= -2).
+    rng = np.random.default_rng(4000 + seed)
+    p = random_conv(rng, depthwise, k=3, cin=int(rng.integers(1, 11)))
+    p["x"] = np.clip(p["input_zp"] + rng.integers(-3, 4, p["x"].shape), -128, 127).astype(np.int8)
+    p["weights"] = rng.integers(-3, 4, p["weights"].shape, dtype=np.int8)
+    p["bias"] = rng.integers(-20, 21, p["bias"].shape, dtype=np.int32)
+    lo, hi = (0.26, 0.99) if seed % 2 else (0.3, 3.0)
+    p["multiplier"], p["shift"] = quantize_multipliers(rng.uniform(lo, hi, p["bias"].size))
+    assert p["shift"].max() >= -1
+    got = c_depthwise(p) if depthwise else c_conv2d(p)
+    np.testing.assert_array_equal(got, depthwise_conv2d(**p) if depthwise else conv2d(**p))
 
 
 @pytest.mark.parametrize("depthwise", [False, True])

@@ -193,6 +193,19 @@ def test_add_exhaustive_pairs() -> None:
         np.testing.assert_array_equal(c_add(p), add(**p))
 
 
+def test_add_general_shifts() -> None:
+    # Parameters add_params never makes (an input shift > 0): the kernel's general path.
+    rng = np.random.default_rng(11)
+    p = {"x1": rng.integers(-128, 128, 999, np.int8), "x2": rng.integers(-128, 128, 999, np.int8),
+         "input1_zp": 3, "input1_multiplier": 1 << 30, "input1_shift": 1,
+         "input2_zp": -4, "input2_multiplier": 1_500_000_000, "input2_shift": -3,
+         "output_zp": 5, "output_multiplier": 1_200_000_000, "output_shift": -8,
+         "act_min": -128, "act_max": 127, "left_shift": 8}  # fmt: skip
+    ref = add(**p)
+    assert len(np.unique(ref)) > 100
+    np.testing.assert_array_equal(c_add(p), ref)
+
+
 def test_add_output_not_saturated_everywhere() -> None:
     p, _ = random_add(np.random.default_rng(4), 1000)
     out = add(**p)

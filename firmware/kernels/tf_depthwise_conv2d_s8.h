@@ -16,12 +16,14 @@
  *                        + output_zp, act_min, act_max)
  *
  * where xp is the input padded with input_zp (pad_top/left/bottom/right), so with the folded
- * bias this equals the reference's sum of (x - input_zp) * w exactly. Pixels whose window
- * reaches into the padding multiply input_zp for each padded tap instead of reading memory.
+ * bias this equals the reference's sum of (x - input_zp) * w exactly. A pixel whose window
+ * reaches into the padding reads only its valid taps and adds input_zp * w for each padded one.
  *
- * Four channels at a time: per tap one word of inputs and one of weights, SXTB16 to halfword
- * pairs, four SMLABB/SMLATT into four per-channel accumulators. No scratch.
- * Reference: engine/ops/conv.py (depthwise_conv2d).
+ * Four channels at a time: per tap one (unaligned) word of inputs and one of weights, SXTB16
+ * to halfword pairs, one SMLABB/SMLATT per channel (on ARM an assembly loop, 3x3 windows
+ * unrolled). Accumulators of up to 32 channels are then requantized together; when every
+ * shift is <= -2 this takes SMULL's high word instead of a 64-bit shift (same result).
+ * No scratch (a 128-byte stack array). Reference: engine/ops/conv.py (depthwise_conv2d).
  */
 #ifndef TF_DEPTHWISE_CONV2D_S8_H
 #define TF_DEPTHWISE_CONV2D_S8_H
