@@ -16,10 +16,7 @@ from tinyformer.engine import ir
 from tinyformer.engine.codegen import generate, plan_graph
 from tinyformer.hil.firmware import DEFAULT_STACK, RAM_BUDGET, Firmware, build
 from tinyformer.hil.results import write_atomic_text
-
-# Stack the app itself uses around a run (main, dispatch, runtime, one interrupt frame with
-# lazy FPU state), measured under QEMU; kernels add their own frames on top.
-APP_STACK_BYTES = 264
+from tinyformer.hil.stackusage import predicted_stack_bytes
 
 
 @dataclass(frozen=True)
@@ -32,6 +29,7 @@ class CompileReport:
     arena_bytes: int
     arena_lower_bound: int
     arena_ratio: float
+    predicted_stack_bytes: int
     predicted_peak_sram_bytes: int
     layers: int
 
@@ -48,6 +46,12 @@ def compile_model(ir_path: Path, out_dir: Path, board: str = "mps2-an500") -> Co
     plan.plot(out_dir / "plan.png", title=graph.name)
     fw = build(out_dir / "model", out_dir / "build", board=board, stack_size=DEFAULT_STACK)
     sizes = fw.info.sizes
+    stack = predicted_stack_bytes(out_dir / "build")
+    if stack > DEFAULT_STACK:
+        raise ValueError(
+            f"the kernels need up to {stack:,} bytes of stack, more than the "
+            f"{DEFAULT_STACK:,} the firmware reserves"
+        )
     report = CompileReport(
         model=graph.name,
         model_hash=cmodel.digest().hex(),
@@ -57,7 +61,8 @@ def compile_model(ir_path: Path, out_dir: Path, board: str = "mps2-an500") -> Co
         arena_bytes=plan.arena_bytes,
         arena_lower_bound=plan.lower_bound,
         arena_ratio=round(plan.ratio, 4),
-        predicted_peak_sram_bytes=sizes.static_ram_bytes + APP_STACK_BYTES,
+        predicted_stack_bytes=stack,
+        predicted_peak_sram_bytes=sizes.static_ram_bytes + stack,
         layers=len(graph.nodes),
     )
     if report.predicted_peak_sram_bytes > RAM_BUDGET:

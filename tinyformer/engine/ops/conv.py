@@ -30,7 +30,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tinyformer.engine.intmath import INT8_MAX, INT8_MIN, requantize, saturate
-from tinyformer.engine.ops.linear import fold_input_zero_point
+from tinyformer.engine.ops.linear import fc_scratch_bytes, fold_input_zero_point
 
 Padding = tuple[int, int, int, int]  # top, left, bottom, right
 
@@ -57,7 +57,7 @@ def same_padding(h: int, w: int, k_h: int, k_w: int, stride: int) -> Padding:
 def conv2d_scratch_bytes(in_c: int, k_h: int, k_w: int) -> int:
     """tf_conv2d_s8_scratch_bytes: the FC kernel's scratch plus 4 im2col patches."""
     depth = k_h * k_w * in_c
-    return (depth // 4) * 4 * 8 + 4 * depth
+    return fc_scratch_bytes(depth) + 4 * depth
 
 
 def patches(x: np.ndarray, k_h: int, k_w: int, stride: int, padding: Padding, fill: int):

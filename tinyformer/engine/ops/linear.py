@@ -7,6 +7,11 @@ import numpy as np
 from tinyformer.engine.intmath import INT8_MAX, INT8_MIN, requantize, saturate
 
 
+def fc_scratch_bytes(k: int) -> int:
+    """tf_fully_connected_s8_scratch_bytes(k): one tile of inputs widened to int16."""
+    return (k // 4) * 4 * 8
+
+
 def fold_input_zero_point(
     weights: np.ndarray, bias: np.ndarray | None, input_zp: int
 ) -> np.ndarray:

@@ -28,6 +28,11 @@ from tinyformer.engine.intmath import requantize, saturate
 MAX_REDUCTION = (2**31 - 1) // (255 * 255)  # products of zp-corrected operands fit int32
 
 
+def bmm_scratch_bytes(k: int, cols: int) -> int:
+    """tf_bmm_scratch_bytes(k, cols): k in groups of 4, two output columns per group pair."""
+    return 16 * ((k + 3) // 4) * (1 + (cols + 1) // 2)
+
+
 def _heads(x: np.ndarray, zp: int, heads: int) -> np.ndarray:
     """[T][H*d] int8 -> [H][T][d] int64 with the zero point subtracted."""
     t, hd = x.shape
