@@ -43,5 +43,5 @@ def test_rows_missing_values_are_refused(tmp_path: Path) -> None:
 def test_foreign_csv_is_not_taken_for_a_table(tmp_path: Path) -> None:
     path = tmp_path / "m.csv"
     pd.DataFrame({"a": [1]}).to_csv(path, index=False)
-    with pytest.raises(ValueError, match="not a measurements table"):
+    with pytest.raises(ValueError, match="not the expected table"):
         append_rows([row(1)], path)

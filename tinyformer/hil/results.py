@@ -58,21 +58,22 @@ def write_atomic(frame: pd.DataFrame, path: Path) -> None:
     write_atomic_text(frame.to_csv(index=False), path)
 
 
-def append_rows(rows: Iterable[dict], path: Path) -> pd.DataFrame:
-    """Append measurement rows to the CSV table at ``path``; returns the whole table."""
-    new = pd.DataFrame(list(rows), columns=COLUMNS)
-    missing = new[COLUMNS].isna().any(axis=1)
+def append_rows(rows: Iterable[dict], path: Path, columns: list[str] = COLUMNS) -> pd.DataFrame:
+    """Append rows to the CSV table at ``path`` (measurements by default); returns it all."""
+    new = pd.DataFrame(list(rows), columns=columns)
+    missing = new[columns].isna().any(axis=1)
     if missing.any():
-        raise ValueError(f"measurement rows lack values: {new[missing].to_dict('records')}")
+        raise ValueError(f"rows lack values: {new[missing].to_dict('records')}")
     with _locked(path):
-        table = pd.concat([read_table(path), new], ignore_index=True) if path.exists() else new
+        old = read_table(path, columns) if path.exists() else None
+        table = new if old is None or old.empty else pd.concat([old, new], ignore_index=True)
         write_atomic(table, path)
     return table
 
 
-def read_table(path: Path) -> pd.DataFrame:
+def read_table(path: Path, columns: list[str] = COLUMNS) -> pd.DataFrame:
     table = pd.read_csv(path)
-    absent = set(COLUMNS) - set(table.columns)
+    absent = set(columns) - set(table.columns)
     if absent:
-        raise ValueError(f"{path} is not a measurements table: no column(s) {sorted(absent)}")
+        raise ValueError(f"{path} is not the expected table: no column(s) {sorted(absent)}")
     return table

@@ -1,0 +1,31 @@
+"""The latency model learns from real QEMU runs and predicts unseen candidates."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from tinyformer.nas.calibrate import measure_graph, random_candidates
+from tinyformer.nas.latency import LatencyModel, SampleStore, mape, samples_of
+
+
+def test_fit_on_measured_models_predicts_held_out_ones(target, tmp_path) -> None:
+    graphs = random_candidates(6, seed=5)
+    runs = [measure_graph(target, g, tmp_path / str(i))[0] for i, g in enumerate(graphs)]
+    unit = runs[0].count_unit
+    store = SampleStore(tmp_path / "results")
+    for g, m in zip(graphs[:4], runs[:4], strict=True):
+        store.add(samples_of(g, m.layer_counts, target.name, unit))
+    model = store.model(target.name, unit)
+    # A measured model is answered from its own layers' samples (clamping branches make
+    # counts depend a little on the data, so equal layers may differ by a few instructions)...
+    assert abs(model.predict(graphs[0]) - runs[0].total) <= 0.005 * runs[0].total
+    # ...and the per-layer counts add up to the run's total.
+    assert abs(sum(runs[0].layer_counts) - runs[0].total) <= 0.001 * runs[0].total
+    # Unseen shapes come from the fitted per-op models.
+    err = mape([model.predict(g) for g in graphs[4:]], [m.total for m in runs[4:]])
+    assert err < 10.0
+    # Samples accumulate across runs (a second store on the same folder sees them).
+    again = SampleStore(tmp_path / "results").load()
+    assert len(again) == sum(len(g.nodes) for g in graphs[:4])
+    other = LatencyModel.fit(pd.DataFrame(again), "renode", unit)
+    assert not other.coefs

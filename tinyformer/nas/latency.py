@@ -1,0 +1,202 @@
+"""Latency model: per-op instruction (or cycle) counts predicted from op features.
+
+Every RUN on a target reports one count per layer, so each measured model yields one
+sample per op: (op kind, shape signature, features, count). Samples accumulate in
+``results/latency_samples.csv`` across runs, one model per (target, unit).
+
+Prediction per layer: a signature already measured on that target is answered with its
+measured count (QEMU counts are exact and repeatable); otherwise a linear model of the
+op kind's features, fitted by non-negative least squares on relative error (rows scaled by
+1 / count, so small layers matter as much as big ones). Features are the work terms the
+kernels' loops scale with: MACs, outputs, rows, extended inputs, non-zero blocks, ...
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import nnls
+
+from tinyformer.engine.ir import Graph, Node
+from tinyformer.engine.opset import is_sparse, weights_of
+from tinyformer.hil.results import append_rows, now_iso, read_table
+
+SAMPLES = "latency_samples.csv"
+COLUMNS = ["target", "unit", "op", "signature", "features", "count", "model_id", "time"]
+
+
+def _shape(graph: Graph, name: str) -> tuple[int, ...]:
+    return tuple(graph.tensors[name].shape)
+
+
+def _nonzero_blocks(w: np.ndarray, block: int) -> int:
+    rows = w.reshape(w.shape[0], -1)
+    pad = (-rows.shape[1]) % block
+    blocks = np.pad(rows, ((0, 0), (0, pad))).reshape(rows.shape[0], -1, block)
+    return int(np.count_nonzero(np.any(blocks != 0, axis=2)))
+
+
+def _storage(node: Node, graph: Graph) -> tuple[str, int, int]:
+    """("dense" | "sparse", block size, non-zero blocks) of a weighted node."""
+    name = node.inputs[1]
+    if not is_sparse(graph, name):
+        return "dense", 1, 0
+    from tinyformer.engine.sparse_format import header
+
+    block = int(header(graph.tensors[name].data.tobytes()).block)
+    return "sparse", block, _nonzero_blocks(weights_of(graph, name), block)
+
+
+def op_features(node: Node, graph: Graph) -> tuple[str, dict[str, float]]:
+    """(op kind, features) of one node; the kind separates kernels with different loops."""
+    out = _shape(graph, node.outputs[0])
+    n_out = float(np.prod(out))
+    if node.op in ("linear", "conv2d"):
+        storage, block, nnz = _storage(node, graph)
+        if node.op == "linear":
+            k, m = _shape(graph, node.inputs[0])[-1], out[-1]
+            pixels, taps, kind = n_out / m, k, "linear"
+        else:
+            _, kh, kw, cin = _shape(graph, node.inputs[1])
+            m, taps = out[-1], kh * kw * cin
+            pixels = n_out / m
+            pointwise = kh == kw == 1 and node.attrs.get("stride", 1) == 1
+            kind = "conv2d/pointwise" if pointwise else "conv2d/kxk"
+        f = {
+            "one": 1.0,
+            "outputs": n_out,
+            "rows": float(m),
+            "inputs": pixels * taps,
+            "pixels": pixels,
+        }
+        if storage == "dense":
+            f["macs"] = pixels * taps * m
+            return f"{kind}/dense", f
+        f.update(nnz_macs=pixels * nnz * block, nnz_blocks=pixels * nnz, stored_blocks=float(nnz))
+        return f"{kind}/sparse-b{block}", f
+    n_in = float(np.prod(_shape(graph, node.inputs[0])))
+    if node.op == "depthwise_conv2d":
+        kh, kw, _ = _shape(graph, node.inputs[1])
+        pixels = n_out / out[-1]
+        return "depthwise_conv2d", {
+            "one": 1.0,
+            "macs": n_out * kh * kw,
+            "outputs": n_out,
+            "pixels": pixels,
+            "edge": (out[0] + out[1]) * out[-1],
+        }
+    if node.op in ("matmul_qk", "matmul_av"):
+        a, b = _shape(graph, node.inputs[0]), _shape(graph, node.inputs[1])
+        heads = int(node.attrs["heads"])
+        reduce = a[-1] // heads if node.op == "matmul_qk" else a[-1]
+        return node.op, {
+            "one": 1.0,
+            "macs": n_out * reduce,
+            "outputs": n_out,
+            "inputs": float(np.prod(b)),
+            "heads": float(heads),
+        }
+    rows = n_in / _shape(graph, node.inputs[0])[-1]
+    if node.op == "avgpool":
+        kh, kw = node.attrs["kernel"]
+        return "avgpool", {"one": 1.0, "taps": n_out * kh * kw, "outputs": n_out}
+    return node.op, {"one": 1.0, "elements": n_in, "rows": rows, "outputs": n_out}
+
+
+def signature(node: Node, graph: Graph) -> str:
+    """The op kind and features as one string: equal strings mean equal work."""
+    kind, feats = op_features(node, graph)
+    return kind + json.dumps(feats, sort_keys=True)
+
+
+@dataclass
+class LatencyModel:
+    target: str
+    unit: str
+    coefs: dict[str, dict[str, float]] = field(default_factory=dict)
+    exact: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def fit(cls, samples: pd.DataFrame, target: str, unit: str) -> LatencyModel:
+        rows = samples[(samples["target"] == target) & (samples["unit"] == unit)]
+        model = cls(target, unit)
+        model.exact = rows.groupby("signature")["count"].median().to_dict()
+        for kind, group in rows.groupby("op"):
+            feats = [json.loads(f) for f in group["features"]]
+            names = sorted({k for f in feats for k in f})
+            x = np.array([[f.get(k, 0.0) for k in names] for f in feats], np.float64)
+            y = group["count"].to_numpy(np.float64)
+            weight = 1.0 / np.maximum(y, 1.0)
+            coef, _ = nnls(x * weight[:, None], y * weight)
+            model.coefs[str(kind)] = dict(zip(names, coef.tolist(), strict=True))
+        return model
+
+    def predict_node(self, node: Node, graph: Graph) -> float:
+        kind, feats = op_features(node, graph)
+        sig = kind + json.dumps(feats, sort_keys=True)
+        if sig in self.exact:
+            return float(self.exact[sig])
+        coef = self.coefs.get(kind)
+        if coef is None:
+            raise KeyError(f"no {self.target} measurements of {kind} yet: measure one first")
+        return float(sum(coef.get(k, 0.0) * v for k, v in feats.items()))
+
+    def predict(self, graph: Graph) -> float:
+        """Predicted count of one inference of ``graph``."""
+        return sum(self.predict_node(node, graph) for node in graph.nodes)
+
+    def covers(self, graph: Graph) -> bool:
+        return all(op_features(n, graph)[0] in self.coefs for n in graph.nodes)
+
+
+def samples_of(
+    graph: Graph, layer_counts: Sequence[int], target: str, unit: str, model_id: str | None = None
+) -> list[dict]:
+    """One sample row per layer of a measured run."""
+    if len(layer_counts) != len(graph.nodes):
+        raise ValueError(f"{len(layer_counts)} layer counts for {len(graph.nodes)} layers")
+    rows, time = [], now_iso()
+    for node, count in zip(graph.nodes, layer_counts, strict=True):
+        kind, feats = op_features(node, graph)
+        rows.append(
+            {
+                "target": target,
+                "unit": unit,
+                "op": kind,
+                "signature": kind + json.dumps(feats, sort_keys=True),
+                "features": json.dumps(feats, sort_keys=True),
+                "count": int(count),
+                "model_id": model_id or graph.name,
+                "time": time,
+            }
+        )
+    return rows
+
+
+class SampleStore:
+    """The persistent table of per-layer samples under a results folder."""
+
+    def __init__(self, results: Path) -> None:
+        self.path = Path(results) / SAMPLES
+
+    def add(self, rows: Iterable[dict]) -> None:
+        append_rows(rows, self.path, COLUMNS)
+
+    def load(self) -> pd.DataFrame:
+        if not self.path.exists():
+            return pd.DataFrame(columns=COLUMNS)
+        return read_table(self.path, COLUMNS)
+
+    def model(self, target: str, unit: str) -> LatencyModel:
+        return LatencyModel.fit(self.load(), target, unit)
+
+
+def mape(predicted: Sequence[float], measured: Sequence[float]) -> float:
+    """Mean absolute percentage error, in percent."""
+    p, m = np.asarray(predicted, np.float64), np.asarray(measured, np.float64)
+    return float(np.mean(np.abs(p - m) / m) * 100.0)
