@@ -149,8 +149,12 @@ class GraphBuilder:
         weights: np.ndarray | None = None,
         bias: np.ndarray | None = None,
         padding: str = "same",
+        block: int | None = None,
     ) -> str:
-        """k x k conv, weights OHWI [out_c][k][k][in_c]; "same" or "valid" padding."""
+        """k x k conv, weights OHWI [out_c][k][k][in_c]; "same" or "valid" padding.
+
+        ``block``: the block size the weights were pruned with (a hint for sparse storage).
+        """
         h, w, c = self.tensors[x].shape
         wf = self._init((out_c, k, k, c), k * k * c, weights)
         pad = same_padding(h, w, k, k, stride) if padding == "same" else (0, 0, 0, 0)
@@ -158,7 +162,7 @@ class GraphBuilder:
         b = np.zeros(out_c) if bias is None else np.asarray(bias, np.float64)
         win = patches(self._real(x), k, k, stride, pad, 0.0)
         real = np.einsum("yxijc,oijc->yxo", win, wq * ws[:, None, None, None]) + b
-        extra = {"stride": stride, "padding": list(pad)}
+        extra = {"stride": stride, "padding": list(pad)} | ({"block": block} if block else {})
         return self._weighted("conv2d", name, x, real, ws, b, extra, act, wq)
 
     def depthwise(
@@ -191,13 +195,15 @@ class GraphBuilder:
         act: str = "none",
         weights: np.ndarray | None = None,
         bias: np.ndarray | None = None,
+        block: int | None = None,
     ) -> str:
         k = self.tensors[x].shape[-1]
         wf = self._init((out, k), k, weights)
         wq, ws = quantize_weights(wf)
         b = np.zeros(out) if bias is None else np.asarray(bias, np.float64)
         real = self._real(x) @ (wq * ws[:, None]).T + b
-        return self._weighted("linear", name, x, real, ws, b, {}, act, wq)
+        extra = {"block": block} if block else {}
+        return self._weighted("linear", name, x, real, ws, b, extra, act, wq)
 
     def add(self, name: str, x1: str, x2: str) -> str:
         t1, t2 = self.tensors[x1], self.tensors[x2]
@@ -234,8 +240,13 @@ class GraphBuilder:
 
     def attention(self, name: str, x: str, heads: int, head_dim: int) -> str:
         """Multi-head self-attention on tokens [T][C]: q/k/v projections, softmax, proj."""
-        t, c = self.tensors[x].shape
+        c = self.tensors[x].shape[-1]
         q, k, v = (self.linear(f"{name}_{p}", x, heads * head_dim) for p in "qkv")
+        return self.linear(f"{name}_proj", self.attention_core(name, q, k, v, heads, head_dim), c)
+
+    def attention_core(self, name: str, q: str, k: str, v: str, heads: int, head_dim: int) -> str:
+        """softmax(Q_h K_h^T / sqrt(d)) V_h per head, heads concatenated: [T][heads * d]."""
+        t = self.tensors[q].shape[0]
         tq, tk, tv = self.tensors[q], self.tensors[k], self.tensors[v]
         qh = self._real(q).reshape(t, heads, head_dim).transpose(1, 0, 2)
         kh = self._real(k).reshape(t, heads, head_dim).transpose(1, 0, 2)
@@ -274,10 +285,9 @@ class GraphBuilder:
             "shift": e,
             "output_zp": o_zp,
         }
-        out = self._add_node(
+        return self._add_node(
             "matmul_av", f"{name}_av", [probs, v], attrs, o_scale, o_zp, (t, heads * head_dim)
         )
-        return self.linear(f"{name}_proj", out, c)
 
     def transformer_block(
         self, name: str, x: str, heads: int, head_dim: int, mlp_ratio: int = 2

@@ -148,7 +148,7 @@ def _linear_scratch(node: Node, graph: Graph) -> int:
     if is_sparse(graph, node.inputs[1]):
         from tinyformer.engine.ops import sparse
 
-        return sparse.sparse_fc_scratch_bytes(k)
+        return sparse.scratch_bytes_of(graph.tensors[node.inputs[1]].data)
     return fc_scratch_bytes(k)
 
 
@@ -207,7 +207,7 @@ def _conv_scratch(node: Node, graph: Graph) -> int:
     if is_sparse(graph, node.inputs[1]):
         from tinyformer.engine.ops import sparse
 
-        return sparse.sparse_conv2d_scratch_bytes(c, kh, kw)
+        return sparse.scratch_bytes_of(graph.tensors[node.inputs[1]].data, kh, kw)
     return conv2d_scratch_bytes(c, kh, kw)
 
 

@@ -1,0 +1,239 @@
+"""Host-built sparse C kernels equal the dense numpy references bit for bit.
+
+The host build runs the portable C tile (the ARM assembly tile is checked under QEMU by
+``tinyformer bench kernels``, which compares every layer's output checksum with the
+reference); the format walk, the widened layouts of every B, partial tiles, the SMMLA
+requantization table and the general requantization path are all exercised here.
+"""
+
+import numpy as np
+import pytest
+from host_kernels import load, ptr
+
+from tinyformer.engine.intmath import quantize_multipliers
+from tinyformer.engine.ops.conv import conv2d, fold_conv_bias, output_size
+from tinyformer.engine.ops.linear import fold_input_zero_point, fully_connected
+from tinyformer.engine.ops.sparse import (
+    c_arrays,
+    sparse_conv2d,
+    sparse_conv2d_scratch_bytes,
+    sparse_fc_scratch_bytes,
+    sparse_fully_connected,
+)
+from tinyformer.engine.sparse_format import BLOCKS, encode, prune_blocks
+
+CANARY = 0x5A
+
+
+def guarded(n: int, dtype=np.uint8) -> tuple[np.ndarray, np.ndarray]:
+    """An aligned buffer of n elements followed by 64 canary elements (both views)."""
+    buf = np.full(n + 64, CANARY, dtype)
+    return buf[:n], buf[n:]
+
+
+def requant_params(rng: np.random.Generator, depth: int, m: int, big: bool = False):
+    if big:  # real multipliers near 1: shifts >= -1, the general requantization path
+        mult, shift = quantize_multipliers(rng.uniform(0.3, 3.0, m))
+    else:
+        scale = rng.uniform(0.2, 2.0) / np.sqrt(depth) / 64
+        mult, shift = quantize_multipliers(scale * rng.uniform(0.5, 1.5, m))
+    return mult, shift
+
+
+def random_fc(rng: np.random.Generator, n: int, k: int, m: int, block: int, sparsity: float,
+              big: bool = False) -> dict:  # fmt: skip
+    w = rng.integers(-128, 128, (m, k), dtype=np.int8)
+    w = prune_blocks(w, block, sparsity)
+    mult, shift = requant_params(rng, k, m, big)
+    if big:
+        x = rng.integers(-4, 5, (n, k), dtype=np.int8)
+        w = np.clip(w, -3, 3).astype(np.int8)
+    else:
+        x = rng.integers(-128, 128, (n, k), dtype=np.int8)
+    full = rng.random() < 0.5
+    return {
+        "x": x,
+        "weights": w,
+        "bias": rng.integers(-5000, 5000, m, dtype=np.int32),
+        "input_zp": int(rng.integers(-128, 128)),
+        "output_zp": int(rng.integers(-128, 128)),
+        "multiplier": mult,
+        "shift": shift,
+        "act_min": -128 if full else int(rng.integers(-128, -60)),
+        "act_max": 127 if full else int(rng.integers(60, 128)),
+    }
+
+
+def c_sparse_fc(p: dict, block: int) -> np.ndarray:
+    n, k = p["x"].shape
+    m = p["weights"].shape[0]
+    blob = c_arrays(encode(p["weights"], block))["weights"]
+    bias = fold_input_zero_point(p["weights"], p["bias"], p["input_zp"])
+    out, out_guard = guarded(n * m, np.int8)
+    scratch, guard = guarded(sparse_fc_scratch_bytes(k, m, block))
+    rc = load().tf_sparse_fully_connected_s8(
+        ptr(p["x"]), ptr(blob), ptr(bias), ptr(p["multiplier"]), ptr(p["shift"]),
+        p["output_zp"], p["act_min"], p["act_max"], n, k, m, ptr(out), ptr(scratch),
+    )  # fmt: skip
+    assert rc == 0
+    assert np.all(guard == CANARY) and np.all(out_guard == CANARY), "buffer overrun"
+    return out.reshape(n, m)
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+@pytest.mark.parametrize("seed", range(8))
+def test_fc_matches_dense_reference(block: int, seed: int) -> None:
+    rng = np.random.default_rng(100 * block + seed)
+    n, k, m = (int(v) for v in rng.integers(1, 40, 3))
+    sparsity = float(rng.choice([0.0, 0.3, 0.75, 0.95, 1.0]))
+    p = random_fc(rng, n, k, m, block, sparsity)
+    np.testing.assert_array_equal(c_sparse_fc(p, block), fully_connected(**p))
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_fc_edge_shapes(block: int) -> None:
+    rng = np.random.default_rng(block)
+    # k not a multiple of B or 4, tiles of 8 plus every remainder, one token, one row
+    for n, k, m in [(8, 3, 5), (17, 21, 9), (1, 1, 1), (9, 37, 2), (16, 64, 7), (23, 5, 33)]:
+        p = random_fc(rng, n, k, m, block, 0.5)
+        np.testing.assert_array_equal(c_sparse_fc(p, block), fully_connected(**p))
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_fc_long_gaps_and_empty_rows(block: int) -> None:
+    rng = np.random.default_rng(7)
+    k = 16 * 300
+    p = random_fc(rng, 9, k, 4, block, 0.0)
+    w = np.zeros_like(p["weights"])
+    w[0, :block] = 3  # first and last block only: a gap bridged by fillers
+    w[0, -1] = -5
+    w[2, -2] = 7  # leading gap
+    p["weights"] = w  # rows 1 and 3 empty
+    p["x"] = rng.integers(-128, 128, (9, k), dtype=np.int8)
+    np.testing.assert_array_equal(c_sparse_fc(p, block), fully_connected(**p))
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_fc_general_requantization(block: int) -> None:
+    # shifts >= -1 leave the SMMLA table for tf_requantize; so does a zero multiplier row
+    rng = np.random.default_rng(50 + block)
+    p = random_fc(rng, 11, 19, 6, block, 0.4, big=True)
+    np.testing.assert_array_equal(c_sparse_fc(p, block), fully_connected(**p))
+    q = random_fc(rng, 16, 24, 5, block, 0.4)
+    q["multiplier"] = q["multiplier"].copy()
+    q["multiplier"][2] = 0
+    q["shift"] = q["shift"].copy()
+    q["shift"][2] = 0
+    np.testing.assert_array_equal(c_sparse_fc(q, block), fully_connected(**q))
+
+
+def test_fc_rejects_a_mismatched_blob() -> None:
+    rng = np.random.default_rng(0)
+    p = random_fc(rng, 4, 8, 3, 4, 0.5)
+    blob = c_arrays(encode(p["weights"], 4))["weights"]
+    out = np.zeros((4, 2), np.int8)  # m = 2, the blob has 3 rows
+    scratch = np.zeros(sparse_fc_scratch_bytes(8, 3, 4), np.uint8)
+    bias = np.zeros(3, np.int32)
+    rc = load().tf_sparse_fully_connected_s8(
+        ptr(p["x"]), ptr(blob), ptr(bias), ptr(p["multiplier"]), ptr(p["shift"]), 0, -128,
+        127, 4, 8, 2, ptr(out), ptr(scratch),
+    )  # fmt: skip
+    assert rc == -1 and not out.any()
+
+
+def test_python_reference_decodes() -> None:
+    rng = np.random.default_rng(1)
+    p = random_fc(rng, 5, 30, 7, 4, 0.6)
+    blob = encode(p["weights"], 4)
+    args = {k: v for k, v in p.items() if k != "weights"}
+    np.testing.assert_array_equal(sparse_fully_connected(blob=blob, **args), fully_connected(**p))
+
+
+# -- conv -------------------------------------------------------------------------------------
+
+
+def random_conv(rng: np.random.Generator, block: int, sparsity: float, **fixed) -> dict:
+    k = fixed.get("k", int(rng.choice([1, 3, 5])))
+    stride = fixed.get("stride", int(rng.integers(1, 3)))
+    pad = fixed.get("padding", tuple(int(p) for p in rng.integers(0, k, 4)))
+    h = fixed.get("h", int(rng.integers(max(1, k - pad[0] - pad[2]), 11)))
+    w = fixed.get("w", int(rng.integers(max(1, k - pad[1] - pad[3]), 11)))
+    cin = fixed.get("cin", int(rng.integers(1, 20)))
+    cout = fixed.get("cout", int(rng.integers(1, 20)))
+    depth = k * k * cin
+    scale = rng.uniform(0.2, 1.5) / np.sqrt(depth) / 150
+    mult, shift = quantize_multipliers(scale * rng.uniform(0.5, 1.5, cout))
+    input_zp = int(rng.integers(-128, 128))
+    weights = rng.integers(-127, 128, (cout, k, k, cin), dtype=np.int8)
+    return {
+        "x": np.clip(input_zp + rng.normal(0, 60, (h, w, cin)), -128, 127).astype(np.int8),
+        "weights": prune_blocks(weights, block, sparsity),
+        "bias": rng.integers(-3000, 3000, cout, dtype=np.int32),
+        "input_zp": input_zp,
+        "output_zp": int(rng.integers(-64, 65)),
+        "multiplier": mult,
+        "shift": shift,
+        "stride": stride,
+        "padding": pad,
+        "act_min": int(rng.integers(-128, -60)),
+        "act_max": int(rng.integers(60, 128)),
+    }
+
+
+def c_sparse_conv(p: dict, block: int) -> np.ndarray:
+    h, w, cin = p["x"].shape
+    cout, kh, kw, _ = p["weights"].shape
+    top, left, bottom, right = p["padding"]
+    ho = output_size(h, kh, p["stride"], top, bottom)
+    wo = output_size(w, kw, p["stride"], left, right)
+    blob = c_arrays(encode(p["weights"], block))["weights"]
+    bias = fold_conv_bias(p["weights"], p["bias"], p["input_zp"])
+    out, out_guard = guarded(ho * wo * cout, np.int8)
+    scratch, guard = guarded(sparse_conv2d_scratch_bytes(cin, kh, kw, cout, block))
+    rc = load().tf_sparse_conv2d_s8(
+        ptr(p["x"]), h, w, cin, ptr(blob), cout, kh, kw, ptr(bias), ptr(p["multiplier"]),
+        ptr(p["shift"]), p["input_zp"], p["output_zp"], p["stride"], *p["padding"],
+        p["act_min"], p["act_max"], ptr(out), ptr(scratch),
+    )  # fmt: skip
+    assert rc == 0
+    assert np.all(guard == CANARY) and np.all(out_guard == CANARY), "buffer overrun"
+    return out.reshape(ho, wo, cout)
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+@pytest.mark.parametrize("seed", range(6))
+def test_conv_matches_dense_reference(block: int, seed: int) -> None:
+    rng = np.random.default_rng(1000 * block + seed)
+    p = random_conv(rng, block, float(rng.choice([0.0, 0.5, 0.9])))
+    np.testing.assert_array_equal(c_sparse_conv(p, block), conv2d(**p))
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+@pytest.mark.parametrize(
+    "shape",
+    [
+        # (h, w, cin, cout, k, stride, padding)
+        (8, 8, 16, 8, 3, 1, (1, 1, 1, 1)),  # 3x3 "same", 64 pixels: full tiles
+        (9, 7, 5, 6, 3, 2, (1, 0, 1, 1)),  # stride 2, odd input, asymmetric padding
+        (9, 7, 8, 6, 3, 2, (1, 0, 1, 1)),  # the same with Cin % 4 == 0: widened in place
+        (7, 7, 4, 5, 5, 1, (2, 2, 2, 2)),  # 5x5, 49 pixels: a one-pixel tail tile
+        (6, 6, 8, 12, 1, 1, (0, 0, 0, 0)),  # pointwise fast path (sparse FC over pixels)
+        (5, 4, 7, 3, 1, 2, (0, 0, 0, 0)),  # 1x1 stride 2: not the fast path
+        (1, 1, 3, 4, 3, 1, (1, 1, 1, 1)),  # one pixel, mostly padding
+    ],
+)
+def test_conv_shapes(block: int, shape) -> None:
+    h, w, cin, cout, k, stride, pad = shape
+    rng = np.random.default_rng(block + h)
+    p = random_conv(rng, block, 0.6, h=h, w=w, cin=cin, cout=cout, k=k, stride=stride,
+                    padding=pad)  # fmt: skip
+    np.testing.assert_array_equal(c_sparse_conv(p, block), conv2d(**p))
+
+
+def test_python_conv_reference_decodes() -> None:
+    rng = np.random.default_rng(2)
+    p = random_conv(rng, 4, 0.5, k=3)
+    kh = p["weights"].shape[1]
+    args = {k: v for k, v in p.items() if k != "weights"}
+    out = sparse_conv2d(blob=encode(p["weights"], 4), k_h=kh, k_w=kh, **args)
+    np.testing.assert_array_equal(out, conv2d(**p))
