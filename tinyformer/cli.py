@@ -160,6 +160,119 @@ def bench(
     console.print(table.drop(columns=["git_rev", "time"]).to_string(index=False))
 
 
+# -- models: train (float -> block pruning -> QAT -> IR) and export ---------------------------
+
+
+def _model_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Data set and checkpoint problems become ValueErrors, which friendly_errors reports."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from tinyformer.data import DatasetError
+        from tinyformer.model.train import CheckpointError
+
+        try:
+            return fn(*args, **kwargs)
+        except (DatasetError, CheckpointError) as exc:
+            raise ValueError(str(exc)) from exc
+
+    return wrapper
+
+
+@app.command()
+@friendly_errors
+@_model_errors
+def train(
+    out: Annotated[Path, typer.Option("-o", "--out", help="output folder")],
+    dataset: Annotated[str, typer.Option(help="digits, cifar10 or folder")] = "digits",
+    root: Annotated[Path | None, typer.Option(help="data folder (cifar10, folder)")] = None,
+    config: Annotated[
+        str | None, typer.Option(help="largest (default), smallest, a JSON file or inline JSON")
+    ] = None,
+    supernet: Annotated[
+        Path | None, typer.Option(help="inherit the weights from this supernet checkpoint")
+    ] = None,
+    sparsity: Annotated[
+        float | None, typer.Option(help="block sparsity of every pruned layer (default 0.75)")
+    ] = None,
+    block: Annotated[int | None, typer.Option(help="block size 1, 2, 4, 8, 16 (default 4)")] = None,
+    plan: Annotated[
+        Path | None, typer.Option(help="sparsity plan JSON (instead of --sparsity/--block)")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="float training epochs (40)")] = None,
+    prune_epochs: Annotated[int | None, typer.Option(help="gradual pruning epochs (30)")] = None,
+    finetune_epochs: Annotated[
+        int | None, typer.Option(help="epochs at the final sparsity (15)")
+    ] = None,
+    qat_epochs: Annotated[int | None, typer.Option(help="QAT epochs (10)")] = None,
+    distill: Annotated[
+        bool | None, typer.Option(help="distil from the dense model while pruning and in QAT (on)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a subnet, prune it blockwise, QAT it to int8 and export DIR/model.tfir."""
+    from tinyformer.quant.pipeline import pipeline_config, run_pipeline
+
+    if plan is not None and (sparsity is not None or block is not None):
+        raise ValueError("give either --plan or --sparsity/--block, not both")
+    cfg = pipeline_config(
+        config=config, plan=plan, dataset=dataset, root=root, supernet=supernet,
+        sparsity=sparsity, block=block, epochs=epochs, prune_epochs=prune_epochs,
+        finetune_epochs=finetune_epochs, qat_epochs=qat_epochs, distill=distill, seed=seed,
+        progress=progress and not as_json,
+    )  # fmt: skip
+    result = run_pipeline(out, cfg)
+    m = result.metrics
+    keys = (
+        "float_test_acc", "pruned_test_acc", "qat_test_acc", "reference_acc", "agreement",
+        "exact_logits", "weight_bytes_dense", "weight_bytes_stored",
+    )  # fmt: skip
+    summary: dict[str, Any] = {k: m[k] for k in keys}
+    summary["sparsity"] = round(m["sparsity"]["sparsity"], 4)
+    summary["seconds"] = round(m["seconds"]["total"], 1)
+    summary.update({name: str(path) for name, path in result.paths.items()})
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        _print_measurement(summary, {})
+
+
+@app.command("export")
+@friendly_errors
+@_model_errors
+def export_model(
+    checkpoint: Annotated[Path, typer.Argument(help="qat.pt, or a float subnet.pt (PTQ)")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="IR file to write (.tfir)")],
+    dataset: Annotated[str, typer.Option(help="calibration data for a float subnet")] = "digits",
+    root: Annotated[Path | None, typer.Option(help="data folder (cifar10, folder)")] = None,
+    plan: Annotated[
+        Path | None, typer.Option(help="sparsity plan of a float subnet (default: plan.json)")
+    ] = None,
+    encode: Annotated[bool, typer.Option(help="store pruned weights block-sparse")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export a QAT checkpoint (or a float subnet, calibrated post-training) to an IR file."""
+    from tinyformer.prune import SparsityPlan
+    from tinyformer.quant.pipeline import export_checkpoint
+
+    graph = export_checkpoint(
+        checkpoint, out, dataset, None if root is None else str(root),
+        None if plan is None else SparsityPlan.load(plan), encode,
+    )  # fmt: skip
+    summary = {
+        "model": str(out),
+        "nodes": len(graph.nodes),
+        "sparse_layers": sum(t.encoding is not None for t in graph.tensors.values()),
+        "digest": graph.digest(),
+    }
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        _print_measurement(summary, {})
+
+
 def main() -> None:
     app()
 
