@@ -1,0 +1,392 @@
+"""SparseNAS: evolutionary search over subnets x per-layer block sparsity, target in the loop.
+
+Each generation:
+  1. every new candidate is evaluated in a local process pool: validation accuracy of the
+     inherited-weight subnet after block pruning (the ``fitness`` function) and its exact
+     budgets (compiled by the engine: flash, planned arena, predicted peak SRAM);
+  2. the latency model predicts every candidate's count; the top-K feasible candidates
+     (by accuracy) that were never measured run on the target, their per-layer counts join
+     the sample table, and the latency model is refitted;
+  3. the state is checkpointed (atomically); the next population is the elite plus
+     mutations and crossovers of tournament-selected parents.
+
+Every finished evaluation is written to the checkpoint at once, so ``resume`` loses and
+repeats nothing. Feasible = flash <= budget, peak SRAM <= budget, latency <= target
+(measured when measured, else predicted).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tinyformer.engine import ir
+from tinyformer.hil.deploy import compile_model, firmware_in
+from tinyformer.hil.firmware import FLASH_BUDGET, RAM_BUDGET
+from tinyformer.hil.measure import measure
+from tinyformer.hil.results import write_atomic, write_atomic_text
+from tinyformer.hil.targets.base import Target
+from tinyformer.model.config import SupernetSpace
+from tinyformer.nas.candidate import config_graph
+from tinyformer.nas.genome import Candidate, crossover, mutate, random_candidate
+from tinyformer.nas.latency import LatencyModel, SampleStore, samples_of
+
+STATE_VERSION = 1
+Fitness = Callable[[Candidate], float]
+
+
+class SearchStateError(ValueError):
+    """A checkpoint that cannot be resumed (other settings, damaged, newer version)."""
+
+
+@dataclass
+class SearchSettings:
+    space: dict[str, Any]
+    population: int = 12
+    generations: int = 6
+    top_k: int = 3
+    elite: int = 4
+    mutation: float = 0.2
+    seed: int = 0
+    flash_budget: int = FLASH_BUDGET
+    ram_budget: int = RAM_BUDGET
+    max_latency: float | None = None  # in the target's count unit
+    target: str = "qemu"
+    board: str = "mps2-an500"
+
+
+@dataclass
+class Evaluation:
+    key: str
+    candidate: dict[str, Any]
+    generation: int
+    accuracy: float
+    flash_bytes: int
+    arena_bytes: int
+    peak_sram_bytes: int
+    weight_sparsity: float
+    predicted: float | None = None
+    measured: float | None = None
+    seconds: float = 0.0
+
+    @property
+    def latency(self) -> float | None:
+        return self.measured if self.measured is not None else self.predicted
+
+
+@dataclass
+class SearchState:
+    settings: SearchSettings
+    generation: int = 0
+    population: list[str] = field(default_factory=list)
+    candidates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    evaluated: dict[str, Evaluation] = field(default_factory=dict)
+    rng: dict[str, Any] | None = None
+
+    def save(self, path: Path) -> None:
+        data = {
+            "version": STATE_VERSION,
+            "settings": asdict(self.settings),
+            "generation": self.generation,
+            "population": self.population,
+            "candidates": self.candidates,
+            "evaluated": {k: asdict(v) for k, v in self.evaluated.items()},
+            "rng": self.rng,
+        }
+        write_atomic_text(json.dumps(data), path)
+
+    @classmethod
+    def load(cls, path: Path) -> SearchState:
+        try:
+            data = json.loads(Path(path).read_text())
+            if data.get("version") != STATE_VERSION:
+                raise SearchStateError(
+                    f"{path}: checkpoint version {data.get('version')}, this TinyFormer reads "
+                    f"{STATE_VERSION}"
+                )
+            return cls(
+                SearchSettings(**data["settings"]),
+                data["generation"],
+                data["population"],
+                data["candidates"],
+                {k: Evaluation(**v) for k, v in data["evaluated"].items()},
+                data["rng"],
+            )
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise SearchStateError(f"{path}: damaged search checkpoint ({exc})") from exc
+
+
+def _budget_worker(args: tuple[dict, str, str, int]) -> tuple[dict, float]:
+    """Compile a candidate's graph (in a pool worker): its exact flash and SRAM figures."""
+    cand_dict, work, board, seed = args
+    start = time.perf_counter()
+    cand = Candidate.from_dict(cand_dict)
+    work_dir = Path(work)
+    graph = config_graph(cand.config, cand.plan_dict(), seed)
+    report = compile_model(ir.save(graph, work_dir / "model.tfir"), work_dir / "fw", board)
+    return asdict(report), time.perf_counter() - start
+
+
+def pareto_front(evals: list[Evaluation]) -> list[Evaluation]:
+    """Candidates no other beats on accuracy, latency and peak SRAM at once."""
+
+    def dominates(a: Evaluation, b: Evaluation) -> bool:
+        ka = (-a.accuracy, a.latency, a.peak_sram_bytes)
+        kb = (-b.accuracy, b.latency, b.peak_sram_bytes)
+        return all(x <= y for x, y in zip(ka, kb, strict=True)) and ka != kb
+
+    pts = [e for e in evals if e.latency is not None]
+    return [e for e in pts if not any(dominates(o, e) for o in pts)]
+
+
+class SparseNAS:
+    def __init__(
+        self,
+        settings: SearchSettings,
+        fitness: Fitness,
+        target: Target,
+        out_dir: Path,
+        results: Path,
+        workers: int = 2,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.settings = settings
+        self.space = SupernetSpace.from_dict(settings.space)
+        self.fitness = fitness
+        self.target = target
+        self.out = Path(out_dir)
+        self.store = SampleStore(results)
+        self.workers = workers
+        self.log = log
+        self.state_path = self.out / "search_state.json"
+        self.unit = "instructions" if target.count_source.startswith("qemu") else "cycles"
+
+    # -- state ------------------------------------------------------------------------------
+
+    def _start(self, resume: bool) -> tuple[SearchState, np.random.Generator]:
+        if resume and self.state_path.exists():
+            state = SearchState.load(self.state_path)
+            if asdict(state.settings) != asdict(self.settings):
+                raise SearchStateError(
+                    f"{self.state_path} was written with other settings; resume with the same "
+                    "options or start a new output folder"
+                )
+            rng = np.random.default_rng()
+            rng.bit_generator.state = state.rng
+            self.log(
+                f"resuming at generation {state.generation} with "
+                f"{len(state.evaluated)} candidates already evaluated"
+            )
+            return state, rng
+        if self.state_path.exists():
+            raise SearchStateError(f"{self.state_path} exists: pass --resume or another folder")
+        rng = np.random.default_rng(self.settings.seed)
+        state = SearchState(self.settings)
+        first = [random_candidate(self.space, rng) for _ in range(self.settings.population)]
+        self._set_population(state, first)
+        state.rng = rng.bit_generator.state
+        return state, rng
+
+    @staticmethod
+    def _set_population(state: SearchState, cands: list[Candidate]) -> None:
+        state.population = []
+        for c in cands:
+            state.candidates[c.key] = c.to_dict()
+            if c.key not in state.population:
+                state.population.append(c.key)
+
+    def _work_dir(self, key: str) -> Path:
+        return self.out / "candidates" / key
+
+    # -- evaluation ----------------------------------------------------------------------
+
+    def _evaluate_new(self, state: SearchState, pool: ProcessPoolExecutor) -> None:
+        todo = [k for k in state.population if k not in state.evaluated]
+        if not todo:
+            return
+        jobs = {
+            k: pool.submit(
+                _budget_worker,
+                (
+                    state.candidates[k],
+                    str(self._work_dir(k)),
+                    self.settings.board,
+                    self.settings.seed,
+                ),
+            )
+            for k in todo
+        }
+        for key in todo:
+            start = time.perf_counter()
+            cand = Candidate.from_dict(state.candidates[key])
+            accuracy = self.fitness(cand)
+            report, seconds = jobs[key].result()
+            state.evaluated[key] = Evaluation(
+                key=key,
+                candidate=state.candidates[key],
+                generation=state.generation,
+                accuracy=accuracy,
+                flash_bytes=report["flash_bytes"],
+                arena_bytes=report["arena_bytes"],
+                peak_sram_bytes=report["predicted_peak_sram_bytes"],
+                weight_sparsity=round(cand.weight_sparsity(), 4),
+                seconds=round(time.perf_counter() - start + seconds, 2),
+            )
+            state.save(self.state_path)  # no finished evaluation is ever lost
+
+    def _fits(self, e: Evaluation) -> bool:
+        return e.flash_bytes <= self.settings.flash_budget and (
+            e.peak_sram_bytes <= self.settings.ram_budget
+        )
+
+    def feasible(self, e: Evaluation) -> bool:
+        limit = self.settings.max_latency
+        return self._fits(e) and (limit is None or (e.latency is not None and e.latency <= limit))
+
+    def _predict(self, state: SearchState, model: LatencyModel) -> None:
+        for e in state.evaluated.values():
+            graph = ir.load(self._work_dir(e.key) / "model.tfir")
+            e.predicted = model.predict(graph) if model.covers(graph) else None
+
+    def _measure(self, e: Evaluation) -> None:
+        fw, graph = firmware_in(self._work_dir(e.key) / "fw", self.target.board)
+        shape = graph.tensors[graph.inputs[0]].shape
+        x = np.random.default_rng(0).integers(-128, 128, shape, dtype=np.int8)
+        m = measure(self.target, fw, x.tobytes())
+        e.measured = float(m.total)
+        self.store.add(samples_of(graph, m.layer_counts, self.target.name, m.count_unit, e.key))
+
+    def _measure_top(self, state: SearchState) -> None:
+        """Measure the best unmeasured candidates, refit, re-predict everything."""
+        model = self.store.model(self.target.name, self.unit)
+        self._predict(state, model)
+        ranked = sorted(
+            (e for e in state.evaluated.values() if self._fits(e) and e.measured is None),
+            key=lambda e: -e.accuracy,
+        )
+        limit = self.settings.max_latency
+        picked = [
+            e for e in ranked if e.predicted is None or limit is None or e.predicted <= 1.1 * limit
+        ][: self.settings.top_k]
+        for e in picked:
+            self._measure(e)
+        if picked:
+            self._predict(state, self.store.model(self.target.name, self.unit))
+
+    # -- evolution -----------------------------------------------------------------------
+
+    def _next_population(self, state: SearchState, rng: np.random.Generator) -> list[Candidate]:
+        evals = list(state.evaluated.values())
+        ranked = sorted(evals, key=lambda e: (not self.feasible(e), -e.accuracy))
+        elite = [Candidate.from_dict(e.candidate) for e in ranked[: self.settings.elite]]
+        pool = [Candidate.from_dict(e.candidate) for e in ranked[: max(4, len(ranked) // 2)]]
+        children: list[Candidate] = list(elite)
+        seen = set(state.evaluated) | {c.key for c in children}
+        tries = 0
+        while len(children) < self.settings.population and tries < 50 * self.settings.population:
+            tries += 1
+            a = pool[int(rng.integers(len(pool)))]
+            if rng.random() < 0.5:
+                b = pool[int(rng.integers(len(pool)))]
+                child = mutate(crossover(a, b, rng), self.space, rng, self.settings.mutation)
+            else:
+                child = mutate(a, self.space, rng, self.settings.mutation)
+            if child.key not in seen:
+                seen.add(child.key)
+                children.append(child)
+        return children
+
+    def run(self, resume: bool = False) -> SearchState:
+        self.out.mkdir(parents=True, exist_ok=True)
+        state, rng = self._start(resume)
+        with ProcessPoolExecutor(max_workers=self.workers) as pool:
+            while state.generation < self.settings.generations:
+                self._evaluate_new(state, pool)
+                self._measure_top(state)
+                best = max(state.evaluated.values(), key=lambda e: (self.feasible(e), e.accuracy))
+                self.log(
+                    f"generation {state.generation}: {len(state.evaluated)} evaluated, best "
+                    f"{best.accuracy:.4f} acc, {best.latency or float('nan'):,.0f} "
+                    f"{self.unit}, {best.peak_sram_bytes:,} B SRAM"
+                )
+                state.generation += 1
+                if state.generation < self.settings.generations:
+                    self._set_population(state, self._next_population(state, rng))
+                state.rng = rng.bit_generator.state
+                state.save(self.state_path)
+        self.report(state)
+        return state
+
+    # -- output --------------------------------------------------------------------------
+
+    def best(self, state: SearchState) -> Evaluation:
+        measured = [e for e in state.evaluated.values() if e.measured is not None]
+        feasible = [e for e in measured if self.feasible(e)]
+        if not feasible:
+            raise SearchStateError(
+                "no measured candidate meets the budgets and the latency target; relax the "
+                "target or search longer"
+            )
+        return max(feasible, key=lambda e: (e.accuracy, -e.measured))
+
+    def report(self, state: SearchState) -> Evaluation:
+        rows = []
+        front = {e.key for e in pareto_front(list(state.evaluated.values()))}
+        for e in state.evaluated.values():
+            row = {k: v for k, v in asdict(e).items() if k != "candidate"}
+            row.update(
+                feasible=self.feasible(e),
+                pareto=e.key in front,
+                unit=self.unit,
+                config=json.dumps(e.candidate["config"]),
+            )
+            rows.append(row)
+        table = pd.DataFrame(rows).sort_values("accuracy", ascending=False)
+        write_atomic(table, self.out / "candidates.csv")
+        write_atomic(table[table["pareto"]], self.out / "pareto.csv")
+        best = self.best(state)
+        chosen = self.out / "chosen"
+        chosen.mkdir(exist_ok=True)
+        shutil.copyfile(self._work_dir(best.key) / "model.tfir", chosen / "model.tfir")
+        shutil.copytree(self._work_dir(best.key) / "fw", chosen / "fw", dirs_exist_ok=True)
+        write_atomic_text(json.dumps(asdict(best), indent=2), chosen / "candidate.json")
+        self._plot(table, best)
+        return best
+
+    def _plot(self, table: pd.DataFrame, best: Evaluation) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        lat = table["measured"].fillna(table["predicted"])
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        sc = ax.scatter(
+            lat,
+            table["accuracy"],
+            c=table["peak_sram_bytes"] / 1024,
+            cmap="viridis",
+            s=18,
+            alpha=0.8,
+        )
+        front = table[table["pareto"]].assign(lat=lat).sort_values("lat")
+        ax.plot(front["lat"], front["accuracy"], "r.-", label="Pareto front")
+        ax.scatter([best.measured], [best.accuracy], marker="*", s=160, c="red", label="chosen")
+        if self.settings.max_latency:
+            ax.axvline(self.settings.max_latency, color="grey", ls="--", label="latency target")
+        ax.set_xlabel(f"latency ({self.unit}, {self.target.name})")
+        ax.set_ylabel("validation accuracy (pruned, inherited weights)")
+        fig.colorbar(sc, label="peak SRAM (KB)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(self.out / "pareto.png", dpi=120)
+        plt.close(fig)

@@ -1,0 +1,156 @@
+"""SuperNAS: choose the search space (supernet) before training one.
+
+Candidate spaces scale the data set's default space: channel widths x {0.5, 0.75, 1, 1.25}
+and the transformer stages' depth range (as is, or one block deeper). Training a supernet
+per space would cost more than the search, so each space is scored from samples instead,
+as MCUNet's TinyNAS does: draw subnets, keep those that meet the budgets (flash, SRAM from
+the engine's own planner, latency from the fitted latency model when it covers the ops),
+and score the space by the mean MACs of its feasible subnets (within a budget, models with
+more computation reach higher accuracy, so a space whose feasible subnets are large has the
+better potential), times the fraction that is feasible (a space that mostly overflows
+wastes supernet capacity on subnets that cannot deploy).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tinyformer.engine.codegen import plan_graph
+from tinyformer.engine.ir import Graph
+from tinyformer.hil.firmware import FLASH_BUDGET, RAM_BUDGET
+from tinyformer.hil.results import write_atomic_text
+from tinyformer.model.config import SupernetSpace, TransformerStageSpace
+from tinyformer.nas.candidate import config_graph
+from tinyformer.nas.latency import LatencyModel
+
+WIDTH_SCALES = (0.5, 0.75, 1.0, 1.25)
+# Firmware outside the model (runtime, protocol, startup, kernels) and its static RAM:
+# measured from tinyformer compile on mps2-an500; the SparseNAS stage uses exact compiles.
+FIRMWARE_FLASH = 40_000
+FIRMWARE_RAM = 2_000
+
+
+def graph_macs(graph: Graph) -> int:
+    """Dense multiply-accumulates of one inference (weighted layers and attention)."""
+    total = 0
+    for node in graph.nodes:
+        out = graph.tensors[node.outputs[0]].shape
+        n_out = int(np.prod(out))
+        if node.op in ("linear", "conv2d"):
+            w = graph.tensors[node.inputs[1]].shape
+            total += n_out * int(np.prod(w[1:]))
+        elif node.op == "depthwise_conv2d":
+            kh, kw, _ = graph.tensors[node.inputs[1]].shape
+            total += n_out * kh * kw
+        elif node.op in ("matmul_qk", "matmul_av"):
+            a = graph.tensors[node.inputs[0]].shape
+            heads = int(node.attrs["heads"])
+            total += n_out * (a[-1] // heads if node.op == "matmul_qk" else a[-1])
+    return total
+
+
+def estimate_budget(graph: Graph) -> tuple[int, int]:
+    """(flash, peak SRAM) in bytes: constants + firmware, planned arena + firmware."""
+    constants = sum(int(t.data.nbytes) for t in graph.tensors.values() if t.is_constant)
+    return FIRMWARE_FLASH + constants, FIRMWARE_RAM + plan_graph(graph).arena_bytes
+
+
+def _scale(values: tuple[int, ...], factor: float) -> tuple[int, ...]:
+    return tuple(sorted({max(8, round(v * factor / 8) * 8) for v in values}))
+
+
+def candidate_spaces(base: SupernetSpace) -> list[SupernetSpace]:
+    spaces = []
+    for factor in WIDTH_SCALES:
+        for deeper in (False, True):
+            stages = []
+            for s in base.stages:
+                s = dataclasses.replace(s, widths=_scale(s.widths, factor))
+                if deeper and isinstance(s, TransformerStageSpace):
+                    s = dataclasses.replace(s, depths=(*s.depths, max(s.depths) + 1))
+                stages.append(s)
+            name = f"{base.name}-w{factor:g}" + ("-deep" if deeper else "")
+            spaces.append(
+                dataclasses.replace(
+                    base,
+                    name=name,
+                    stem_widths=_scale(base.stem_widths, factor),
+                    stages=tuple(stages),
+                )
+            )
+    return spaces
+
+
+@dataclass
+class SpaceScore:
+    space: str
+    samples: int
+    feasible: int
+    mean_feasible_macs: float
+    score: float
+    largest_params: int
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def score_space(
+    space: SupernetSpace,
+    samples: int,
+    seed: int,
+    max_latency: float | None = None,
+    latency: LatencyModel | None = None,
+    flash_budget: int = FLASH_BUDGET,
+    ram_budget: int = RAM_BUDGET,
+) -> SpaceScore:
+    rng = np.random.default_rng(seed)
+    feasible_macs = []
+    for _ in range(samples):
+        graph = config_graph(space.sample(rng), seed=seed)
+        flash, sram = estimate_budget(graph)
+        ok = flash <= flash_budget and sram <= ram_budget
+        if ok and max_latency is not None and latency is not None and latency.covers(graph):
+            ok = latency.predict(graph) <= max_latency
+        if ok:
+            feasible_macs.append(graph_macs(graph))
+    mean = float(np.mean(feasible_macs)) if feasible_macs else 0.0
+    largest = config_graph(space.largest(), seed=seed)
+    params = sum(int(t.data.nbytes) for t in largest.tensors.values() if t.is_constant)
+    return SpaceScore(
+        space.name, samples, len(feasible_macs), mean, mean * len(feasible_macs) / samples, params
+    )
+
+
+def choose_space(
+    base: SupernetSpace,
+    out_dir: Path,
+    samples: int = 24,
+    seed: int = 0,
+    max_latency: float | None = None,
+    latency: LatencyModel | None = None,
+) -> tuple[SupernetSpace, list[SpaceScore]]:
+    """Score every candidate space; write ``supernas.json`` with the scores and the reason."""
+    spaces = candidate_spaces(base)
+    scores = [score_space(s, samples, seed, max_latency, latency) for s in spaces]
+    best = max(range(len(spaces)), key=lambda i: scores[i].score)
+    chosen = spaces[best]
+    reason = (
+        f"{chosen.name}: {scores[best].feasible}/{samples} sampled subnets fit "
+        f"{FLASH_BUDGET // 1024} KB flash / {RAM_BUDGET // 1024} KB SRAM"
+        + (f" and {max_latency:,.0f} counts" if max_latency and latency else "")
+        + f", mean {scores[best].mean_feasible_macs:,.0f} MACs: the highest feasible "
+        "computation x feasible fraction of the candidates (MCUNet's space-selection rule)"
+    )
+    report = {
+        "chosen": chosen.name,
+        "reason": reason,
+        "space": chosen.to_dict(),
+        "candidates": [s.to_dict() for s in scores],
+    }
+    write_atomic_text(json.dumps(report, indent=2), Path(out_dir) / "supernas.json")
+    return chosen, scores
