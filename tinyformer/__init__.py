@@ -1,2 +1,3 @@
 """TinyFormer: sparse transformer models for Cortex-M microcontrollers."""
+
 __version__ = "0.1.0"
