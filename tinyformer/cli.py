@@ -136,12 +136,57 @@ def run(
         raise HilError("the firmware's output differs from the numpy reference")
 
 
+def _summary_table(summary: dict[str, Any], title: str) -> None:
+    table = Table(title=title, show_header=False)
+    for key, value in summary.items():
+        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    console.print(table)
+
+
 @app.command()
 @friendly_errors
-def demo(results: ResultsOpt = Path("results")) -> None:
-    """The main job on the embedded default: for now, the demo layer on QEMU, recorded."""
-    run(model_dir=None, target="qemu", as_json=False, seed=0, record=True, results=results)
-    console.print(f"recorded in {results / 'measurements.csv'}")
+def demo(
+    out: Annotated[Path, typer.Option("-o", help="output folder")] = Path("build/demo"),
+    target: TargetOpt = "qemu",
+    results: ResultsOpt = Path("results"),
+    resume: Annotated[bool, typer.Option(help="continue an interrupted demo")] = False,
+) -> None:
+    """The main job on digits: SuperNAS, supernet, SparseNAS, prune + QAT, firmware, target."""
+    from tinyformer.nas.pipeline import QUICK
+    from tinyformer.nas.pipeline import demo as run_demo
+
+    summary = run_demo(QUICK, _target(target, None, None, None), out, results, resume)
+    summary.pop("config")
+    _summary_table(summary, f"TinyFormer demo ({out})")
+    console.print(f"recorded in {results / 'digits_model.csv'}")
+
+
+@app.command()
+@friendly_errors
+def search(
+    out: Annotated[Path, typer.Option("-o", help="output folder")] = Path("build/search"),
+    dataset: Annotated[str, typer.Option(help="digits (embedded) or cifar10")] = "digits",
+    target: TargetOpt = "qemu",
+    results: ResultsOpt = Path("results"),
+    max_latency: Annotated[
+        float | None, typer.Option(help="latency target in the target's counts")
+    ] = None,
+    population: int = 12,
+    generations: int = 6,
+    top_k: Annotated[int, typer.Option(help="candidates measured per generation")] = 3,
+    supernet_epochs: int = 40,
+    seed: int = 0,
+    resume: Annotated[bool, typer.Option(help="continue from the checkpoint in OUT")] = False,
+) -> None:
+    """SuperNAS + SparseNAS with measured latency in the loop; Pareto front in OUT/search."""
+    from tinyformer.nas.pipeline import SearchOptions
+    from tinyformer.nas.pipeline import search as run_search
+
+    opts = SearchOptions(
+        dataset, supernet_epochs, population, generations, top_k, max_latency, seed
+    )
+    cand, _ = run_search(opts, _target(target, None, None, None), out, results, resume)
+    console.print(f"chosen {cand.key}: {out / 'search' / 'chosen'} (IR and firmware)")
 
 
 @app.command()
@@ -218,17 +263,33 @@ def train(
     if plan is not None and (sparsity is not None or block is not None):
         raise ValueError("give either --plan or --sparsity/--block, not both")
     cfg = pipeline_config(
-        config=config, plan=plan, dataset=dataset, root=root, supernet=supernet,
-        sparsity=sparsity, block=block, epochs=epochs, prune_epochs=prune_epochs,
-        finetune_epochs=finetune_epochs, qat_epochs=qat_epochs, distill=distill, seed=seed,
+        config=config,
+        plan=plan,
+        dataset=dataset,
+        root=root,
+        supernet=supernet,
+        sparsity=sparsity,
+        block=block,
+        epochs=epochs,
+        prune_epochs=prune_epochs,
+        finetune_epochs=finetune_epochs,
+        qat_epochs=qat_epochs,
+        distill=distill,
+        seed=seed,
         progress=progress and not as_json,
-    )  # fmt: skip
+    )
     result = run_pipeline(out, cfg)
     m = result.metrics
     keys = (
-        "float_test_acc", "pruned_test_acc", "qat_test_acc", "reference_acc", "agreement",
-        "exact_logits", "weight_bytes_dense", "weight_bytes_stored",
-    )  # fmt: skip
+        "float_test_acc",
+        "pruned_test_acc",
+        "qat_test_acc",
+        "reference_acc",
+        "agreement",
+        "exact_logits",
+        "weight_bytes_dense",
+        "weight_bytes_stored",
+    )
     summary: dict[str, Any] = {k: m[k] for k in keys}
     summary["sparsity"] = round(m["sparsity"]["sparsity"], 4)
     summary["seconds"] = round(m["seconds"]["total"], 1)
@@ -258,9 +319,13 @@ def export_model(
     from tinyformer.quant.pipeline import export_checkpoint
 
     graph = export_checkpoint(
-        checkpoint, out, dataset, None if root is None else str(root),
-        None if plan is None else SparsityPlan.load(plan), encode,
-    )  # fmt: skip
+        checkpoint,
+        out,
+        dataset,
+        None if root is None else str(root),
+        None if plan is None else SparsityPlan.load(plan),
+        encode,
+    )
     summary = {
         "model": str(out),
         "nodes": len(graph.nodes),

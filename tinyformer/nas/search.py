@@ -287,7 +287,8 @@ class SparseNAS:
     def _next_population(self, state: SearchState, rng: np.random.Generator) -> list[Candidate]:
         evals = list(state.evaluated.values())
         ranked = sorted(evals, key=lambda e: (not self.feasible(e), -e.accuracy))
-        elite = [Candidate.from_dict(e.candidate) for e in ranked[: self.settings.elite]]
+        n_elite = max(1, min(self.settings.elite, self.settings.population // 3))
+        elite = [Candidate.from_dict(e.candidate) for e in ranked[:n_elite]]
         pool = [Candidate.from_dict(e.candidate) for e in ranked[: max(4, len(ranked) // 2)]]
         children: list[Candidate] = list(elite)
         seen = set(state.evaluated) | {c.key for c in children}
@@ -319,8 +320,9 @@ class SparseNAS:
                     f"{self.unit}, {best.peak_sram_bytes:,} B SRAM"
                 )
                 state.generation += 1
-                if state.generation < self.settings.generations:
-                    self._set_population(state, self._next_population(state, rng))
+                # bred even after the last generation, so a resume with more generations
+                # continues the evolution instead of re-ranking the same population
+                self._set_population(state, self._next_population(state, rng))
                 state.rng = rng.bit_generator.state
                 state.save(self.state_path)
         self.report(state)

@@ -1,0 +1,75 @@
+"""SparseNAS end to end on the target, with a cheap stand-in fitness.
+
+The fitness here is a deterministic function of the candidate (training a supernet is the
+pipeline's job, tested in tests/); everything else is real: candidate graphs, exact compiles,
+QEMU measurements feeding the latency model, checkpoints and resume.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from tinyformer.model import SupernetSpace
+from tinyformer.nas.genome import Candidate
+from tinyformer.nas.search import SearchSettings, SearchState, SearchStateError, SparseNAS
+
+
+def _fitness(calls: list[str]):
+    def fitness(c: Candidate) -> float:
+        calls.append(c.key)
+        return round(0.5 + 0.4 * (1 - c.weight_sparsity()) * c.config.stem_width / 16, 4)
+
+    return fitness
+
+
+def _settings(generations: int) -> SearchSettings:
+    space = SupernetSpace.for_dataset("digits")
+    return SearchSettings(space=space.to_dict(), population=4, generations=generations, top_k=1)
+
+
+def test_search_checkpoints_resumes_and_reports(target, tmp_path) -> None:
+    calls: list[str] = []
+    out, results = tmp_path / "search", tmp_path / "results"
+    nas = SparseNAS(_settings(1), _fitness(calls), target, out, results, workers=1, log=print)
+    first = nas.run()
+    assert len(calls) == 4 and len(first.evaluated) == 4
+    measured = [e for e in first.evaluated.values() if e.measured is not None]
+    assert len(measured) == 1 and measured[0].measured > 0
+    # A second run on the same folder without --resume refuses to overwrite it.
+    with pytest.raises(SearchStateError, match="--resume"):
+        SparseNAS(_settings(1), _fitness([]), target, out, results, workers=1).run()
+    # Other settings cannot resume this checkpoint.
+    with pytest.raises(SearchStateError, match="other settings"):
+        SparseNAS(_settings(3), _fitness([]), target, out, results, workers=1).run(resume=True)
+    # The same settings with one more generation: stored evaluations are not repeated.
+    state = json.loads((out / "search_state.json").read_text())
+    state["settings"]["generations"] = 2
+    (out / "search_state.json").write_text(json.dumps(state))
+    again: list[str] = []
+    second = SparseNAS(_settings(2), _fitness(again), target, out, results, workers=1).run(True)
+    assert again and not set(again) & set(calls)
+    assert len(second.evaluated) == 4 + len(again)
+    table = pd.read_csv(out / "candidates.csv")
+    assert len(table) == len(second.evaluated) and table["pareto"].any()
+    assert (out / "pareto.png").stat().st_size > 0
+    assert (out / "chosen" / "fw" / "build" / "firmware.elf").exists()
+    chosen = json.loads((out / "chosen" / "candidate.json").read_text())
+    assert chosen["measured"] > 0
+    # Samples of every measured candidate were kept for the latency model.
+    samples = pd.read_csv(results / "latency_samples.csv")
+    assert samples["model_id"].nunique() == sum(
+        e.measured is not None for e in second.evaluated.values()
+    )
+
+
+def test_damaged_checkpoint_is_a_clear_error(tmp_path) -> None:
+    path = tmp_path / "search_state.json"
+    path.write_text('{"version": 1, "settings": ')
+    with pytest.raises(SearchStateError, match="damaged"):
+        SearchState.load(path)
+    path.write_text('{"version": 99}')
+    with pytest.raises(SearchStateError, match="version 99"):
+        SearchState.load(path)

@@ -1,0 +1,49 @@
+"""SparseNAS genomes, candidate graphs and SuperNAS space scoring (host only)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from tinyformer.model import SupernetSpace
+from tinyformer.nas.candidate import config_graph, prunable_layers
+from tinyformer.nas.genome import Candidate, crossover, mutate, random_candidate
+from tinyformer.nas.supernas import candidate_spaces, choose_space, graph_macs
+
+SPACE = SupernetSpace.for_dataset("digits")
+
+
+def test_genomes_stay_in_the_space_and_cover_their_layers() -> None:
+    rng = np.random.default_rng(0)
+    a, b = random_candidate(SPACE, rng), random_candidate(SPACE, rng)
+    for c in (a, b, mutate(a, SPACE, rng, 0.5), crossover(a, b, rng)):
+        assert SPACE.contains(c.config)
+        assert {layer for layer, _, _ in c.plan} == set(prunable_layers(c.config))
+        assert Candidate.from_dict(json.loads(json.dumps(c.to_dict()))).key == c.key
+
+
+def test_candidate_graph_follows_the_plan() -> None:
+    config = SPACE.largest()
+    layers = prunable_layers(config)
+    plan = {name: (4, 0.9) for name in layers if "mlp" in name}
+    graph = config_graph(config, plan)
+    nodes = {n.name: n for n in graph.nodes}
+    for name, (rows, cols) in layers.items():
+        w = graph.tensors[nodes[name].inputs[1]]
+        assert (w.shape[0], int(np.prod(w.shape[1:]))) == (rows, cols)
+    sparse = {
+        n.name
+        for n in graph.nodes
+        if n.op in ("linear", "conv2d") and graph.tensors[n.inputs[1]].encoding == "block-rle"
+    }
+    assert sparse == set(plan)
+    assert graph_macs(graph) > 0
+
+
+def test_supernas_writes_its_choice_and_reason(tmp_path) -> None:
+    assert len(candidate_spaces(SPACE)) == 8
+    chosen, scores = choose_space(SPACE, tmp_path, samples=2, seed=0)
+    report = json.loads((tmp_path / "supernas.json").read_text())
+    assert report["chosen"] == chosen.name and "MCUNet" in report["reason"]
+    assert max(s.score for s in scores) == next(s for s in scores if s.space == chosen.name).score

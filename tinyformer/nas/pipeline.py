@@ -1,0 +1,165 @@
+"""The whole job: SuperNAS -> supernet training -> SparseNAS -> prune + QAT -> firmware -> target.
+
+``search`` stops after SparseNAS (its output folder holds the Pareto front and the chosen
+candidate); ``demo`` runs everything and evaluates the deployed model on every test image
+on the target, writing the figures to ``results/``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from tinyformer.data import load_dataset
+from tinyformer.hil.accuracy import evaluate_on_target
+from tinyformer.hil.deploy import compile_model, firmware_in
+from tinyformer.hil.results import now_iso, write_atomic, write_atomic_text
+from tinyformer.hil.targets.base import Target
+from tinyformer.model import Supernet, SupernetSpace, TrainConfig, train_supernet
+from tinyformer.nas.fitness import SupernetFitness
+from tinyformer.nas.genome import Candidate
+from tinyformer.nas.latency import SampleStore
+from tinyformer.nas.search import SearchSettings, SparseNAS
+from tinyformer.nas.supernas import choose_space
+
+
+@dataclass
+class SearchOptions:
+    dataset: str = "digits"
+    supernet_epochs: int = 40
+    population: int = 12
+    generations: int = 6
+    top_k: int = 3
+    max_latency: float | None = None
+    seed: int = 0
+    space_samples: int = 16
+    workers: int = 2
+
+
+QUICK = SearchOptions(supernet_epochs=15, population=8, generations=3, top_k=2, space_samples=8)
+
+
+def search(
+    opts: SearchOptions,
+    target: Target,
+    out: Path,
+    results: Path,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+) -> tuple[Candidate, Path]:
+    """SuperNAS, supernet training (checkpointed, resumable) and SparseNAS; the winner."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_dataset(opts.dataset)
+    space_file = out / "supernas.json"
+    if resume and space_file.exists():
+        space = SupernetSpace.from_dict(json.loads(space_file.read_text())["space"])
+    else:
+        latency = SampleStore(results).model(target.name, "instructions")
+        space, _ = choose_space(
+            SupernetSpace.for_dataset(opts.dataset),
+            out,
+            opts.space_samples,
+            opts.seed,
+            opts.max_latency,
+            latency,
+        )
+    log(f"SuperNAS chose {space.name} ({space.num_subnets():,} subnets); see {space_file}")
+    ckpt = out / "supernet.pt"
+    start = time.perf_counter()
+    cfg = TrainConfig(epochs=opts.supernet_epochs, seed=opts.seed, progress=False)
+    supernet = train_supernet(Supernet(space), data, cfg, checkpoint=ckpt, resume=True).supernet
+    log(f"supernet trained ({opts.supernet_epochs} epochs) in {time.perf_counter() - start:.0f} s")
+    settings = SearchSettings(
+        space=space.to_dict(),
+        population=opts.population,
+        generations=opts.generations,
+        top_k=opts.top_k,
+        seed=opts.seed,
+        max_latency=opts.max_latency,
+        target=target.name,
+        board=target.board,
+    )
+    nas = SparseNAS(
+        settings,
+        SupernetFitness(supernet, data),
+        target,
+        out / "search",
+        results,
+        opts.workers,
+        log,
+    )
+    best = nas.best(nas.run(resume=resume))
+    log(
+        f"SparseNAS chose {best.key}: val acc {best.accuracy:.4f} (pruned, inherited), "
+        f"{best.measured:,.0f} counts, {best.peak_sram_bytes:,} B SRAM"
+    )
+    return Candidate.from_dict(best.candidate), ckpt
+
+
+def demo(
+    opts: SearchOptions,
+    target: Target,
+    out: Path,
+    results: Path,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Search, then fine-tune the winner with pruning + QAT, deploy it, evaluate on target."""
+    from tinyformer.prune import SparsityPlan
+    from tinyformer.quant.pipeline import PipelineConfig, model_input, run_pipeline
+
+    t0 = time.perf_counter()
+    cand, ckpt = search(opts, target, out, results, resume, log)
+    plan = SparsityPlan.from_dict({k: [b, s] for k, b, s in cand.plan if s > 0})
+    trained = run_pipeline(
+        out / "model",
+        PipelineConfig(
+            dataset=opts.dataset,
+            config=cand.config,
+            supernet=str(ckpt),
+            plan=plan,
+            epochs=10,
+            prune_epochs=10,
+            finetune_epochs=5,
+            qat_epochs=5,
+            seed=opts.seed,
+        ),
+    )
+    log(f"pruned + QAT: int8 test accuracy {trained.metrics['qat_test_acc']:.4f}")
+    report = compile_model(trained.paths["model"], out / "firmware", target.board)
+    fw, graph = firmware_in(out / "firmware", target.board)
+    data = load_dataset(opts.dataset)
+    acc = evaluate_on_target(target, fw, graph, model_input(data.test.images), data.test.labels)
+    summary = {
+        "model": graph.name,
+        "target": target.name,
+        "test_images": acc.images,
+        "float_test_acc": round(trained.metrics["float_test_acc"], 4),
+        "qat_test_acc": round(trained.metrics["qat_test_acc"], 4),
+        "target_test_acc": round(acc.accuracy, 4),
+        "target_reference_agreement": acc.agreement,
+        "bit_exact_fraction": acc.bit_exact,
+        "weight_sparsity": round(trained.metrics["sparsity"], 4),
+        "count_per_inference": acc.count_per_inference,
+        "count_unit": "instructions" if target.count_source.startswith("qemu") else "cycles",
+        "flash_bytes": report.flash_bytes,
+        "peak_sram_bytes": report.static_ram_bytes + acc.stack_bytes,
+        "predicted_peak_sram_bytes": report.predicted_peak_sram_bytes,
+        "arena_bytes": report.arena_bytes,
+        "minutes": round((time.perf_counter() - t0) / 60, 2),
+        "config": cand.config.to_json(indent=None),
+        "time": now_iso(),
+    }
+    write_atomic_text(json.dumps(summary, indent=2), out / "summary.json")
+    table = pd.DataFrame([summary])
+    path = Path(results) / f"{opts.dataset}_model.csv"
+    if path.exists():
+        table = pd.concat([pd.read_csv(path), table], ignore_index=True)
+    write_atomic(table, path)
+    return summary
