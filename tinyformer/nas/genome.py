@@ -3,8 +3,9 @@
 A candidate is one single-path subnet of the supernet and, for every weight matrix the
 engine can store block-sparse, a block size (1, 2, 4, 8, 16) and a block sparsity. Mutation
 redraws each choice with a small probability; crossover takes each choice from either
-parent. Layers that a config change removes drop out of the plan, new ones get random
-choices, so every candidate's plan covers exactly its own layers.
+parent. The stem and the classifier stay dense (few weights, the most sensitive). Layers
+that a config change removes drop out of the plan, new ones get random choices, so every
+candidate's plan covers exactly its own layers.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from tinyformer.model.config import SubnetConfig, SupernetSpace
 from tinyformer.nas.candidate import Plan, prunable_layers
+from tinyformer.prune import DEFAULT_SKIP
 
 BLOCKS = (1, 2, 4, 8, 16)
 SPARSITIES = (0.0, 0.5, 0.75, 0.9)
@@ -54,7 +56,7 @@ class Candidate:
 
 def _plan(config: SubnetConfig, old: Plan, rng: np.random.Generator, p: float) -> tuple:
     plan = []
-    for layer in sorted(prunable_layers(config)):
+    for layer in sorted(set(prunable_layers(config)) - set(DEFAULT_SKIP)):
         block, sparsity = old.get(layer, (int(rng.choice(BLOCKS)), float(rng.choice(SPARSITIES))))
         if rng.random() < p:
             block = int(rng.choice(BLOCKS))

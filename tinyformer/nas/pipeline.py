@@ -145,7 +145,7 @@ def demo(
         "target_test_acc": round(acc.accuracy, 4),
         "target_reference_agreement": acc.agreement,
         "bit_exact_fraction": acc.bit_exact,
-        "weight_sparsity": round(trained.metrics["sparsity"], 4),
+        "weight_sparsity": round(trained.metrics["sparsity"]["sparsity"], 4),
         "count_per_inference": acc.count_per_inference,
         "count_unit": "instructions" if target.count_source.startswith("qemu") else "cycles",
         "flash_bytes": report.flash_bytes,
