@@ -163,6 +163,32 @@ def demo(
 
 @app.command()
 @friendly_errors
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="a folder made by tinyformer compile")],
+    dataset: Annotated[str, typer.Option(help="digits (embedded) or cifar10")] = "digits",
+    target: TargetOpt = "qemu",
+    as_json: JsonOpt = False,
+) -> None:
+    """Run every test image on the target; accuracy and agreement with the host reference."""
+    from tinyformer.data import load_dataset
+    from tinyformer.hil.accuracy import evaluate_on_target
+    from tinyformer.hil.deploy import firmware_in
+    from tinyformer.quant.pipeline import model_input
+
+    tgt = _target(target, None, None, None)
+    fw, graph = firmware_in(model_dir, tgt.board)
+    test = load_dataset(dataset).test
+    acc = evaluate_on_target(tgt, fw, graph, model_input(test.images), test.labels)
+    if as_json:
+        print(json.dumps(acc.to_dict()))
+    else:
+        _summary_table(acc.to_dict(), f"{graph.name} on {target}")
+    if acc.agreement < 1.0:
+        raise HilError("the firmware's predictions differ from the host reference")
+
+
+@app.command()
+@friendly_errors
 def search(
     out: Annotated[Path, typer.Option("-o", help="output folder")] = Path("build/search"),
     dataset: Annotated[str, typer.Option(help="digits (embedded) or cifar10")] = "digits",
@@ -192,17 +218,24 @@ def search(
 @app.command()
 @friendly_errors
 def bench(
-    what: Annotated[str, typer.Argument(help="what to benchmark: kernels")] = "kernels",
+    what: Annotated[str, typer.Argument(help="kernels or latency")] = "kernels",
     target: TargetOpt = "qemu",
     results: ResultsOpt = Path("results"),
 ) -> None:
-    """Benchmark kernels on a target; writes results/kernels.csv."""
-    from tinyformer.hil.bench import bench_kernels
+    """kernels: results/kernels.csv. latency: latency-model MAPE on held-out candidates."""
+    if what == "kernels":
+        from tinyformer.hil.bench import bench_kernels
 
-    if what != "kernels":
-        raise ValueError(f"unknown benchmark {what!r}; available: kernels")
-    table = bench_kernels(_target(target, None, None, None), results / "kernels.csv")
-    console.print(table.drop(columns=["git_rev", "time"]).to_string(index=False))
+        table = bench_kernels(_target(target, None, None, None), results / "kernels.csv")
+        console.print(table.drop(columns=["git_rev", "time"]).to_string(index=False))
+    elif what == "latency":
+        from tinyformer.nas.calibrate import LATENCY_REPORT, check_latency_model
+
+        table = check_latency_model(_target(target, None, None, None), results)
+        console.print(table.drop(columns=["time"]).to_string(index=False))
+        console.print(f"MAPE {table['mape_pct'].iloc[0]:.2f} % -> {results / LATENCY_REPORT}")
+    else:
+        raise ValueError(f"unknown benchmark {what!r}; available: kernels, latency")
 
 
 # -- models: train (float -> block pruning -> QAT -> IR) and export ---------------------------
