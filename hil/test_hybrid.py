@@ -75,3 +75,29 @@ def test_conv_pool_layout_chain_matches_reference(target, tmp_path) -> None:
             x_in = _input(graph, 40 + i)
             out = np.frombuffer(dev.run(x_in.tobytes()).output, np.int8)
             np.testing.assert_array_equal(out, reference.outputs(graph, x_in))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_block_sparse_model_matches_reference(target, tmp_path, seed) -> None:
+    """Every block size in one model: the sparse kernels' ARM paths, bit for bit."""
+    from tinyformer.engine.sparse_format import header
+    from tinyformer.model import SupernetSpace
+    from tinyformer.nas.candidate import config_graph, prunable_layers
+
+    config = SupernetSpace.for_dataset("digits").largest()
+    layers = sorted(prunable_layers(config))
+    blocks = (1, 2, 4, 8, 16)
+    plan = {name: (blocks[(i + seed) % 5], 0.75 if i % 2 else 0.9) for i, name in enumerate(layers)}
+    graph = config_graph(config, plan, seed=seed)
+    stored = {
+        header(graph.tensors[n.inputs[1]].data.tobytes()).block
+        for n in graph.nodes
+        if n.op in ("linear", "conv2d") and graph.tensors[n.inputs[1]].encoding == "block-rle"
+    }
+    assert len(stored) >= 3, f"too few block sizes stored sparse: {stored}"
+    _, fw = _compile(graph, tmp_path, target)
+    with target.session(fw) as dev:
+        for i in range(3):
+            x = _input(graph, seed * 10 + i)
+            out = np.frombuffer(dev.run(x.tobytes()).output, np.int8)
+            np.testing.assert_array_equal(out, reference.outputs(graph, x))
