@@ -153,6 +153,29 @@ def test_pointwise_fast_path(seed: int) -> None:
     np.testing.assert_array_equal(c_conv2d(p), conv2d(**p))
 
 
+@pytest.mark.parametrize("full_range", [False, True])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        # (h, w, cin, cout, k, stride, padding), cin % 4 == 0: patches go straight into the
+        # FC kernel's 6-pixel tiles (the last one overlapping), padding as constant groups
+        (5, 5, 4, 3, 3, 1, (1, 1, 1, 1)),
+        (7, 6, 8, 5, 3, 2, (1, 0, 1, 2)),
+        (4, 9, 12, 7, 5, 1, (2, 2, 2, 2)),
+        (3, 3, 16, 2, 3, 1, (0, 0, 0, 0)),  # one pixel: not enough for a tile
+        (2, 4, 8, 9, 1, 1, (0, 1, 0, 1)),
+        (6, 7, 32, 6, 3, 1, (1, 1, 1, 1)),
+    ],
+)
+def test_conv2d_tiles_from_input(shape, full_range: bool) -> None:
+    h, w, cin, cout, k, stride, pad = shape
+    rng = np.random.default_rng(h * 1000 + w * 10 + cin)
+    p = random_conv(rng, False, h=h, w=w, cin=cin, cout=cout, k=k, stride=stride, padding=pad)
+    if full_range:
+        p["act_min"], p["act_max"] = -128, 127
+    np.testing.assert_array_equal(c_conv2d(p), conv2d(**p))
+
+
 @pytest.mark.parametrize("seed", range(50))
 def test_depthwise_matches_reference(seed: int) -> None:
     p = random_conv(np.random.default_rng(2000 + seed), depthwise=True)

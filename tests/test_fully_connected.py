@@ -5,7 +5,7 @@ import pytest
 from host_kernels import load, ptr
 
 from tinyformer.engine.intmath import quantize_multipliers
-from tinyformer.engine.ops.linear import fold_input_zero_point, fully_connected
+from tinyformer.engine.ops.linear import fc_scratch_bytes, fold_input_zero_point, fully_connected
 
 
 def random_fc(rng: np.random.Generator, n: int, k: int, m: int) -> dict:
@@ -29,10 +29,21 @@ def run_c(p: dict) -> np.ndarray:
     m = p["weights"].shape[0]
     out = np.zeros((n, m), np.int8)
     bias = fold_input_zero_point(p["weights"], p["bias"], p["input_zp"])
-    scratch = np.zeros(max(1, (k // 4) * 4 * 8), np.uint8)
+    scratch = np.zeros(fc_scratch_bytes(k), np.uint8)
     load().tf_fully_connected_s8(
-        ptr(p["x"]), ptr(p["weights"]), ptr(bias), ptr(p["multiplier"]), ptr(p["shift"]),
-        p["output_zp"], p["act_min"], p["act_max"], n, k, m, ptr(out), ptr(scratch),
+        ptr(p["x"]),
+        ptr(p["weights"]),
+        ptr(bias),
+        ptr(p["multiplier"]),
+        ptr(p["shift"]),
+        p["output_zp"],
+        p["act_min"],
+        p["act_max"],
+        n,
+        k,
+        m,
+        ptr(out),
+        ptr(scratch),
     )
     return out
 
@@ -50,3 +61,89 @@ def test_output_not_saturated_everywhere() -> None:
     p = random_fc(np.random.default_rng(1), 16, 64, 32)
     out = fully_connected(**p)
     assert len(np.unique(out)) > 20
+
+
+def run_c_guarded(p: dict) -> np.ndarray:
+    """run_c with canaries after the output and after exactly fc_scratch_bytes(k) of scratch."""
+    n, k = p["x"].shape
+    m = p["weights"].shape[0]
+    out_buf = np.full(n * m + 64, 0x5A, np.int8)
+    scratch_buf = np.full(fc_scratch_bytes(k) + 64, 0x5A, np.uint8)
+    bias = fold_input_zero_point(p["weights"], p["bias"], p["input_zp"])
+    load().tf_fully_connected_s8(
+        ptr(p["x"]), ptr(p["weights"]), ptr(bias), ptr(p["multiplier"]), ptr(p["shift"]),
+        p["output_zp"], p["act_min"], p["act_max"], n, k, m, ptr(out_buf), ptr(scratch_buf),
+    )  # fmt: skip
+    assert np.all(out_buf[n * m :] == 0x5A), "output overrun"
+    assert np.all(scratch_buf[fc_scratch_bytes(k) :] == 0x5A), "scratch overrun"
+    return out_buf[: n * m].reshape(n, m)
+
+
+@pytest.mark.parametrize("full_range", [False, True])
+@pytest.mark.parametrize("k", [1, 3, 4, 5, 6, 7, 8, 9, 12, 13, 16, 17, 33, 36])
+def test_token_counts_and_depths(k: int, full_range: bool) -> None:
+    # Every token count up to two tiles and a bit (6-token tiles, the 4- and 2-token and
+    # overlapping last tiles, tokens alone), depths around multiples of 4 (tail groups, an
+    # odd group, k < 4), odd and even row counts (rows are taken in pairs for one token).
+    for n in range(1, 16):
+        for m in (1, 2, 3, 8):
+            rng = np.random.default_rng(n * 1000 + k * 10 + m)
+            p = random_fc(rng, n, k, m)
+            if full_range:
+                p["act_min"], p["act_max"] = -128, 127
+            np.testing.assert_array_equal(run_c_guarded(p), fully_connected(**p))
+
+
+@pytest.mark.parametrize(
+    ("shifts", "output_zp", "act"),
+    [
+        ((-2, -24), 0, (-128, 127)),  # the fast form's bounds
+        ((-2, -24), 127, (-128, 127)),
+        ((-3, -20), -128, (-128, 127)),
+        ((-1, -10), 5, (-128, 127)),  # a shift > -2: the generic path
+        ((-25, -10), 5, (-128, 127)),  # a shift < -24: the generic path
+        ((0, 3), -7, (-100, 100)),
+        ((-10, -12), 129, (-128, 127)),  # output_zp beyond int8: generic
+        ((-10, -12), -3, (-5, 60)),  # an activation range: the clamping epilogue
+        ((-10, -12), -3, (-128, 126)),
+    ],
+)
+def test_requantization_paths(shifts, output_zp, act) -> None:
+    # Multipliers and shifts chosen outright; accumulators sized to the shift so that the
+    # outputs spread over the int8 range (and past it, to exercise the clamps).
+    rng = np.random.default_rng(abs(hash((shifts, output_zp, act))) % 2**32)
+    for n, k, m in [(1, 40, 7), (13, 20, 6), (6, 8, 3), (3, 9, 2)]:
+        shift = np.resize(np.asarray(shifts, np.int32), m)
+        rng.shuffle(shift)
+        mult = rng.integers(2**30, 2**31, m).astype(np.int32)
+        amp = min(2.0 ** (-int(shift.max()) + 1) * 100, 2.0**23)
+        x = rng.integers(-128, 128, (n, k), dtype=np.int8)
+        w = rng.integers(-128, 128, (m, k), dtype=np.int8)
+        bias = rng.integers(-int(amp), int(amp) + 1, m).astype(np.int32)
+        if shift.max() > -8:  # small accumulators for large multipliers
+            x = rng.integers(-3, 4, (n, k), dtype=np.int8)
+            w = rng.integers(-3, 4, (m, k), dtype=np.int8)
+            bias = rng.integers(-50, 51, m).astype(np.int32)
+        p = {
+            "x": x, "weights": w, "bias": bias, "input_zp": int(rng.integers(-5, 6)),
+            "output_zp": output_zp, "multiplier": mult, "shift": shift,
+            "act_min": act[0], "act_max": act[1],
+        }  # fmt: skip
+        np.testing.assert_array_equal(run_c_guarded(p), fully_connected(**p))
+
+
+def test_mode() -> None:
+    lib = load()
+    shift = np.array([-2, -24, -10], np.int32)
+
+    def mode(s, zp=0, lo=-128, hi=127, k=8):
+        s = np.asarray(s, np.int32)
+        return lib.tf_fully_connected_s8_mode(ptr(s), zp, lo, hi, k, len(s))
+
+    assert mode(shift) == 1
+    assert mode(shift, lo=-100) == 2
+    assert mode([-1, -10]) == 0
+    assert mode([-25]) == 0
+    assert mode(shift, zp=128) == 0
+    assert mode(shift, k=3) == 0
+    assert mode(shift, lo=10, hi=5) == 0

@@ -22,10 +22,13 @@
  *
  * Pointwise (1x1, stride 1, no padding) is exactly a fully connected layer over the
  * in_h * in_w pixels: tf_fully_connected_s8 is called directly. Every other shape is im2col:
- * TF_CONV_PIXELS output pixels' patches [k_h][k_w][in_c] are gathered into scratch (padded
- * taps filled with input_zp), then tf_fully_connected_s8 runs them as TF_CONV_PIXELS tokens
- * of depth k_h * k_w * in_c against the out_c filters (its 4-token tiles: 16 MACs per
- * weight word). Reference: engine/ops/conv.py (conv2d).
+ * TF_CONV_PIXELS (= TF_FC_TILE, 6) output pixels' patches [k_h][k_w][in_c] run as that many
+ * tokens of depth k_h * k_w * in_c against the out_c filters (one 6-token tile of the FC
+ * kernel: 24 MACs per weight word; a short last batch overlaps the one before it). When
+ * in_c % 4 == 0 and the requantization has the FC kernel's fast form, the patches are
+ * sign-extended straight from the input into the tile (padded taps as input_zp groups);
+ * otherwise they are gathered into scratch (padded taps filled with input_zp) and passed to
+ * tf_fully_connected_s8. Reference: engine/ops/conv.py (conv2d).
  */
 #ifndef TF_CONV2D_S8_H
 #define TF_CONV2D_S8_H

@@ -30,7 +30,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tinyformer.engine.intmath import INT8_MAX, INT8_MIN, requantize, saturate
-from tinyformer.engine.ops.linear import fc_scratch_bytes, fold_input_zero_point
+from tinyformer.engine.ops.linear import FC_TILE, fc_scratch_bytes, fold_input_zero_point
 
 Padding = tuple[int, int, int, int]  # top, left, bottom, right
 
@@ -55,9 +55,10 @@ def same_padding(h: int, w: int, k_h: int, k_w: int, stride: int) -> Padding:
 
 
 def conv2d_scratch_bytes(in_c: int, k_h: int, k_w: int) -> int:
-    """tf_conv2d_s8_scratch_bytes: the FC kernel's scratch plus 4 im2col patches."""
+    """tf_conv2d_s8_scratch_bytes: the FC kernel's scratch plus TF_CONV_PIXELS (= the FC
+    tile, 6) im2col patches."""
     depth = k_h * k_w * in_c
-    return fc_scratch_bytes(depth) + 4 * depth
+    return fc_scratch_bytes(depth) + FC_TILE * depth
 
 
 def patches(x: np.ndarray, k_h: int, k_w: int, stride: int, padding: Padding, fill: int):
