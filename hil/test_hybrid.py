@@ -35,7 +35,9 @@ def test_hybrid_model_matches_reference_and_predicted_sram(target, tmp_path) -> 
     m = measure(target, fw, x.tobytes())
     out = np.frombuffer(m.output, np.int8)
     np.testing.assert_array_equal(out, reference.outputs(graph, x))
-    assert len(m.layer_counts) == len(graph.nodes) and all(c > 0 for c in m.layer_counts)
+    assert len(m.layer_counts) == len(graph.nodes)
+    # a reshape only renames its buffer: it may run no instruction at all
+    assert all(c > 0 for c, n in zip(m.layer_counts, graph.nodes, strict=True) if n.op != "reshape")
     # The static call-graph bound is conservative and close: within 2 % of the measurement.
     assert report.predicted_peak_sram_bytes >= m.peak_sram_bytes
     assert report.predicted_peak_sram_bytes <= 1.02 * m.peak_sram_bytes

@@ -246,7 +246,9 @@ def test_cost_model_refuses_sparse_that_is_bigger() -> None:
     ("index", "block", "sparsity", "measured"),
     [
         # instructions under QEMU, from `tinyformer bench kernels` (results/kernels.csv)
-        (0, 0, 0.0, 1_646_640),  # dense linear 64x96x192
+        (0, 0, 0.0, 997_400),  # dense linear 64x96x192
+        (3, 0, 0.0, 21_880),  # dense linear 1x256x64 (the lone-token path)
+        (1, 0, 0.0, 2_013_720),  # dense conv 3x3
         (0, 4, 0.9, 189_000),
         (0, 16, 0.5, 590_040),
         (0, 1, 0.75, 662_440),

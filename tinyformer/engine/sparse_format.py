@@ -319,14 +319,17 @@ def _bytes(blob: bytes | bytearray | memoryview | np.ndarray) -> bytes:
 # kernel calls). Model vs measured over all of them: within 1.5 % except B = 1 at high
 # sparsity (-2 % to -4 %, -10 % for one token) and single-token B >= 4 at 90 % (+3 %).
 #
-# Dense tf_fully_connected_s8 (4-token tiles, leftover tokens one at a time), fitted by NNLS on
-# the dense rows 64x96x192, 1x256x64, 64x384x96, 5x256x64, 8x256x64 and 256x32x64 (the 1x1
-# conv, which is this kernel): exact to 0.1 %.
-DENSE_PER_MAC = 1.059  # MACs of full 4-token tiles (15 instructions per 16 MACs + row loop)
-DENSE_PER_ROW_TILE = 124.3  # per (row, 4-token tile): setup, 4 x requantize + clamp + store
-DENSE_PER_MAC_LEFTOVER = 2.63  # MACs of the n % 4 leftover tokens (one token per row pass)
-DENSE_PER_INPUT = 2.55  # widening each activation once
-DENSE_IM2COL_PER_BYTE = 1.52  # tf_conv2d_s8's patch gather (conv3x3 16x16x32->32 minus FC)
+# Dense tf_fully_connected_s8 (tiles of 6 tokens, the last 1-5 as in dense_tiles), fitted by
+# NNLS on 30 dense linears (n = 1..13 and 64 at 96x192 and 256x64, 64x384x96, 64x32x64,
+# 16x64x128, 11x48x40, 10x128x32, 256x32x64): within 1 %. Per tile size T: instructions per
+# (row, group of 4 inputs) and per row (requantize, clamp and store T outputs); T = 1 is the
+# lone token, run two rows per pass.
+DENSE_PER_GROUP_ROW = {6: 18.26, 4: 13.23, 2: 8.19, 1: 4.81}
+DENSE_PER_ROW = {6: 42.2, 4: 36.1, 2: 29.6, 1: 18.8}
+DENSE_PER_INPUT = 0.874  # sign-extending the tile's inputs
+DENSE_PER_TILE = 105.4
+DENSE_PER_CALL = 705.0
+DENSE_IM2COL_PER_BYTE = 1.20  # tf_conv2d_s8's patch gather (conv3x3 16x16x32->32 minus FC)
 # Sparse tf_sparse_fully_connected_s8, NNLS per B on the linear and 1x1 rows (max error
 # 1.8 % for B = 1, 0.3 % otherwise). Per stored entry (fillers too) and 8-token tile: the
 # assembly block bodies, counted by hand and equal to the fit (15.0, 19.0, 31.0, 58.0,
@@ -372,15 +375,31 @@ class StorageChoice:
         return self.dense_instructions / self.instructions
 
 
+def dense_tiles(n: int) -> list[int]:
+    """Token tile sizes tf_fully_connected_s8 runs for ``n`` tokens (its fc_fast schedule).
+
+    Tiles of 6; the last 1-5 tokens: a tile of 4 or 2, a 6- or 4-tile overlapping the tokens
+    before it (for 5 or 3 left), or one token alone.
+    """
+    tiles, t = [], 0
+    while t < n:
+        left = n - t
+        size = 6 if left >= 6 else left - 1 if left in (5, 3) else left
+        if left == 5 and n >= 6:
+            size, t = 6, n - 6
+        elif left == 3 and n >= 4:
+            size, t = 4, n - 4
+        tiles.append(size)
+        t += size
+    return tiles
+
+
 def dense_instructions(tokens: int, k: int, m: int, im2col: bool = False) -> float:
     """Estimated instructions of tf_fully_connected_s8 (or tf_conv2d_s8 with ``im2col``)."""
-    full, rest = divmod(tokens, 4)
-    est = (
-        DENSE_PER_MAC * 4 * full * k * m
-        + DENSE_PER_ROW_TILE * full * m
-        + DENSE_PER_MAC_LEFTOVER * rest * k * m
-        + DENSE_PER_INPUT * tokens * k
-    )
+    tiles = dense_tiles(tokens)
+    est = DENSE_PER_CALL + DENSE_PER_TILE * len(tiles) + DENSE_PER_INPUT * sum(tiles) * k
+    for size in tiles:
+        est += DENSE_PER_GROUP_ROW[size] * (k / 4) * m + DENSE_PER_ROW[size] * m
     return est + (DENSE_IM2COL_PER_BYTE * tokens * k if im2col else 0.0)
 
 
