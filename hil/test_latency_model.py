@@ -29,3 +29,18 @@ def test_fit_on_measured_models_predicts_held_out_ones(target, tmp_path) -> None
     assert len(again) == sum(len(g.nodes) for g in graphs[:4])
     other = LatencyModel.fit(pd.DataFrame(again), "renode", unit)
     assert not other.coefs
+    # Counts measured with other firmware sources are stale: kept, but never fitted on.
+    stale = again.assign(firmware="0123456789ab")
+    assert not LatencyModel.fit(stale, target.name, unit).coefs
+
+
+def test_sample_table_from_before_firmware_ids_is_upgraded(tmp_path) -> None:
+    store = SampleStore(tmp_path)
+    old = pd.DataFrame([{
+        "target": "qemu", "unit": "instructions", "op": "add", "signature": "add{}",
+        "features": "{}", "count": 10, "model_id": "m", "time": "t",
+    }])  # fmt: skip
+    old.to_csv(store.path, index=False)
+    table = store.load()
+    assert list(table["firmware"]) == ["unknown"]
+    assert not store.model("qemu", "instructions").coefs

@@ -2,7 +2,9 @@
 
 Every RUN on a target reports one count per layer, so each measured model yields one
 sample per op: (op kind, shape signature, features, count). Samples accumulate in
-``results/latency_samples.csv`` across runs, one model per (target, unit).
+``results/latency_samples.csv`` across runs, one model per (target, unit), fitted only on
+samples measured with the current firmware sources (``firmware_id``): a kernel change makes
+older counts stale.
 
 Prediction per layer: a signature already measured on that target is answered with its
 measured count (QEMU counts are exact and repeatable); otherwise a linear model of the
@@ -24,10 +26,13 @@ from scipy.optimize import nnls
 
 from tinyformer.engine.ir import Graph, Node
 from tinyformer.engine.opset import is_sparse, weights_of
-from tinyformer.hil.results import append_rows, now_iso, read_table
+from tinyformer.hil.firmware import firmware_id
+from tinyformer.hil.results import append_rows, now_iso, read_table, write_atomic
 
 SAMPLES = "latency_samples.csv"
-COLUMNS = ["target", "unit", "op", "signature", "features", "count", "model_id", "time"]
+COLUMNS = [
+    "target", "unit", "op", "signature", "features", "count", "model_id", "firmware", "time",
+]  # fmt: skip
 
 
 def _shape(graph: Graph, name: str) -> tuple[int, ...]:
@@ -123,7 +128,11 @@ class LatencyModel:
 
     @classmethod
     def fit(cls, samples: pd.DataFrame, target: str, unit: str) -> LatencyModel:
-        rows = samples[(samples["target"] == target) & (samples["unit"] == unit)]
+        rows = samples[
+            (samples["target"] == target)
+            & (samples["unit"] == unit)
+            & (samples["firmware"] == firmware_id())
+        ]
         model = cls(target, unit)
         model.exact = rows.groupby("signature")["count"].median().to_dict()
         for kind, group in rows.groupby("op"):
@@ -160,7 +169,7 @@ def samples_of(
     """One sample row per layer of a measured run."""
     if len(layer_counts) != len(graph.nodes):
         raise ValueError(f"{len(layer_counts)} layer counts for {len(graph.nodes)} layers")
-    rows, time = [], now_iso()
+    rows, time, fw = [], now_iso(), firmware_id()
     for node, count in zip(graph.nodes, layer_counts, strict=True):
         kind, feats = op_features(node, graph)
         rows.append(
@@ -172,6 +181,7 @@ def samples_of(
                 "features": json.dumps(feats, sort_keys=True),
                 "count": int(count),
                 "model_id": model_id or graph.name,
+                "firmware": fw,
                 "time": time,
             }
         )
@@ -185,15 +195,29 @@ class SampleStore:
         self.path = Path(results) / SAMPLES
 
     def add(self, rows: Iterable[dict]) -> None:
+        self._upgrade()
         append_rows(rows, self.path, COLUMNS)
 
     def load(self) -> pd.DataFrame:
         if not self.path.exists():
             return pd.DataFrame(columns=COLUMNS)
+        self._upgrade()
         return read_table(self.path, COLUMNS)
 
-    def model(self, target: str, unit: str) -> LatencyModel:
-        return LatencyModel.fit(self.load(), target, unit)
+    def _upgrade(self) -> None:
+        """Tables written before samples carried a firmware id: kept, marked unknown."""
+        if not self.path.exists():
+            return
+        table = pd.read_csv(self.path)
+        if "firmware" not in table.columns:
+            table.insert(COLUMNS.index("firmware"), "firmware", "unknown")
+            write_atomic(table, self.path)
+
+    def model(self, target: str, unit: str, exclude: Iterable[str] = ()) -> LatencyModel:
+        """The model fitted on every sample of ``target`` and ``unit``, less ``exclude``'s
+        model ids (to predict those models as unseen ones)."""
+        samples = self.load()
+        return LatencyModel.fit(samples[~samples["model_id"].isin(set(exclude))], target, unit)
 
 
 def mape(predicted: Sequence[float], measured: Sequence[float]) -> float:

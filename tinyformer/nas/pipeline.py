@@ -24,7 +24,7 @@ from tinyformer.model import Supernet, SupernetSpace, TrainConfig, train_superne
 from tinyformer.nas.fitness import SupernetFitness
 from tinyformer.nas.genome import Candidate
 from tinyformer.nas.latency import SampleStore
-from tinyformer.nas.search import SearchSettings, SparseNAS
+from tinyformer.nas.search import LATENCY_CHECK, SearchSettings, SparseNAS
 from tinyformer.nas.supernas import choose_space
 
 
@@ -95,6 +95,9 @@ def search(
         log,
     )
     best = nas.best(nas.run(resume=resume))
+    check = out / "search" / LATENCY_CHECK
+    if check.exists():  # the latest search's held-out latency check, kept with the results
+        write_atomic(pd.read_csv(check), Path(results) / "latency_search.csv")
     log(
         f"SparseNAS chose {best.key}: val acc {best.accuracy:.4f} (pruned, inherited), "
         f"{best.measured:,.0f} counts, {best.peak_sram_bytes:,} B SRAM"

@@ -41,6 +41,7 @@ from tinyformer.nas.genome import Candidate, crossover, mutate, random_candidate
 from tinyformer.nas.latency import LatencyModel, SampleStore, samples_of
 
 STATE_VERSION = 1
+LATENCY_CHECK = "latency_check.csv"
 Fitness = Callable[[Candidate], float]
 
 
@@ -76,6 +77,9 @@ class Evaluation:
     weight_sparsity: float
     predicted: float | None = None
     measured: float | None = None
+    # the latency model's prediction just before this candidate was measured, from samples
+    # that did not include it: the held-out check of the model on search candidates
+    predicted_unseen: float | None = None
     seconds: float = 0.0
 
     @property
@@ -277,7 +281,10 @@ class SparseNAS:
         picked = [
             e for e in ranked if e.predicted is None or limit is None or e.predicted <= 1.1 * limit
         ][: self.settings.top_k]
+        unseen = self.store.model(self.target.name, self.unit, exclude={e.key for e in picked})
         for e in picked:
+            graph = ir.load(self._work_dir(e.key) / "model.tfir")
+            e.predicted_unseen = unseen.predict(graph) if unseen.covers(graph) else None
             self._measure(e)
         if picked:
             self._predict(state, self.store.model(self.target.name, self.unit))
@@ -355,6 +362,7 @@ class SparseNAS:
         table = pd.DataFrame(rows).sort_values("accuracy", ascending=False)
         write_atomic(table, self.out / "candidates.csv")
         write_atomic(table[table["pareto"]], self.out / "pareto.csv")
+        self._latency_check(state)
         best = self.best(state)
         chosen = self.out / "chosen"
         chosen.mkdir(exist_ok=True)
@@ -363,6 +371,31 @@ class SparseNAS:
         write_atomic_text(json.dumps(asdict(best), indent=2), chosen / "candidate.json")
         self._plot(table, best)
         return best
+
+    def _latency_check(self, state: SearchState) -> None:
+        """Prediction vs measurement of every candidate measured while unseen by the model."""
+        rows = [
+            {
+                "key": e.key,
+                "generation": e.generation,
+                "measured": e.measured,
+                "predicted_unseen": round(e.predicted_unseen),
+                "error_pct": round((e.predicted_unseen - e.measured) / e.measured * 100, 3),
+                "target": self.target.name,
+                "unit": self.unit,
+            }
+            for e in state.evaluated.values()
+            if e.measured is not None and e.predicted_unseen is not None
+        ]
+        if not rows:
+            return
+        table = pd.DataFrame(rows)
+        table["mape_pct"] = round(float(table["error_pct"].abs().mean()), 3)
+        write_atomic(table, self.out / LATENCY_CHECK)
+        self.log(
+            f"latency model on {len(table)} candidates measured while unseen: MAPE "
+            f"{table['mape_pct'].iloc[0]:.2f} % (see {self.out / LATENCY_CHECK})"
+        )
 
     def _plot(self, table: pd.DataFrame, best: Evaluation) -> None:
         import matplotlib
