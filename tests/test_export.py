@@ -182,3 +182,33 @@ def test_cifar10_structure_is_exact_too():
     model.freeze()
     codes, _ = model.eval().int_logits(x)
     np.testing.assert_array_equal(codes.numpy(), reference_logits(to_graph(model), images))
+
+
+def test_search_candidate_graph_matches_the_exported_model(trained):
+    """The search budgets a candidate on ``config_graph`` (random weights pruned to the plan);
+    the deployed model comes from export. Same ops, shapes, arena and weight storage sizes,
+    or the search's flash and SRAM figures would not be the deployed model's."""
+    from tinyformer.engine.codegen import plan_graph
+    from tinyformer.nas.candidate import config_graph
+
+    exported = ir.load(trained.paths["model"])
+    plan = SparsityPlan.load(trained.paths["plan"])
+    candidate = config_graph(tiny_config(), {n: (s.block, s.sparsity) for n, s in plan.items()})
+
+    def layout(g):
+        return [(n.op, tuple(g.tensors[n.outputs[0]].shape)) for n in g.nodes]
+
+    assert layout(candidate) == layout(exported)
+    assert plan_graph(candidate).arena_bytes == plan_graph(exported).arena_bytes
+
+    def stored(g):
+        return {
+            n.name: g.tensors[n.inputs[1]].nbytes
+            for n in g.nodes
+            if n.op in ("conv2d", "linear", "depthwise_conv2d")
+        }
+
+    got, want = stored(candidate), stored(exported)
+    assert got.keys() == want.keys()
+    for name in want:  # the pruning pattern differs, so the encoded sizes differ a little
+        assert abs(got[name] - want[name]) <= max(16, 0.05 * want[name]), name
