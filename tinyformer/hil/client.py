@@ -165,6 +165,29 @@ class DeviceClient:
             if isinstance(item, p.Frame) and item.type == p.Msg.BOOT:
                 self.booted = True
 
+    def handshake(self, boot_timeout: float, where: str) -> None:
+        """Wait for BOOT; when it does not come, ask INFO before calling the target dead.
+
+        BOOT is sent once, so a port that opened late or dropped the first bytes misses it
+        while the firmware runs fine. An INFO ping tells the two apart without changing the
+        device's state (a RESET request would also work, but reboots a firmware just started
+        and fails the same way when nothing listens). A protocol version mismatch is left to
+        ``info()``.
+        """
+        try:
+            self.wait_boot(boot_timeout)
+            return
+        except TargetTimeout:
+            pass
+        try:
+            self.request(p.Msg.INFO)
+        except LinkError:
+            raise TargetTimeout(
+                f"the firmware did not boot: no BOOT frame within {boot_timeout:g} s and no "
+                f"reply to INFO on {where}"
+            ) from None
+        self.booted = True
+
     def info(self) -> p.Info:
         info = p.Info.unpack(self._expect(self.request(p.Msg.INFO), p.Msg.INFO_R))
         if info.protocol_version != p.PROTOCOL_VERSION:

@@ -18,38 +18,14 @@ from typing import Any
 
 import serial
 
-from tinyformer.hil import protocol as p
 from tinyformer.hil.client import DeviceClient
-from tinyformer.hil.errors import HilError, LinkError, TargetTimeout, TargetUnavailable
+from tinyformer.hil.errors import HilError, TargetUnavailable
 from tinyformer.hil.firmware import Firmware
 from tinyformer.hil.targets.base import Target
 
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def await_boot(client: DeviceClient, boot_timeout: float, where: str) -> None:
-    """Wait for BOOT; when it does not come, ask INFO before calling the target dead.
-
-    BOOT is sent once, so a port that opened late or dropped the first bytes misses it while
-    the firmware runs fine. An INFO ping tells the two apart without changing the device's
-    state (a RESET request would also work, but reboots a firmware we just started and fails
-    the same way when nothing listens). A protocol version mismatch is left to ``info()``.
-    """
-    try:
-        client.wait_boot(boot_timeout)
-        return
-    except TargetTimeout:
-        pass
-    try:
-        client.request(p.Msg.INFO)
-    except LinkError:
-        raise TargetTimeout(
-            f"the firmware did not boot: no BOOT frame within {boot_timeout:g} s and no reply"
-            f" to INFO on {where}"
-        ) from None
-    client.booted = True
 
 
 class BoardTarget(Target):
@@ -107,7 +83,7 @@ class BoardTarget(Target):
                 run_timeout=self.run_timeout,
                 describe_pc=firmware.info.describe_pc,
             )
-            await_boot(client, self.boot_timeout, f"{self.port} at {self.baud} baud")
+            client.handshake(self.boot_timeout, f"{self.port} at {self.baud} baud")
             yield client
 
     # -- serial --------------------------------------------------------------------------

@@ -2,19 +2,15 @@
 
 QEMU runs with ``-icount shift=0`` (one instruction per virtual ns, so SysTick counts
 instructions), ``-semihosting`` (the firmware exits QEMU after a fault) and its UART on a TCP
-server socket with TCP_NODELAY (without it every reply waits ~40 ms for Nagle).
+server socket (see ``emulator``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -24,13 +20,8 @@ import serial
 from tinyformer.hil.client import DeviceClient
 from tinyformer.hil.errors import HilError, TargetUnavailable
 from tinyformer.hil.firmware import Firmware
+from tinyformer.hil.targets import emulator
 from tinyformer.hil.targets.base import Target
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class QemuTarget(Target):
@@ -73,58 +64,25 @@ class QemuTarget(Target):
                     run_timeout=self.run_timeout,
                     describe_pc=firmware.info.describe_pc,
                 )
-                client.wait_boot(self.boot_timeout)
+                client.handshake(self.boot_timeout, "QEMU's UART socket")
                 yield client
             finally:
                 link.close()
-                self._stop(proc)
+                emulator.stop(proc)
 
-    def _start(self, elf: Path, log: BinaryIO) -> tuple[subprocess.Popen[bytes], serial.Serial]:
-        # The chosen port may be taken before QEMU binds it: then QEMU exits, try another.
-        for _ in range(5):
-            port = _free_port()
-            proc = subprocess.Popen(
+    def _start(self, elf: Path, log: BinaryIO) -> tuple[subprocess.Popen[bytes], serial.SerialBase]:
+        def launch(port: int) -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
                 self.command(elf, port),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-            link = self._connect(proc, port)
-            if link is not None:
-                return proc, link
-            self._stop(proc)
-            if b"in use" not in self._log_bytes(log):
-                break
-        raise HilError(f"QEMU did not start: {self._log_bytes(log).decode(errors='replace')}")
 
-    @staticmethod
-    def _connect(proc: subprocess.Popen[bytes], port: int) -> serial.Serial | None:
-        """Connect to QEMU's serial server (QEMU starts the guest on this first connection)."""
-        deadline = time.monotonic() + 10.0
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                link = serial.serial_for_url(f"socket://127.0.0.1:{port}", timeout=0.05)
-            except (serial.SerialException, OSError):
-                time.sleep(0.02)
-                continue
-            link._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return link
-        return None
-
-    @staticmethod
-    def _stop(proc: subprocess.Popen[bytes]) -> None:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=3)
-
-    @staticmethod
-    def _log_bytes(log: BinaryIO) -> bytes:
-        log.seek(0)
-        return log.read().strip()[-2000:]
+        # QEMU starts the guest on the first connection to its serial server
+        proc, link, _ = emulator.start_on_free_port(
+            launch, lambda proc, port: emulator.connect(proc, port, 10.0, 0.02), log,
+            "QEMU did not start",
+        )  # fmt: skip
+        return proc, link

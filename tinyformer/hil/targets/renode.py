@@ -16,10 +16,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -29,9 +27,8 @@ import serial
 from tinyformer.hil.client import DeviceClient
 from tinyformer.hil.errors import HilError, TargetUnavailable
 from tinyformer.hil.firmware import FIRMWARE_DIR, Firmware
+from tinyformer.hil.targets import emulator
 from tinyformer.hil.targets.base import Target
-from tinyformer.hil.targets.board import await_boot
-from tinyformer.hil.targets.qemu import QemuTarget, _free_port
 
 RENODE_DIR = FIRMWARE_DIR.parent / "renode"
 NOT_INSTALLED = (
@@ -120,54 +117,41 @@ class RenodeTarget(Target):
                     run_timeout=self.run_timeout,
                     describe_pc=firmware.info.describe_pc,
                 )
-                await_boot(client, self.boot_timeout, f"Renode's USART3 socket (port {port})")
+                client.handshake(self.boot_timeout, f"Renode's USART3 socket (port {port})")
                 yield client
             finally:
                 link.close()
-                self._stop(proc)
+                emulator.stop(proc)
                 if not self.keep_script:
                     script.unlink(missing_ok=True)
 
     def _start(
         self, elf: Path, log: BinaryIO
     ) -> tuple[subprocess.Popen[bytes], serial.SerialBase, Path, int]:
-        # Renode binds the chosen port itself; if something took it meanwhile, try another.
-        for _ in range(3):
-            port = _free_port()
-            script = self.write_script(elf, port, f"tinyformer-{os.getpid()}-{port}")
-            proc = subprocess.Popen(
-                self.command(script),
+        scripts: list[Path] = []
+
+        def launch(port: int) -> subprocess.Popen[bytes]:
+            scripts.append(self.write_script(elf, port, f"tinyformer-{os.getpid()}-{port}"))
+            return subprocess.Popen(
+                self.command(scripts[-1]),
                 stdin=subprocess.PIPE,  # held open: EOF on the console's stdin would end it
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-            link = self._connect(proc, port)
-            if link is not None:
-                return proc, link, script, port
-            self._stop(proc)
-            if not self.keep_script:
-                script.unlink(missing_ok=True)
-            if b"in use" not in QemuTarget._log_bytes(log):
-                break
-        text = QemuTarget._log_bytes(log).decode(errors="replace")
-        raise HilError(f"Renode did not open its UART socket: {text or 'no output'}")
 
-    def _connect(self, proc: subprocess.Popen[bytes], port: int) -> serial.SerialBase | None:
-        deadline = time.monotonic() + self.start_timeout
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                link = serial.serial_for_url(f"socket://127.0.0.1:{port}", timeout=0.05)
-            except (serial.SerialException, OSError):
-                time.sleep(0.1)
-                continue
-            link._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return link
-        return None
-
-    @staticmethod
-    def _stop(proc: subprocess.Popen[bytes]) -> None:
-        if proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                proc.stdin.close()
-        QemuTarget._stop(proc)  # SIGTERM, then SIGKILL, to the whole process group
+        started = False
+        try:
+            proc, link, port = emulator.start_on_free_port(
+                launch,
+                lambda proc, port: emulator.connect(proc, port, self.start_timeout, 0.1),
+                log,
+                "Renode did not open its UART socket",
+                tries=3,
+            )
+            started = True
+        finally:  # the scripts of failed tries (kept on request, to rerun by hand)
+            for script in scripts[:-1] if started else scripts:
+                if not self.keep_script:
+                    script.unlink(missing_ok=True)
+        return proc, link, scripts[-1], port

@@ -1,0 +1,89 @@
+"""What the emulator targets (QEMU, Renode) share: a process in its own group serving the
+firmware's UART on a local TCP port, reached with pyserial's ``socket://``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from typing import BinaryIO
+
+import serial
+
+from tinyformer.hil.errors import HilError
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def log_tail(log: BinaryIO) -> bytes:
+    """The last 2000 bytes of what the emulator printed."""
+    log.seek(0)
+    return log.read().strip()[-2000:]
+
+
+def connect(
+    proc: subprocess.Popen[bytes], port: int, timeout: float, poll: float
+) -> serial.SerialBase | None:
+    """Connect to the emulator's UART server; None when the emulator exits or never listens.
+
+    TCP_NODELAY: without it every small reply waits ~40 ms for Nagle.
+    """
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            link = serial.serial_for_url(f"socket://127.0.0.1:{port}", timeout=0.05)
+        except (serial.SerialException, OSError):
+            time.sleep(poll)
+            continue
+        link._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return link
+    return None
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL, to the emulator's whole process group."""
+    if proc.stdin is not None:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=3)
+
+
+def start_on_free_port(
+    launch: Callable[[int], subprocess.Popen[bytes]],
+    attach: Callable[[subprocess.Popen[bytes], int], serial.SerialBase | None],
+    log: BinaryIO,
+    what: str,
+    tries: int = 5,
+) -> tuple[subprocess.Popen[bytes], serial.SerialBase, int]:
+    """Launch the emulator on a free port and attach to its UART.
+
+    The port may be taken between choosing it and the emulator binding it: the emulator
+    then exits saying so, and another port is tried. Any other failure is reported with the
+    emulator's own output.
+    """
+    for _ in range(tries):
+        port = free_port()
+        proc = launch(port)
+        link = attach(proc, port)
+        if link is not None:
+            return proc, link, port
+        stop(proc)
+        if b"in use" not in log_tail(log):
+            break
+    raise HilError(f"{what}: {log_tail(log).decode(errors='replace') or 'no output'}")
