@@ -197,10 +197,10 @@ def search(
     max_latency: Annotated[
         float | None, typer.Option(help="latency target in the target's counts")
     ] = None,
-    population: int = 12,
-    generations: int = 6,
+    population: int = 16,
+    generations: int = 10,
     top_k: Annotated[int, typer.Option(help="candidates measured per generation")] = 3,
-    supernet_epochs: int = 40,
+    supernet_epochs: int = 60,
     seed: int = 0,
     resume: Annotated[bool, typer.Option(help="continue from the checkpoint in OUT")] = False,
 ) -> None:

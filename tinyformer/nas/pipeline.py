@@ -31,9 +31,9 @@ from tinyformer.nas.supernas import choose_space
 @dataclass
 class SearchOptions:
     dataset: str = "digits"
-    supernet_epochs: int = 40
-    population: int = 12
-    generations: int = 6
+    supernet_epochs: int = 60
+    population: int = 16
+    generations: int = 10
     top_k: int = 3
     max_latency: float | None = None
     seed: int = 0
