@@ -48,3 +48,34 @@ def test_supernas_writes_its_choice_and_reason(tmp_path) -> None:
     report = json.loads((tmp_path / "supernas.json").read_text())
     assert report["chosen"] == chosen.name and "MCUNet" in report["reason"]
     assert max(s.score for s in scores) == next(s for s in scores if s.space == chosen.name).score
+
+
+def test_fitness_recalibrates_the_pruned_subnet_and_leaves_the_supernet_alone() -> None:
+    import torch
+
+    from tinyformer.data import load_dataset
+    from tinyformer.model import Supernet
+    from tinyformer.model.layers import batchnorm_recalibration
+    from tinyformer.nas.fitness import SupernetFitness
+    from tinyformer.nas.genome import random_candidate
+
+    torch.manual_seed(0)
+    space = SupernetSpace.for_dataset("digits")
+    net = Supernet(space)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    cand = random_candidate(space, np.random.default_rng(1))
+    fitness = SupernetFitness(net, load_dataset("digits"), calib_batches=2)
+    score = fitness(cand)
+    assert 0.0 <= score <= 1.0 and fitness(cand) == score  # deterministic
+    after = net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    # the recalibration: exact statistics of the pruned subnet's activations
+    sub = net.extract(cand.config)
+    x = torch.randn(16, 1, 8, 8)
+    with torch.no_grad(), batchnorm_recalibration(sub):
+        sub(x[:8])
+        sub(x[8:])
+    assert not sub.training
+    with torch.no_grad():
+        feat = sub.stem.conv(x)
+    torch.testing.assert_close(sub.stem.bn.running_mean, feat.mean(dim=(0, 2, 3)))

@@ -11,6 +11,9 @@ compute exactly what the supernet computed for its config):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -181,3 +184,29 @@ class ElasticLayerNorm(nn.Module):
     def export(self, dim: int) -> nn.LayerNorm:
         norm = nn.LayerNorm(dim, eps=self.eps)
         return _copy_into(norm, weight=self.weight[:dim], bias=self.bias[:dim])
+
+
+@contextmanager
+def batchnorm_recalibration(model: nn.Module) -> Iterator[None]:
+    """Recompute every BatchNorm's statistics as exact averages over the forward passes run
+    inside the block (train mode, cumulative momentum); eval mode afterwards.
+
+    For a subnet taken from the supernet (shared statistics mix many subnets) and for one
+    whose blocks were just pruned (its activations' statistics moved).
+    """
+    norms = [
+        m
+        for m in model.modules()
+        if isinstance(m, ElasticBatchNorm2d | nn.modules.batchnorm._BatchNorm)
+    ]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    try:
+        yield
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        model.eval()

@@ -31,6 +31,7 @@ from tinyformer.model.layers import (
     ElasticDepthwiseConv2d,
     ElasticLayerNorm,
     ElasticLinear,
+    batchnorm_recalibration,
 )
 from tinyformer.model.subnet import (
     MLP,
@@ -302,19 +303,9 @@ class Supernet(nn.Module):
         Shared statistics after sandwich training mix many subnets; evaluate or extract a
         subnet after calibrating it. Leaves the module in eval mode.
         """
-        norms = [m for m in self.modules() if isinstance(m, ElasticBatchNorm2d)]
-        momenta = [m.momentum for m in norms]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None
-        self.train()
-        try:
+        with batchnorm_recalibration(self):
             for x in inputs:
                 self(x, config)
-        finally:
-            for m, momentum in zip(norms, momenta, strict=True):
-                m.momentum = momentum
-            self.eval()
 
 
 def count_parameters(module: nn.Module) -> int:
