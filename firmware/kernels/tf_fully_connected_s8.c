@@ -453,35 +453,21 @@ _Static_assert(sizeof(fc_state_t) == 64, "fc_state_t is the assembly's layout");
     "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr", "cc",      \
         "memory"
 
-static FC_NOINLINE void tile6_asm(fc_state_t *state)
-{
-    register fc_state_t *st __asm__("r0") = state;
-    __asm__ volatile(FC_TILE_ASM(FC_PEEL6, FC_GROUP6, "68", FC_TAIL6, FC_SAT6, FC_CLAMP6,
-                                 FC_STORE6, "r9")
-                     : "+r"(st)
-                     :
-                     : FC_CLOBBERS);
-}
+/* One row-loop function per tile size: the asm template needs its pieces as literals. */
+#define FC_TILE_FN(NAME, PEEL, GROUP, FRAME, TAIL, SAT, CLAMP, STORE, LAST)                     \
+    static FC_NOINLINE void NAME(fc_state_t *state)                                            \
+    {                                                                                          \
+        register fc_state_t *st __asm__("r0") = state;                                         \
+        __asm__ volatile(FC_TILE_ASM(PEEL, GROUP, FRAME, TAIL, SAT, CLAMP, STORE, LAST)        \
+                         : "+r"(st)                                                            \
+                         :                                                                     \
+                         : FC_CLOBBERS);                                                       \
+    }
 
-static FC_NOINLINE void tile4_asm(fc_state_t *state)
-{
-    register fc_state_t *st __asm__("r0") = state;
-    __asm__ volatile(FC_TILE_ASM(FC_PEEL4, FC_GROUP4, "52", FC_TAIL4, FC_SAT4, FC_CLAMP4,
-                                 FC_STORE4, "r7")
-                     : "+r"(st)
-                     :
-                     : FC_CLOBBERS);
-}
-
-static FC_NOINLINE void tile2_asm(fc_state_t *state)
-{
-    register fc_state_t *st __asm__("r0") = state;
-    __asm__ volatile(FC_TILE_ASM(FC_PEEL2, FC_GROUP2, "36", FC_TAIL2ONLY, FC_SAT2, FC_CLAMP2,
-                                 FC_STORE2, "r5")
-                     : "+r"(st)
-                     :
-                     : FC_CLOBBERS);
-}
+FC_TILE_FN(tile6_asm, FC_PEEL6, FC_GROUP6, "68", FC_TAIL6, FC_SAT6, FC_CLAMP6, FC_STORE6, "r9")
+FC_TILE_FN(tile4_asm, FC_PEEL4, FC_GROUP4, "52", FC_TAIL4, FC_SAT4, FC_CLAMP4, FC_STORE4, "r7")
+FC_TILE_FN(tile2_asm, FC_PEEL2, FC_GROUP2, "36", FC_TAIL2ONLY, FC_SAT2, FC_CLAMP2, FC_STORE2,
+           "r5")
 
 /* Table indices of the code addresses. */
 enum { AT_DONE = 0, AT_G0 = 1, AT_EPI = 9, AT_EPI_CLAMP = 10, AT_TAIL = 10 /* + k % 4 */ };
