@@ -249,12 +249,12 @@ def test_cost_model_refuses_sparse_that_is_bigger() -> None:
         (0, 0, 0.0, 997_400),  # dense linear 64x96x192
         (3, 0, 0.0, 21_880),  # dense linear 1x256x64 (the lone-token path)
         (1, 0, 0.0, 2_013_720),  # dense conv 3x3
-        (0, 4, 0.9, 189_000),
-        (0, 16, 0.5, 590_040),
-        (0, 1, 0.75, 662_440),
-        (1, 4, 0.9, 403_440),  # conv 3x3 16x16x32 -> 32
-        (1, 2, 0.5, 1_882_000),
-        (2, 8, 0.75, 223_640),  # conv 1x1 16x16x32 -> 64 (the sparse FC over pixels)
+        (0, 4, 0.9, 172_480),
+        (0, 16, 0.5, 575_480),
+        (0, 1, 0.75, 619_920),
+        (1, 4, 0.9, 379_360),  # conv 3x3 16x16x32 -> 32
+        (1, 2, 0.5, 1_724_920),
+        (2, 8, 0.75, 187_600),  # conv 1x1 16x16x32 -> 64 (the sparse FC over pixels)
     ],
 )
 def test_cost_model_matches_measurements(index, block, sparsity, measured) -> None:

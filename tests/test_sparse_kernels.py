@@ -1,9 +1,10 @@
 """Host-built sparse C kernels equal the dense numpy references bit for bit.
 
-The host build runs the portable C tile (the ARM assembly tile is checked under QEMU by
-``tinyformer bench kernels``, which compares every layer's output checksum with the
-reference); the format walk, the widened layouts of every B, partial tiles, the SMMLA
-requantization table and the general requantization path are all exercised here.
+The host build runs the portable C tile: the format walk, the widened layouts of every B,
+partial tiles, the SMMLA requantization table and the general requantization path are all
+exercised here. The ARM assembly (tiles, one-token routines, widening, the table-driven row
+kinds) runs under QEMU in test_arm_kernels_match_reference_on_qemu, on edge cases, and in
+``tinyformer bench kernels``, which compares every layer's output checksum with the reference.
 """
 
 import numpy as np
@@ -237,3 +238,117 @@ def test_python_conv_reference_decodes() -> None:
     args = {k: v for k, v in p.items() if k != "weights"}
     out = sparse_conv2d(blob=encode(p["weights"], 4), k_h=kh, k_w=kh, **args)
     np.testing.assert_array_equal(out, conv2d(**p))
+
+
+# -- the ARM build under QEMU -----------------------------------------------------------------
+
+
+def _qemu_cases(block: int) -> list[tuple[str, dict]]:
+    """Edge cases of the assembly paths: tiles of 8 and the one-token routines (every n % 8),
+    k % 4 tails, empty rows (found by the first tile, short-cut by the next), filler gaps,
+    a dead channel (multiplier 0, shift 0), a narrow activation range, shifts outside the
+    SMMLA form (the portable path), and the conv paths (direct widening, gathered, 1x1)."""
+    rng = np.random.default_rng(900 + block)
+    cases = []
+    for n, k, m, s in [(17, 21, 9, 0.5), (13, 37, 33, 0.9), (8, 3, 5, 0.0), (1, 1, 1, 0.0),
+                       (24, 64, 12, 0.95), (7, 40, 6, 0.3)]:  # fmt: skip
+        cases.append(("fc", random_fc(rng, n, k, m, block, s)))
+    p = random_fc(rng, 16, 24, 7, block, 0.5)
+    p["weights"][[1, 4]] = 0  # empty rows
+    p["multiplier"], p["shift"] = p["multiplier"].copy(), p["shift"].copy()
+    p["multiplier"][2], p["shift"][2] = 0, 0  # a dead channel
+    cases.append(("fc", p))
+    cases.append(("fc", random_fc(rng, 11, 19, 6, block, 0.4, big=True)))
+    k = block * 260  # first and last block: a gap bridged by fillers
+    p = random_fc(rng, 9, k, 3, block, 0.0)
+    w = np.zeros_like(p["weights"])
+    w[0, :block], w[0, -1], w[2, -2] = 3, -5, 7
+    p["weights"] = w
+    cases.append(("fc", p))
+    for h, w_, cin, cout, kk, stride, pad in [
+        (9, 7, 8, 6, 3, 2, (1, 0, 1, 1)),
+        (9, 7, 5, 6, 3, 2, (1, 0, 1, 1)),
+        (6, 6, 8, 12, 1, 1, (0, 0, 0, 0)),
+    ]:
+        cases.append(("conv", random_conv(rng, block, 0.6, h=h, w=w_, cin=cin, cout=cout, k=kk,
+                                          stride=stride, padding=pad)))  # fmt: skip
+    return cases
+
+
+def test_arm_kernels_match_reference_on_qemu(tmp_path) -> None:
+    """The Cortex-M7 assembly (host tests run the portable C) against the references."""
+    from tinyformer.engine.cmodel import CArray, CModel
+    from tinyformer.engine.ops.sparse import CONV_HEADER, FC_HEADER, conv2d_call, fc_call
+    from tinyformer.hil.errors import TargetUnavailable
+    from tinyformer.hil.firmware import DEFAULT_STACK, build
+    from tinyformer.hil.measure import measure
+    from tinyformer.hil.targets import make_target
+
+    try:
+        target = make_target("qemu")
+    except TargetUnavailable as e:  # pragma: no cover - QEMU is part of `make setup`
+        pytest.skip(str(e))
+    cm = CModel(name="sparse_edges", arena_bytes=0, input_offset=0, input_bytes=0,
+                output_offset=0, output_bytes=0, includes=[FC_HEADER, CONV_HEADER])  # fmt: skip
+    cases = [(b, op, p) for b in BLOCKS for op, p in _qemu_cases(b)]
+
+    def align(n: int) -> int:
+        return -(-n // 16) * 16
+
+    # arena: [inputs][outputs][scratch], each case at its own offsets; one shared scratch
+    in_offs, out_offs, expected, scratch = [], [], [], 0
+    in_off = out_off = 0
+    for i, (b, op, p) in enumerate(cases):
+        cm.constants.append(CArray(f"c_w{i}", np.frombuffer(encode(p["weights"], b), np.uint8)))
+        cm.constants.append(CArray(f"c_m{i}", np.asarray(p["multiplier"], np.int32)))
+        cm.constants.append(CArray(f"c_s{i}", np.asarray(p["shift"], np.int32)))
+        if op == "fc":
+            (_, k), m = p["x"].shape, p["weights"].shape[0]
+            bias = fold_input_zero_point(p["weights"], p["bias"], p["input_zp"])
+            expected.append(fully_connected(**p).ravel())
+            scratch = max(scratch, sparse_fc_scratch_bytes(k, m, b))
+        else:
+            cin, (cout, kh, kw, _) = p["x"].shape[2], p["weights"].shape
+            bias = fold_conv_bias(p["weights"], p["bias"], p["input_zp"])
+            expected.append(conv2d(**p).ravel())
+            scratch = max(scratch, sparse_conv2d_scratch_bytes(cin, kh, kw, cout, b))
+        cm.constants.append(CArray(f"c_b{i}", np.asarray(bias, np.int32)))
+        in_offs.append(in_off)
+        out_offs.append(out_off)
+        in_off += align(p["x"].size)
+        out_off += align(expected[-1].size)
+    out_base = align(in_off)
+    s_base = out_base + align(out_off)
+    for i, (b, op, p) in enumerate(cases):
+        x, y, s = (
+            f"(arena + {in_offs[i]})",
+            f"(arena + {out_base + out_offs[i]})",
+            f"(arena + {s_base})",
+        )
+        args = (f"c_b{i}", f"c_m{i}", f"c_s{i}")
+        if op == "fc":
+            (n, k), m = p["x"].shape, p["weights"].shape[0]
+            code = fc_call(x, f"c_w{i}", *args, p["output_zp"], p["act_min"], p["act_max"], n,
+                           k, m, y, s)  # fmt: skip
+        else:
+            h, w, cin = p["x"].shape
+            cout, kh, kw, _ = p["weights"].shape
+            code = conv2d_call(x, h, w, cin, f"c_w{i}", cout, kh, kw, *args, p["input_zp"],
+                               p["output_zp"], p["stride"], p["padding"], p["act_min"],
+                               p["act_max"], y, s)  # fmt: skip
+        cm.layers.append((f"{op} B={b}", code))
+    cm.input_bytes = in_off
+    cm.output_offset, cm.output_bytes = out_base, out_off
+    cm.arena_bytes = s_base + align(scratch)
+    data = np.zeros(in_off, np.int8)
+    for off, (_, _, p) in zip(in_offs, cases, strict=True):
+        data[off : off + p["x"].size] = p["x"].ravel()
+    cm.write(tmp_path / "model")
+    fw = build(tmp_path / "model", tmp_path / "build", board=target.board,
+               stack_size=DEFAULT_STACK)  # fmt: skip
+    got = np.frombuffer(measure(target, fw, data.tobytes()).output, np.int8)
+    for i, (b, op, _) in enumerate(cases):
+        ref = expected[i]
+        np.testing.assert_array_equal(
+            got[out_offs[i] : out_offs[i] + ref.size], ref, err_msg=f"case {i}: {op} B={b}"
+        )

@@ -23,7 +23,8 @@
  *                                   multiplier[j], shift[j]) + output_zp, act_min, act_max)
  *
  * How it runs: tokens are taken TF_SFC_TILE (8) at a time. Their activations are widened
- * once into scratch as int16 pairs, token-interleaved, in the layout the block size wants:
+ * once into scratch as int16 pairs, token-interleaved, in the layout the block size wants
+ * (per 4-column group g, 16 words; assembly: one STM per two tokens, or PKHBT/PKHTB):
  *   B >= 4: per 4-column group g, per token t: two words (x[4g], x[4g+2]), (x[4g+1], x[4g+3])
  *           (SXTB16 and SXTB16 ROR 8 of the 4 bytes), so a B-block is B/4 groups;
  *   B == 2: per column pair p, per token t: one word (x[2p], x[2p+1]);
@@ -31,20 +32,29 @@
  * Then every row of the stream is run against the tile: each weight block is loaded and
  * sign-extended once and feeds the 8 tokens' accumulators (per 4 weights: LDR, 2 SXTB16,
  * 8 LDRD, 16 SMLAD = 32 MACs in 31 instructions with the gap handling), a block's address
- * being the previous one's end plus gap blocks. On Cortex-M with DSP the whole tile (all
- * rows, requantization included) is one assembly routine per B that keeps the 8 accumulators
- * in registers (the first block of a row adds into the bias, so nothing is cleared); the
- * requantization jumps (TBH) to a copy specialised for the row's shift so that shift and
- * saturation are one SSAT. Leftover tokens (n % 8) run through one-token assembly routines
- * over the same widened layout. Both need every row's shift in [-22, -2] (or multiplier 0),
- * which real layers have; otherwise the portable C path runs (it is also the host build):
+ * being the previous one's end plus gap blocks. On Cortex-M with DSP the whole tile is one
+ * assembly routine per B that keeps the 8 accumulators in registers (the first block of a
+ * row adds into the bias, so nothing is cleared) and is driven by a table in scratch:
+ *   table = bias_0, kind_0, then per row j: M_j, rc_j, rq_j, bias_j+1, kind_j+1
+ * One LDM of a row's {M, rc, rq} jumps (rq: the copy of the requantization specialised for
+ * the row's shift, so that shift and saturation are one SSAT) and one LDM of the next
+ * {bias, kind} jumps to how that row starts: kind is "probe" until the first tile has read
+ * the row's first byte, then "row", "empty" (its output, computed once, is stored: 16
+ * instructions for 8 outputs) or "exit" (0xFE), so no row tests the stream's markers.
+ * A row with entries costs 32 instructions per tile besides its blocks: 8 x (SMMLA, SSAT,
+ * STRB) and 8 for the table and the output pointers. Leftover tokens (n % 8) run through
+ * one-token assembly routines over the same widened layout, which read bias, multiplier and
+ * shift directly (a call with fewer than 8 tokens builds no table). Both need every row's
+ * shift in [-22, -2] (or multiplier 0 and shift in [-22, 0]: a dead channel), zero point
+ * and activation range within int8, which real layers have; otherwise the portable C path
+ * runs (it is also the host build):
  *   tf_requantize(acc, M, s) + zp == (SMMLA(acc, M, rc) >> (-1 - s))
  *   with rc = 2^(-2 - s) + zp * 2^(-1 - s),
  * exact for s <= -2 (single rounding, see tf_math.h), without overflow for s >= -22. The
  * assembly saturates to int8; a narrower act_min / act_max is applied to the tile after.
  *
- * Instructions under QEMU (results/kernels.csv): 64 tokens x 96 -> 192, B = 4: 1.22 M at 0 %
- * block sparsity (dense tf_fully_connected_s8: 1.65 M), 189 k at 90 % (8.7x).
+ * Instructions under QEMU (results/kernels.csv): 64 tokens x 96 -> 192, B = 4: 1.20 M at 0 %
+ * block sparsity (dense tf_fully_connected_s8: 0.997 M), 172 k at 90 % (5.8x), 110 k at 95 %.
  *
  * The lower-level plan/tile API lets tf_sparse_conv2d_s8 run gathered patches as tokens.
  */
@@ -66,11 +76,14 @@ static inline int32_t tf_sparse_fc_s8_padded_k(int32_t k, int32_t block)
     return (k + q - 1) / q * q;
 }
 
-/* Scratch: the requantization table (4 words per row + 2) and one widened tile. */
+/* Bytes of the row table in scratch: 2 words, then 5 per row (see above). */
+#define TF_SFC_TABLE_BYTES(m) (20u * (uint32_t)(m) + 8u)
+
+/* Scratch: the table, then one widened tile. */
 static inline uint32_t tf_sparse_fully_connected_s8_scratch_bytes(int32_t k, int32_t m,
                                                                   int32_t block)
 {
-    return 16u * (uint32_t)m + 8u +
+    return TF_SFC_TABLE_BYTES(m) +
            (uint32_t)TF_SFC_TILE * 2u * (uint32_t)tf_sparse_fc_s8_padded_k(k, block);
 }
 
@@ -85,14 +98,14 @@ int32_t tf_sparse_fully_connected_s8(const int8_t *input, const uint8_t *weights
 typedef struct {
     const uint8_t *stream; /* the blob's stream (after the header) */
     const int32_t *bias, *multiplier, *shift;
-    int32_t *rq;  /* requantization table in scratch: bias_0, then {M, rc, sh, bias_next} */
+    int32_t *rq;  /* the row table in scratch (above; built only for 8-token tiles) */
     uint32_t *xs; /* widened tile in scratch */
     int32_t block, k, kp, m;
     int32_t output_zp, act_min, act_max;
     int32_t fast; /* every row suits the SMMLA requantization */
 } tf_sfc_plan_t;
 
-/* Check the blob against k x m and fill the table in scratch; 0 or -1 (bad header). */
+/* Check the blob against k x m and fill the row table in scratch; 0 or -1 (bad header). */
 int32_t tf_sparse_fc_s8_plan(tf_sfc_plan_t *plan, const uint8_t *weights, const int32_t *bias,
                              const int32_t *multiplier, const int32_t *shift,
                              int32_t output_zp, int32_t act_min, int32_t act_max, int32_t k,

@@ -106,12 +106,12 @@ def padded_k(k: int, block: int) -> int:
 
 
 def sparse_fc_scratch_bytes(k: int, m: int, block: int) -> int:
-    """tf_sparse_fully_connected_s8_scratch_bytes(k, m, B) = 16 m + 8 + 16 padded_k(k, B).
+    """tf_sparse_fully_connected_s8_scratch_bytes(k, m, B) = 20 m + 8 + 16 padded_k(k, B).
 
-    The requantization table (bias, then 4 words per row) and one tile of 8 tokens widened
-    to int16.
+    The row table (2 words, then 5 per row: requantization, next bias, row kind) and one
+    tile of 8 tokens widened to int16.
     """
-    return 16 * m + 8 + TILE * 2 * padded_k(k, block)
+    return 20 * m + 8 + TILE * 2 * padded_k(k, block)
 
 
 def sparse_conv2d_scratch_bytes(in_c: int, k_h: int, k_w: int, out_c: int, block: int) -> int:
