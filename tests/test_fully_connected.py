@@ -147,3 +147,31 @@ def test_mode() -> None:
     assert mode(shift, zp=128) == 0
     assert mode(shift, k=3) == 0
     assert mode(shift, lo=10, hi=5) == 0
+
+
+def test_a_pruned_away_row_keeps_the_layer_on_the_fast_path() -> None:
+    """An all-zero weight row takes the largest live row's scale, so its requantization
+    shift is in the others' range and the whole layer keeps the fast path (a scale of 1
+    gave shift >= -1 and sent trained, pruned layers to the generic path, 4x slower)."""
+    from tinyformer.engine.builder import GraphBuilder
+    from tinyformer.engine.intmath import quantize_weights, weight_scales
+
+    np.testing.assert_allclose(
+        weight_scales(np.array([0.0, 12.7, 25.4, 0.0])), [0.2, 0.1, 0.2, 0.2]
+    )
+    assert list(weight_scales(np.zeros(2))) == [1.0, 1.0]
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 0.1, (24, 64))
+    w[[3, 17]] = 0.0
+    q, _ = quantize_weights(w)
+    assert not q[[3, 17]].any()
+    x = rng.integers(-128, 128, (16, 64), dtype=np.int8)
+    b = GraphBuilder("dead_row", x, seed=0)
+    g = b.build(b.linear("fc", b.input, 24, weights=w))
+    node = g.nodes[0]
+    shift = np.asarray(node.attrs["shift"], np.int32)
+    lib = load()
+    mode = lib.tf_fully_connected_s8_mode(
+        ptr(shift), node.attrs["output_zp"], node.attrs["act_min"], node.attrs["act_max"], 64, 24
+    )
+    assert mode != 0, shift

@@ -272,3 +272,14 @@ def tiny_subnet():
 
     torch.manual_seed(0)
     return Subnet.from_config(tiny_config()).eval()
+
+
+def test_weight_scales_torch_follows_the_engine_rule_for_dead_rows() -> None:
+    from tinyformer.engine.intmath import weight_scales
+    from tinyformer.quant.fakequant import weight_scales_torch
+
+    w = torch.randn(6, 3, 3, 4)
+    w[[0, 4]] = 0.0
+    amax = w.abs().reshape(6, -1).amax(dim=1).double().numpy()
+    np.testing.assert_allclose(weight_scales_torch(w).numpy(), weight_scales(amax), rtol=1e-6)
+    assert torch.equal(weight_scales_torch(torch.zeros(2, 5)), torch.ones(2))

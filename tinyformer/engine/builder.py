@@ -15,7 +15,13 @@ import math
 
 import numpy as np
 
-from tinyformer.engine.intmath import INT8_MAX, INT8_MIN, quantize_multiplier, quantize_multipliers
+from tinyformer.engine.intmath import (
+    INT8_MAX,
+    INT8_MIN,
+    quantize_multiplier,
+    quantize_multipliers,
+    quantize_weights,
+)
 from tinyformer.engine.ir import Graph, Node, Tensor
 from tinyformer.engine.ops.conv import output_size, patches, same_padding
 from tinyformer.engine.ops.elementwise import activation_range, add_params
@@ -33,14 +39,6 @@ def output_quant(real: np.ndarray) -> tuple[float, int]:
     scale = max(hi - lo, 1e-6) / 255.0
     zp = int(np.clip(round(INT8_MIN - lo / scale), INT8_MIN, INT8_MAX))
     return scale, zp
-
-
-def quantize_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 per output channel (axis 0): (int8 weights, per-channel scales)."""
-    flat = w.reshape(w.shape[0], -1)
-    scales = np.maximum(np.abs(flat).max(axis=1), 1e-8) / 127.0
-    q = np.clip(np.round(flat / scales[:, None]), -127, 127).astype(np.int8)
-    return q.reshape(w.shape), scales
 
 
 class GraphBuilder:

@@ -28,6 +28,28 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 MIN_SHIFT, MAX_SHIFT = -31, 30
 
 
+def weight_scales(amax: np.ndarray) -> np.ndarray:
+    """Per-output-channel weight scales from each channel's max |w|: amax / 127.
+
+    An all-zero channel (a fully pruned row) takes the largest live channel's scale (1 when
+    none is live): its scale only sets the bias's precision, and a scale in the range of the
+    others keeps its requantization multiplier in theirs, so the kernels' fast paths (which
+    need every row's shift in a range) still apply to the layer.
+    """
+    amax = np.asarray(amax, np.float64)
+    fill = amax.max() / 127.0 if amax.size and amax.max() > 0 else 1.0
+    return np.where(amax > 0, amax / 127.0, fill)
+
+
+def quantize_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 per output channel (axis 0), in float64: (int8 weights, scales)."""
+    w = np.asarray(w, np.float64)
+    flat = w.reshape(w.shape[0], -1)
+    scales = weight_scales(np.abs(flat).max(axis=1))
+    q = np.clip(np.round(flat / scales[:, None]), -127, 127).astype(np.int8)
+    return q.reshape(w.shape), scales
+
+
 def quantize_multiplier(real: float) -> tuple[int, int]:
     """Split a positive real multiplier into (Q31 multiplier, shift), TFLite style.
 

@@ -15,7 +15,6 @@ from tinyformer.quant.fakequant import (
     fake_quant,
     fake_quant_weight,
     qparams_from_range,
-    quantize_weight,
 )
 from tinyformer.quant.fold import fold_bn, fold_conv_bn
 from tinyformer.quant.qmodules import QuantSubnet
@@ -30,6 +29,5 @@ __all__ = [
     "fold_bn",
     "fold_conv_bn",
     "qparams_from_range",
-    "quantize_weight",
     "to_graph",
 ]

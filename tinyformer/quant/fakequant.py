@@ -10,10 +10,11 @@ Conventions (the engine's, ``tinyformer/engine/intmath.py``):
   output range [act_min, act_max] (a fused ReLU / ReLU6 is that clamp) and passes gradients
   straight through inside the range (zero outside);
 - weights: symmetric int8 per output channel (axis 0), scale = max|w| / 127, values in
-  [-127, 127]; a channel whose weights are all zero (pruned away) gets scale 1;
+  [-127, 127]; a channel whose weights are all zero (pruned away) gets the largest live
+  channel's scale (``intmath.weight_scales``);
 - biases: int32 at scale input_scale * weight_scale[c].
 
-:func:`quantize_weight` (numpy, float64) gives the integer weights the exported graph and
+``intmath.quantize_weights`` (numpy, float64) gives the integer weights the exported graph and
 the integer evaluation path use; :func:`fake_quant_weight` is its float32 twin for training.
 """
 
@@ -82,9 +83,12 @@ def round_ste(x: torch.Tensor) -> torch.Tensor:
 
 
 def weight_scales_torch(w: torch.Tensor) -> torch.Tensor:
-    """Per-output-channel scales (max|w| / 127; 1 for an all-zero channel), no gradient."""
+    """Per-output-channel scales, no gradient: the engine's rule (``intmath.weight_scales``:
+    max|w| / 127; an all-zero channel takes the largest live channel's scale)."""
     amax = w.detach().abs().reshape(w.shape[0], -1).amax(dim=1)
-    return torch.where(amax > 0, amax / 127.0, torch.ones_like(amax))
+    top = amax.max()
+    fill = top / 127.0 if top > 0 else torch.ones_like(top)
+    return torch.where(amax > 0, amax / 127.0, fill)
 
 
 def fake_quant_weight(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,15 +102,6 @@ def fake_quant_weight(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def fake_quant_bias(b: torch.Tensor, acc_scales: torch.Tensor) -> torch.Tensor:
     """The bias as the engine holds it: round(b / (s_in * s_w)) at that scale."""
     return round_ste(b / acc_scales) * acc_scales
-
-
-def quantize_weight(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 per output channel (axis 0) in float64: (int8 weights, scales)."""
-    w = np.asarray(w, np.float64)
-    amax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
-    scales = np.where(amax > 0, amax / 127.0, 1.0)
-    q = np.clip(np.round(w / scales.reshape((-1,) + (1,) * (w.ndim - 1))), -127, 127)
-    return q.astype(np.int8), scales
 
 
 def quantize_bias(b: np.ndarray, acc_scales: np.ndarray, where: str = "layer") -> np.ndarray:

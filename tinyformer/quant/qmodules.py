@@ -42,7 +42,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tinyformer.engine.intmath import INT8_MAX, INT8_MIN, quantize_multiplier, quantize_multipliers
+from tinyformer.engine.intmath import (
+    INT8_MAX,
+    INT8_MIN,
+    quantize_multiplier,
+    quantize_multipliers,
+    quantize_weights,
+)
 from tinyformer.engine.ops.conv import output_size
 from tinyformer.engine.ops.elementwise import activation_range, add_params
 from tinyformer.engine.ops.norm import layernorm_params
@@ -69,7 +75,6 @@ from tinyformer.quant.fakequant import (
     fake_quant_bias,
     fake_quant_weight,
     quantize_bias,
-    quantize_weight,
     to_int,
 )
 from tinyformer.quant.fold import fold_conv_bn
@@ -112,7 +117,7 @@ class _Weighted(QModule):
     def int_params(self, qin: QParams) -> dict:
         """int8 weights (torch layout), int32 bias and the node attrs, for input ``qin``."""
         w = self.effective_weight().detach().cpu().double().numpy()
-        wq, ws = quantize_weight(w)
+        wq, ws = quantize_weights(w)
         acc_scales = float(qin[0]) * ws
         s_out, zp_out = self.out.qparams()
         mult, shift = quantize_multipliers(acc_scales / s_out)
