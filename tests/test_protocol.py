@@ -43,6 +43,10 @@ def payloads() -> list[bytes]:
     out = [b"", b"\x00", b"\x00" * 300, b"\x01" * 254, b"\x01" * 253 + b"\x00", b"\xff" * 1024]
     out += [rng.integers(0, 256, int(n), dtype=np.uint8).tobytes() for n in (1, 253, 254, 255, 777)]
     out += [bytes(rng.choice([0, 1, 2], 600).astype(np.uint8))]
+    # a full 254-byte group right before a zero: the group must not swallow that zero
+    # (at several offsets, so that frames' 4-byte headers land the run on a group boundary)
+    out += [b"\x07" * n + b"\x00" + b"\x05" * 3 for n in range(250, 259)]
+    out += [b"\x07" * 254 + b"\x00", b"\x07" * 508 + b"\x00\x00"]
     return out
 
 

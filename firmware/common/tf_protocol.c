@@ -115,9 +115,11 @@ static void cobs_send(const uint8_t *data, uint32_t len)
         if (end == len) {
             break;
         }
-        /* Skip the zero this group stands for, unless the group ended for length. */
-        start = data[end] == 0 ? end + 1u : end;
-        if (start == len && data[end] == 0) {
+        /* A group ended by a zero stands for it: skip it. A full group (code 0xFF) stands
+         * for no zero, even when one comes next. */
+        const int zero = end - start < 254u && data[end] == 0;
+        start = zero ? end + 1u : end;
+        if (zero && start == len) {
             board_putc(1); /* a trailing zero needs an empty final group */
             break;
         }

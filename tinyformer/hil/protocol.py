@@ -70,7 +70,8 @@ def cobs_encode(data: bytes) -> bytes:
         out += data[start:end]
         if end == len(data):
             return bytes(out)
-        zero = data[end] == 0
+        # a group ended by a zero stands for it; a full one (code 0xFF) for no zero
+        zero = end - start < 254 and data[end] == 0
         start = end + 1 if zero else end
         if zero and start == len(data):
             out.append(1)
