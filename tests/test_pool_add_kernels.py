@@ -206,6 +206,170 @@ def test_add_general_shifts() -> None:
     np.testing.assert_array_equal(c_add(p), ref)
 
 
+def extreme_add(rng: np.random.Generator, n: int) -> dict:
+    """Parameters at and past the ends of what add_params makes: multipliers from 0 to near
+    2^31, shifts around the kernel's fast-form limits, zero points up to +-128 (and beyond),
+    output shifts that saturate or barely scale, any activation range (even lo > hi)."""
+    left_shift = int(rng.choice([20, 20, 22, 0, 8, int(rng.integers(0, 23))]))
+
+    def mult() -> int:
+        return int(rng.choice([1 << 30, (1 << 31) - 1, int(rng.integers(1 << 30, 1 << 31)),
+                               int(rng.integers(0, 1 << 31)), 0]))  # fmt: skip
+
+    def zp() -> int:
+        return int(rng.choice([-128, 127, 128, 0, int(rng.integers(-128, 128)),
+                               int(rng.integers(-300, 300))]))  # fmt: skip
+
+    def in_shift() -> int:
+        return int(rng.choice([0, -1, 1, -left_shift - 1, -left_shift + 7, -left_shift - 2,
+                               2 - left_shift, int(rng.integers(-31, 2))]))  # fmt: skip
+
+    e1, e2 = max(in_shift(), -31), max(in_shift(), -31)
+    # ~ the output shift that keeps a + b near int8: a is about 2^(L + e + 7)
+    eo = -(left_shift + max(e1, e2) + 7) + int(rng.integers(-3, 10))
+    eo = int(rng.choice([eo, eo, -2, -1, 0, int(rng.integers(-31, 1))]))
+    lo, hi = sorted(int(v) for v in rng.integers(-128, 128, 2))
+    if rng.random() < 0.3:
+        lo, hi = -128, 127
+    elif rng.random() < 0.1:
+        lo, hi = hi, lo
+    return {"x1": rng.integers(-128, 128, n, np.int8), "x2": rng.integers(-128, 128, n, np.int8),
+            "input1_zp": zp(), "input1_multiplier": mult(), "input1_shift": e1,
+            "input2_zp": zp(), "input2_multiplier": mult(), "input2_shift": e2,
+            "output_zp": zp(), "output_multiplier": mult(), "output_shift": max(min(eo, 30), -31),
+            "act_min": lo, "act_max": hi, "left_shift": left_shift}  # fmt: skip
+
+
+def edge_fast_add(rng: np.random.Generator, n: int) -> dict:
+    """Parameters at the edges of the kernel's fast form (and its assembly): pre-shifts
+    s = left_shift + shift + 1 from 8 to 22, zero points -128..128, multipliers up to
+    2^31 - 1, output shifts from saturating everything to barely scaling, any clamp."""
+    p = extreme_add(rng, n)
+    left_shift = int(rng.choice([20, 20, 20, 22, int(rng.integers(7, 23))]))
+    s1, s2 = (int(rng.choice([8, 22, 21, int(rng.integers(8, 23))])) for _ in range(2))
+    for i, s_ in (("1", s1), ("2", s2)):
+        p[f"input{i}_shift"] = s_ - left_shift - 1
+        p[f"input{i}_zp"] = int(rng.choice([-128, 127, 128, int(rng.integers(-128, 129))]))
+    # a + b is up to 2^(s + 8): the output is then up to about 2^(7 + offset), even 2^15
+    offset = int(rng.choice([-3, -1, 0, 1, 2, 3, 4, int(rng.integers(5, 10))]))
+    eo = -max(s1, s2) - 1 + offset
+    p["output_shift"] = max(min(eo, -2), -31)
+    p["output_zp"] = int(rng.choice([-128, 127, *rng.integers(-128, 128, 4)]))
+    for key in ["input1_multiplier", "input2_multiplier", "output_multiplier"]:
+        top = int(rng.integers(1 << 30, 1 << 31))
+        small = [0, 12345] if key != "output_multiplier" else []
+        p[key] = int(rng.choice([1 << 30, (1 << 31) - 1, *[top] * 6, *small]))
+    if rng.random() < 0.5:
+        p["act_min"], p["act_max"] = -128, 127
+    p["left_shift"] = left_shift
+    return p
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_add_fast_form_edges(seed: int) -> None:
+    rng = np.random.default_rng(5000 + seed)
+    n = int(rng.choice([1, 3, 4, 5, 8, 11, 64, 129]))
+    p = edge_fast_add(rng, n)
+    out, guard = guarded_out((n,))
+    c_add(p, out=out)
+    assert np.all(guard == 0x5A), "output overrun"
+    np.testing.assert_array_equal(out, add(**p))
+
+
+@pytest.mark.parametrize("seed", range(400))
+def test_add_extreme_parameters(seed: int) -> None:
+    rng = np.random.default_rng(1000 + seed)
+    n = int(rng.choice([1, 2, 3, 4, 5, 6, 7, 8, 9, 63, 64, 65, 257]))
+    p = extreme_add(rng, n)
+    out, guard = guarded_out((n,))
+    c_add(p, out=out)
+    assert np.all(guard == 0x5A), "output overrun"
+    np.testing.assert_array_equal(out, add(**p))
+
+
+def add_case_list() -> list[dict]:
+    """Edge cases for the ARM build: lengths around the 4-element loop, unaligned and
+    in-place buffers, the fast form's limits, and parameters that leave it."""
+    rng = np.random.default_rng(77)
+    cases = []
+    for n in [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 1024]:
+        p, _ = random_add(rng, n)
+        cases.append(p)
+    for _ in range(6):  # a ReLU-like clamp and a narrow one
+        p, _ = random_add(rng, int(rng.integers(8, 40)))
+        p["act_min"], p["act_max"] = sorted(int(v) for v in rng.integers(-128, 128, 2))
+        cases.append(p)
+    every = np.tile(np.arange(-128, 128), 8).astype(np.int8)  # each value 8 times
+    for scales, zps in [
+        ((0.02, 0.02, 0.04), (5, -17, -3)),
+        ((0.1, 0.001, 0.09), (-128, 127, 0)),
+        ((0.003, 0.05, 0.2), (127, -128, 127)),
+        ((1.0, 0.004, 0.3), (0, 0, -128)),
+    ]:
+        cases.append({"x1": every, "x2": rng.permutation(every),
+                      **add_params(scales[0], zps[0], scales[1], zps[1], scales[2], zps[2]),
+                      "act_min": -128, "act_max": 127})  # fmt: skip
+    for _ in range(30):
+        cases.append(extreme_add(rng, int(rng.choice([3, 4, 7, 12, 33, 64]))))
+    for _ in range(90):
+        cases.append(edge_fast_add(rng, int(rng.choice([4, 7, 12, 33, 64]))))
+    return cases
+
+
+def test_add_arm_matches_reference_on_qemu(tmp_path) -> None:
+    """The Cortex-M7 assembly (host tests run the portable C) against the reference, with
+    unaligned buffers and output == input1 or input2 as the planner may arrange."""
+    from tinyformer.engine.cmodel import CModel
+    from tinyformer.hil.errors import TargetUnavailable
+    from tinyformer.hil.firmware import DEFAULT_STACK, build
+    from tinyformer.hil.measure import measure
+    from tinyformer.hil.targets import make_target
+
+    try:
+        target = make_target("qemu")
+    except TargetUnavailable as e:  # pragma: no cover - QEMU is part of `make setup`
+        pytest.skip(str(e))
+    cases = add_case_list()
+    data, places, off = [], [], 0
+    for i, p in enumerate(cases):
+        n = p["x1"].size
+        mis = (i % 4, (i // 4) % 4, (i // 16) % 4)  # every mix of byte offsets
+        o1 = off + mis[0]
+        o2 = o1 + n + 4 + mis[1]
+        oo = o2 + n + 4 + mis[2]
+        if i % 5 == 3:
+            oo = o1  # in place over input1
+        elif i % 5 == 4:
+            oo = o2  # in place over input2
+        places.append((o1, o2, oo))
+        off = -(-(max(o2, oo) + n + 8) // 16) * 16
+    data = np.zeros(off, np.int8)
+    # the output is the whole data area
+    cm = CModel(name="add_edges", arena_bytes=off, input_offset=0, input_bytes=off,
+                output_offset=0, output_bytes=off, includes=["tf_add_s8.h"])  # fmt: skip
+    for p, (o1, o2, oo) in zip(cases, places, strict=True):
+        n = p["x1"].size
+        data[o1 : o1 + n], data[o2 : o2 + n] = p["x1"], p["x2"]
+        args = ", ".join(str(int(p[k])) for k in ADD_ARGS)
+        code = f"    tf_add_s8(arena + {o1}, arena + {o2}, {n}, {args}, arena + {oo});"
+        cm.layers.append((f"add n={n}", code))
+    cm.write(tmp_path / "model")
+    fw = build(tmp_path / "model", tmp_path / "build", board=target.board,
+               stack_size=DEFAULT_STACK)  # fmt: skip
+    m = measure(target, fw, data.tobytes())
+    got = np.frombuffer(m.output, np.int8)
+    for i, (p, (_, _, oo)) in enumerate(zip(cases, places, strict=True)):
+        ref = add(**p)
+        np.testing.assert_array_equal(got[oo : oo + ref.size], ref, err_msg=f"case {i}: {p}")
+    # the 16x64 add (case 12) in the 4-element loop: about 11 instructions an element
+    assert m.layer_counts[12] < 14 * 1024, m.layer_counts[12]
+
+
+ADD_ARGS = ["input1_zp", "input1_multiplier", "input1_shift", "input2_zp", "input2_multiplier",
+            "input2_shift", "output_zp", "output_multiplier", "output_shift", "act_min",
+            "act_max", "left_shift"]  # fmt: skip
+
+
 def test_add_output_not_saturated_everywhere() -> None:
     p, _ = random_add(np.random.default_rng(4), 1000)
     out = add(**p)

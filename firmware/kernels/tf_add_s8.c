@@ -1,20 +1,244 @@
 /* tf_add_s8 - see the header for shapes, layouts and the formula. */
 #include "tf_add_s8.h"
 
-#include "tf_math.h"
+#include "tf_dsp.h"
 
-/* tf_requantize(x, mult, shift) for shift <= 0, bit for bit, without a 64-bit shift: the
- * rounding shift s = 30 - shift is then >= 30, and floor(p / 2^s) is taken from SMULL's two
- * words (for s < 32 the result fits 32 bits since |p| < 2^62 / 2^2, here |x| < 2^29). */
-static inline int32_t requantize_right(int32_t x, int32_t mult, int32_t shift)
+/* The assembly needs the DSP extension, Thumb-2 and no frame pointer in r7 (-O1 and up). */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__) &&                 \
+    defined(__OPTIMIZE__)
+#define ADD_ASM 1
+#else
+#define ADD_ASM 0
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * The fast form. With s = left_shift + shift + 1 >= 0, multiplying the numerator and the
+ * denominator of the reference's floor((v 2^L m + 2^(30-e)) / 2^(31-e)) by 2^(e+1) gives
+ *
+ *     a = floor(((v << s) m + 2^31) / 2^32) = SMMULR(v << s, m)             (v = x - zp)
+ *
+ * and a + b = SMMLAR(v2 << s2, m2, a). For the output, k = -1 - eo >= 1 and
+ * c = 2^(k-1) + (output_zp + 128) 2^k: since 2^(31+k) is a multiple of 2^32,
+ *
+ *     requantize(a + b) + output_zp + 128 = (c + floor((a + b) mo / 2^32)) >> k
+ *                                         = SMMLA(a + b, mo, c) >> k
+ *
+ * (the +128 makes the value unsigned for USAT16 in the assembly). add_fast() checks, from
+ * the ranges of x, that nothing here leaves int32; otherwise the generic int64 path runs.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    int32_t s1, s2; /* pre-shifts of x - zp */
+    int32_t k, c;   /* output shift and constant */
+    int32_t asm_ok; /* also fits the assembly's 16-bit lanes and byte clamp */
+} add_fast_t;
+
+/* The reference's requantize in int64 (the generic path; |x m| < 2^63 for its values). */
+static int64_t rq64(int64_t x, int32_t m, int32_t shift)
 {
-    const int64_t p = (int64_t)x * mult;
-    const int32_t hi = (int32_t)(p >> 32);
-    const uint32_t lo = (uint32_t)p;
-    const int32_t s = 30 - shift;
-    const int32_t q = s >= 32 ? hi >> (s - 32) : (int32_t)(((uint32_t)hi << (32 - s)) | (lo >> s));
-    return (q + 1) >> 1;
+    return (((x * m) >> (30 - shift)) + 1) >> 1;
 }
+
+static int fits32(int64_t x) { return x >= INT32_MIN && x <= INT32_MAX; }
+
+/* a(x) over x in [-128, 127] is monotone (in either direction): its range from the ends,
+ * by the fast form itself once (x - zp) << s is known to fit (32-bit work: this runs on
+ * every call). */
+static int input_range(int32_t zp, int32_t m, int32_t shift, int32_t left_shift, int32_t *s,
+                       int64_t *lo, int64_t *hi)
+{
+    *s = left_shift + shift + 1;
+    if (*s < 0 || *s > 23) {
+        return 0;
+    }
+    const int32_t lim = INT32_MAX >> *s; /* |(v << s)| fits for v in [-lim - 1, lim] */
+    const int64_t v0 = -128 - (int64_t)zp, v1 = 127 - (int64_t)zp;
+    if (v0 < -(int64_t)lim - 1 || v1 > lim) {
+        return 0;
+    }
+    const int32_t p = (int32_t)1 << *s;
+    const int32_t a0 = tf_smmulr((int32_t)v0 * p, m), a1 = tf_smmulr((int32_t)v1 * p, m);
+    *lo = a0 < a1 ? a0 : a1;
+    *hi = a0 < a1 ? a1 : a0;
+    return 1;
+}
+
+static int add_fast(int32_t input1_zp, int32_t input1_multiplier, int32_t input1_shift,
+                    int32_t input2_zp, int32_t input2_multiplier, int32_t input2_shift,
+                    int32_t output_zp, int32_t output_multiplier, int32_t output_shift,
+                    int32_t act_min, int32_t act_max, int32_t left_shift, add_fast_t *f)
+{
+    int64_t a_lo, a_hi, b_lo, b_hi;
+    if (left_shift < 0 || left_shift > 22 || output_shift > -2 || output_shift < -31 ||
+        output_zp < -(1 << 20) || output_zp > (1 << 20) ||
+        !input_range(input1_zp, input1_multiplier, input1_shift, left_shift, &f->s1, &a_lo,
+                     &a_hi) ||
+        !input_range(input2_zp, input2_multiplier, input2_shift, left_shift, &f->s2, &b_lo,
+                     &b_hi)) {
+        return 0;
+    }
+    const int64_t ab_lo = a_lo + b_lo, ab_hi = a_hi + b_hi;
+    if (!fits32(ab_lo) || !fits32(ab_hi)) {
+        return 0;
+    }
+    f->k = -1 - output_shift; /* 1..30 */
+    const int32_t pk = (int32_t)1 << f->k;
+    const int64_t c = pk / 2 + (int64_t)(output_zp + 128) * pk;
+    /* floor(ab mo / 2^32) is monotone in ab too */
+    const int32_t q0 = (int32_t)(((int64_t)(int32_t)ab_lo * output_multiplier) >> 32);
+    const int32_t q1 = (int32_t)(((int64_t)(int32_t)ab_hi * output_multiplier) >> 32);
+    const int64_t x_lo = c + (q0 < q1 ? q0 : q1), x_hi = c + (q0 < q1 ? q1 : q0);
+    if (!fits32(c) || !fits32(x_lo) || !fits32(x_hi)) {
+        return 0;
+    }
+    f->c = (int32_t)c;
+    /* Assembly: (x << 8) lanes times 2^(s-8) in SMLAxy (a positive int16), SMMLA's result
+     * shifted fits an int16 lane for PKHBT/USAT16, and the clamp works on bytes. */
+    f->asm_ok = f->s1 >= 8 && f->s1 <= 22 && f->s2 >= 8 && f->s2 <= 22 &&
+                ((int32_t)x_lo >> f->k) >= INT16_MIN && ((int32_t)x_hi >> f->k) <= INT16_MAX &&
+                act_min >= -128 && act_max <= 127 && input1_zp >= -128 && input1_zp <= 128 &&
+                input2_zp >= -128 && input2_zp <= 128;
+    return 1;
+}
+
+/* SMMLAR and SMMLA: acc + the high word of a * b, rounded (+2^31) or not. */
+static inline int32_t add_smmlar(int32_t a, int32_t b, int32_t acc)
+{
+#if ADD_ASM
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+#else
+    const int32_t hi = (int32_t)(((int64_t)a * b + 0x80000000LL) >> 32);
+    return (int32_t)((uint32_t)acc + (uint32_t)hi); /* modulo 2^32, as the instruction */
+#endif
+}
+
+static inline int32_t add_smmla(int32_t a, int32_t b, int32_t acc)
+{
+#if ADD_ASM
+    int32_t r;
+    __asm__("smmla %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+#else
+    const int32_t hi = (int32_t)(((int64_t)a * b) >> 32);
+    return (int32_t)((uint32_t)acc + (uint32_t)hi);
+#endif
+}
+
+/* np.clip's order: min(max(x, lo), hi), so lo > hi gives hi. */
+static inline int32_t add_clip(int32_t x, int32_t lo, int32_t hi)
+{
+    x = x < lo ? lo : x;
+    return x > hi ? hi : x;
+}
+
+/* Elements [i, n) by the fast form, one at a time (the tail, and the host's whole loop). */
+static void add_fast_c(const int8_t *input1, const int8_t *input2, int32_t i, int32_t n,
+                       int32_t zp1, int32_t m1, int32_t zp2, int32_t m2, int32_t mo,
+                       int32_t act_min, int32_t act_max, const add_fast_t *f, int8_t *output)
+{
+    const int32_t p1 = (int32_t)1 << f->s1, p2 = (int32_t)1 << f->s2;
+    for (; i < n; i++) {
+        const int32_t a = tf_smmulr((input1[i] - zp1) * p1, m1);
+        const int32_t ab = add_smmlar((input2[i] - zp2) * p2, m2, a);
+        const int32_t y = (add_smmla(ab, mo, f->c) >> f->k) - 128;
+        output[i] = (int8_t)add_clip(y, act_min, act_max);
+    }
+}
+
+#if ADD_ASM
+/* The assembly loop's constants, loaded by LDM: P2 below r0 (LDMDB), P1 at r0, P3 at lr. */
+typedef struct {
+    const int8_t *end2; /* P2: input2 + 4 groups */
+    int32_t z2;         /* -zp2 << s2 */
+    int32_t m2;
+    const int8_t *end1; /* P1: input1 + 4 groups */
+    int32_t z1;         /* -zp1 << s1 */
+    int32_t m1;
+    uint32_t ss;        /* 2^(s1-8) | 2^(s2-8) << 16 */
+    uint32_t mask;      /* 0xFF00FF00 */
+    int8_t *end_out;    /* P3: output + 4 groups */
+    int32_t mo;
+    int32_t c;
+    int32_t k;
+    uint32_t lo4, hi4;  /* act_min + 128, act_max + 128 in each byte */
+    int32_t i0;         /* -4 groups: the byte index, counting up to 0 */
+} add_state_t;
+
+/* Four elements per iteration. Inputs: the word's bytes as (x << 8) in int16 lanes (AND with
+ * 0xFF00FF00, once shifted by 8), then SMLAxB / SMLAxT make (x - zp) << s, SMMULR gives a and
+ * SMMLAR adds b. Output: SMMLA + ASR per element, PKHBT two per word, USAT16 saturates to
+ * [0, 255] (the value carries +128), ORR packs the bytes, EOR 0x80 makes them signed. */
+#define ADD_ASM_LOOP(CLAMP)                                                                    \
+    "ldr r1, [r0, #56]\n\t"                                                                    \
+    "add lr, r0, #32\n\t"                                                                      \
+    "add r0, r0, #12\n"                                                                        \
+    "1:\n\t"                                                                                   \
+    "ldmia r0, {r6-r10}\n\t"                                                                   \
+    "ldr r11, [r6, r1]\n\t"                                                                    \
+    "and r12, r10, r11, lsl #8\n\t"                                                            \
+    "and r11, r11, r10\n\t"                                                                    \
+    "smlabb r2, r12, r9, r7\n\t"                                                               \
+    "smlatb r4, r12, r9, r7\n\t"                                                               \
+    "smlabb r3, r11, r9, r7\n\t"                                                               \
+    "smlatb r5, r11, r9, r7\n\t"                                                               \
+    "smmulr r2, r2, r8\n\t"                                                                    \
+    "smmulr r3, r3, r8\n\t"                                                                    \
+    "smmulr r4, r4, r8\n\t"                                                                    \
+    "smmulr r5, r5, r8\n\t"                                                                    \
+    "ldmdb r0, {r6-r8}\n\t"                                                                    \
+    "ldr r11, [r6, r1]\n\t"                                                                    \
+    "and r12, r10, r11, lsl #8\n\t"                                                            \
+    "smlabt r6, r12, r9, r7\n\t"                                                               \
+    "smmlar r2, r6, r8, r2\n\t"                                                                \
+    "smlatt r12, r12, r9, r7\n\t"                                                              \
+    "smmlar r4, r12, r8, r4\n\t"                                                               \
+    "and r11, r11, r10\n\t"                                                                    \
+    "smlabt r12, r11, r9, r7\n\t"                                                              \
+    "smmlar r3, r12, r8, r3\n\t"                                                               \
+    "smlatt r11, r11, r9, r7\n\t"                                                              \
+    "smmlar r5, r11, r8, r5\n\t"                                                               \
+    "ldmia lr, {r6-r11}\n\t"                                                                   \
+    "smmla r2, r2, r7, r8\n\t"                                                                 \
+    "smmla r3, r3, r7, r8\n\t"                                                                 \
+    "smmla r4, r4, r7, r8\n\t"                                                                 \
+    "smmla r5, r5, r7, r8\n\t"                                                                 \
+    "asr r2, r2, r9\n\t"                                                                       \
+    "asr r3, r3, r9\n\t"                                                                       \
+    "asr r4, r4, r9\n\t"                                                                       \
+    "asr r5, r5, r9\n\t"                                                                       \
+    "pkhbt r2, r2, r4, lsl #16\n\t"                                                            \
+    "pkhbt r3, r3, r5, lsl #16\n\t"                                                            \
+    "usat16 r2, #8, r2\n\t"                                                                    \
+    "usat16 r3, #8, r3\n\t"                                                                    \
+    "orr r2, r2, r3, lsl #8\n\t" CLAMP "eor r2, r2, #0x80808080\n\t"                           \
+    "str r2, [r6, r1]\n\t"                                                                     \
+    "adds r1, r1, #4\n\t"                                                                      \
+    "bne 1b\n\t"
+
+/* max(x, lo) then min(x, hi) on the four unsigned bytes: USUB8 sets GE, SEL picks. */
+#define ADD_CLAMP                                                                              \
+    "usub8 r12, r2, r10\n\tsel r2, r2, r10\n\tusub8 r12, r11, r2\n\tsel r2, r2, r11\n\t"
+
+#define ADD_CLOBBERS                                                                           \
+    "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr", "cc",      \
+        "memory"
+
+static __attribute__((noinline)) void add_loop(add_state_t *state)
+{
+    register add_state_t *st __asm__("r0") = state;
+    __asm__ volatile(ADD_ASM_LOOP("") : "+r"(st) : : ADD_CLOBBERS);
+}
+
+static __attribute__((noinline)) void add_loop_clamp(add_state_t *state)
+{
+    register add_state_t *st __asm__("r0") = state;
+    __asm__ volatile(ADD_ASM_LOOP(ADD_CLAMP) : "+r"(st) : : ADD_CLOBBERS);
+}
+
+static uint32_t bytes4(int32_t v) { return (uint32_t)(v & 0xFF) * 0x01010101u; }
+#endif
 
 void tf_add_s8(const int8_t *input1, const int8_t *input2, int32_t n, int32_t input1_zp,
                int32_t input1_multiplier, int32_t input1_shift, int32_t input2_zp,
@@ -22,25 +246,52 @@ void tf_add_s8(const int8_t *input1, const int8_t *input2, int32_t n, int32_t in
                int32_t output_multiplier, int32_t output_shift, int32_t act_min,
                int32_t act_max, int32_t left_shift, int8_t *output)
 {
-    /* A multiply, not <<: left-shifting a negative value is undefined in C. */
-    const int32_t scale = (int32_t)1 << left_shift;
-    if (input1_shift > 0 || input2_shift > 0 || output_shift > 0) { /* not from add_params */
-        for (int32_t i = 0; i < n; i++) {
-            const int32_t a = tf_requantize((input1[i] - input1_zp) * scale, input1_multiplier,
-                                            input1_shift);
-            const int32_t b = tf_requantize((input2[i] - input2_zp) * scale, input2_multiplier,
-                                            input2_shift);
-            const int32_t sum = tf_requantize(a + b, output_multiplier, output_shift);
-            output[i] = (int8_t)tf_clamp(sum + output_zp, act_min, act_max);
+    add_fast_t f;
+    if (add_fast(input1_zp, input1_multiplier, input1_shift, input2_zp, input2_multiplier,
+                 input2_shift, output_zp, output_multiplier, output_shift, act_min, act_max,
+                 left_shift, &f)) {
+        int32_t done = 0;
+#if ADD_ASM
+        const int32_t groups = n / 4;
+        if (f.asm_ok && groups > 0) {
+            done = 4 * groups;
+            add_state_t st = {
+                .end2 = input2 + done,
+                .z2 = -input2_zp * ((int32_t)1 << f.s2),
+                .m2 = input2_multiplier,
+                .end1 = input1 + done,
+                .z1 = -input1_zp * ((int32_t)1 << f.s1),
+                .m1 = input1_multiplier,
+                .ss = ((uint32_t)1 << (f.s1 - 8)) | ((uint32_t)1 << (f.s2 + 8)),
+                .mask = 0xFF00FF00u,
+                .end_out = output + done,
+                .mo = output_multiplier,
+                .c = f.c,
+                .k = f.k,
+                .lo4 = bytes4(act_min + 128),
+                .hi4 = bytes4(act_max + 128),
+                .i0 = -done,
+            };
+            if (act_min == -128 && act_max == 127) {
+                add_loop(&st);
+            } else {
+                add_loop_clamp(&st);
+            }
         }
+#endif
+        add_fast_c(input1, input2, done, n, input1_zp, input1_multiplier, input2_zp,
+                   input2_multiplier, output_multiplier, act_min, act_max, &f, output);
         return;
     }
+    /* Generic: the reference in int64, for parameters add_params never makes. */
     for (int32_t i = 0; i < n; i++) {
-        const int32_t a = requantize_right((input1[i] - input1_zp) * scale, input1_multiplier,
-                                           input1_shift);
-        const int32_t b = requantize_right((input2[i] - input2_zp) * scale, input2_multiplier,
-                                           input2_shift);
-        const int32_t sum = requantize_right(a + b, output_multiplier, output_shift);
-        output[i] = (int8_t)tf_clamp(sum + output_zp, act_min, act_max);
+        const int64_t a = rq64((int64_t)(input1[i] - input1_zp) * ((int64_t)1 << left_shift),
+                               input1_multiplier, input1_shift);
+        const int64_t b = rq64((int64_t)(input2[i] - input2_zp) * ((int64_t)1 << left_shift),
+                               input2_multiplier, input2_shift);
+        const int64_t y = (((a + b) * output_multiplier) >> (30 - output_shift)) + 1;
+        const int64_t out = (y >> 1) + output_zp;
+        const int64_t clipped = out < act_min ? act_min : out;
+        output[i] = (int8_t)(clipped > act_max ? act_max : clipped);
     }
 }
