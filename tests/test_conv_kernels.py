@@ -9,9 +9,9 @@ from tinyformer.engine.intmath import quantize_multipliers, requantize
 from tinyformer.engine.ops.conv import (
     conv2d,
     conv2d_scratch_bytes,
+    depthwise_bias,
     depthwise_conv2d,
     fold_conv_bias,
-    fold_depthwise_bias,
     output_size,
     same_padding,
 )
@@ -86,7 +86,7 @@ def c_depthwise(p: dict) -> np.ndarray:
     h, w, c = p["x"].shape
     kh, kw, _ = p["weights"].shape
     out, guard = guarded_out(out_shape(p, kh, c))
-    bias = fold_depthwise_bias(p["weights"], p["bias"], p["input_zp"])
+    bias = depthwise_bias(p["weights"], p["bias"])
     load().tf_depthwise_conv2d_s8(
         ptr(p["x"]), h, w, c, ptr(p["weights"]), kh, kw, ptr(bias), ptr(p["multiplier"]),
         ptr(p["shift"]), p["input_zp"], p["output_zp"], p["stride"], *p["padding"],
@@ -259,3 +259,86 @@ def test_outputs_not_saturated_everywhere(depthwise: bool) -> None:
     out = depthwise_conv2d(**p) if depthwise else conv2d(**p)
     assert len(np.unique(out)) > 40
     assert np.mean((out == p["act_min"]) | (out == p["act_max"])) < 0.2
+
+
+def _depthwise_qemu_cases() -> list[dict]:
+    """Depthwise shapes for the ARM assembly: heavy padding (k up to and beyond the map),
+    whole 3x3 windows, rows of every tap count 1..8 and beyond (k = 9), strides 1 and 2,
+    channels % 4 tails and more than the 32-channel chunks, input_zp != 0 and at -128."""
+    rng = np.random.default_rng(77)
+    shapes = [  # (h, w, c, k, stride, padding)
+        (4, 4, 128, 5, 1, (2, 2, 2, 2)),  # the digits model's second depthwise
+        (8, 8, 64, 5, 2, (2, 2, 2, 2)),
+        (2, 2, 36, 5, 1, (2, 2, 2, 2)),
+        (3, 3, 13, 7, 1, (3, 3, 3, 3)),
+        (2, 3, 40, 7, 2, (3, 3, 3, 3)),
+        (4, 4, 7, 5, 2, (1, 2, 2, 1)),
+        (1, 1, 9, 5, 1, (2, 2, 2, 2)),
+        (6, 7, 20, 3, 1, (1, 1, 1, 1)),
+        (9, 8, 33, 3, 2, (0, 0, 1, 1)),
+        (10, 10, 12, 9, 1, (4, 4, 4, 4)),  # rows longer than the unrolled 8 taps
+        (8, 12, 8, 8, 1, (0, 3, 0, 4)),
+    ]
+    cases = []
+    for i, (h, w, c, k, stride, pad) in enumerate(shapes):
+        p = random_conv(rng, True, h=h, w=w, cin=c, k=k, stride=stride, padding=pad)
+        if i < 3:
+            p["input_zp"], p["act_min"], p["act_max"] = -128, -128, 127
+            p["x"] = np.maximum(p["x"], -128).astype(np.int8)
+        cases.append(p)
+    return cases
+
+
+def test_depthwise_arm_matches_reference_on_qemu(tmp_path) -> None:
+    """The Cortex-M7 assembly (host tests run the portable C) against the reference."""
+    from tinyformer.engine.cmodel import CArray, CModel
+    from tinyformer.hil.errors import TargetUnavailable
+    from tinyformer.hil.firmware import DEFAULT_STACK, build
+    from tinyformer.hil.measure import measure
+    from tinyformer.hil.targets import make_target
+
+    try:
+        target = make_target("qemu")
+    except TargetUnavailable as e:  # pragma: no cover - QEMU is part of `make setup`
+        pytest.skip(str(e))
+    cases = _depthwise_qemu_cases()
+    cm = CModel(name="depthwise_edges", arena_bytes=0, input_offset=0, input_bytes=0,
+                output_offset=0, output_bytes=0, includes=["tf_depthwise_conv2d_s8.h"])  # fmt: skip
+
+    def align(n: int) -> int:
+        return -(-n // 16) * 16
+
+    expected = [depthwise_conv2d(**p).ravel() for p in cases]
+    in_offs = np.cumsum([0] + [align(p["x"].size) for p in cases])
+    out_offs = np.cumsum([0] + [align(e.size) for e in expected])
+    out_base = int(in_offs[-1])
+    for i, p in enumerate(cases):
+        cm.constants += [
+            CArray(f"c_w{i}", np.asarray(p["weights"], np.int8)),
+            CArray(f"c_b{i}", depthwise_bias(p["weights"], p["bias"])),
+            CArray(f"c_m{i}", np.asarray(p["multiplier"], np.int32)),
+            CArray(f"c_s{i}", np.asarray(p["shift"], np.int32)),
+        ]
+        (h, w, c), k = p["x"].shape, p["weights"].shape[0]
+        pads = ", ".join(str(v) for v in p["padding"])
+        code = (
+            f"    tf_depthwise_conv2d_s8((arena + {in_offs[i]}), {h}, {w}, {c}, c_w{i}, {k}, "
+            f"{k}, c_b{i}, c_m{i}, c_s{i}, {p['input_zp']}, {p['output_zp']}, {p['stride']}, "
+            f"{pads}, {p['act_min']}, {p['act_max']}, (arena + {out_base + out_offs[i]}));"
+        )
+        cm.layers.append((f"depthwise {h}x{w}x{c} k={k}", code))
+    cm.input_bytes = out_base
+    cm.output_offset, cm.output_bytes = out_base, int(out_offs[-1])
+    cm.arena_bytes = out_base + int(out_offs[-1])
+    data = np.zeros(out_base, np.int8)
+    for off, p in zip(in_offs, cases, strict=False):
+        data[off : off + p["x"].size] = p["x"].ravel()
+    cm.write(tmp_path / "model")
+    fw = build(tmp_path / "model", tmp_path / "build", board=target.board,
+               stack_size=DEFAULT_STACK)  # fmt: skip
+    m = measure(target, fw, data.tobytes())
+    got = np.frombuffer(m.output, np.int8)
+    for i, ref in enumerate(expected):
+        np.testing.assert_array_equal(
+            got[out_offs[i] : out_offs[i] + ref.size], ref, err_msg=f"case {i}"
+        )

@@ -5,24 +5,29 @@
  * Shapes and layouts (row-major):
  *   input   [in_h][in_w][channels]   int8
  *   weights [k_h][k_w][channels]     int8 symmetric (TFLite's 1HWC without the 1)
- *   bias    [channels]               int32, *folded*: bias[c] - input_zp * sum_{i,j} w[i][j][c]
- *                                    (engine/ops/conv.py: fold_depthwise_bias)
+ *   bias    [channels]               int32, the layer's own (NOT folded with input_zp)
  *   multiplier, shift [channels]     per-channel requantization (see tf_math.h)
  *   output  [out_h][out_w][channels] int8, out_h = tf_conv2d_out_size(in_h, k_h, stride,
  *                                    pad_top, pad_bottom), out_w likewise (tf_conv2d_s8.h)
  *
- *   out[y][x][c] = clamp(tf_requantize(bias[c] + sum_{i,j} xp[y*stride + i][x*stride + j][c]
- *                                      * weights[i][j][c], multiplier[c], shift[c])
+ *   out[y][x][c] = clamp(tf_requantize(bias[c] + sum_{i,j} (xp[y*stride + i][x*stride + j][c]
+ *                                      - input_zp) * weights[i][j][c], multiplier[c], shift[c])
  *                        + output_zp, act_min, act_max)
  *
- * where xp is the input padded with input_zp (pad_top/left/bottom/right), so with the folded
- * bias this equals the reference's sum of (x - input_zp) * w exactly. A pixel whose window
- * reaches into the padding reads only its valid taps and adds input_zp * w for each padded one.
+ * where xp is the input padded with input_zp (pad_top/left/bottom/right), as the reference.
  *
- * Four channels at a time: per tap one (unaligned) word of inputs and one of weights, SXTB16
- * to halfword pairs, one SMLABB/SMLATT per channel (on ARM an assembly loop, 3x3 windows
- * unrolled). Accumulators of up to 32 channels are then requantized together; when every
- * shift is <= -2 this takes SMULL's high word instead of a 64-bit shift (same result).
+ * Padded taps are real zeros (x - input_zp with x = input_zp), so a window visits only its
+ * valid taps: with a big kernel on a small map (5x5 on 4x4) most taps are padding. This is
+ * why the zero point is not folded into the bias here as it is for conv2d: the fold would
+ * make every padded tap cost an input_zp * w.
+ *
+ * Four channels at a time: per tap one (unaligned) word of inputs and one of weights, SXTAB16
+ * to halfword pairs x - input_zp (in [-255, 255]; the subtraction is free) and SXTB16 to w,
+ * one SMLABB/SMLATT per channel. On ARM the groups of four channels loop in assembly: whole
+ * 3x3 windows unrolled, other rows of up to 8 taps entered part-way into 8 unrolled taps,
+ * longer rows a loop. Accumulators of up to 32 channels are then requantized together; when
+ * every shift is in [-31, -1] from SMULL's p >> 31 instead of a 64-bit shift (same result),
+ * and the full int8 range is one SSAT.
  * No scratch (a 128-byte stack array). Reference: engine/ops/conv.py (depthwise_conv2d).
  */
 #ifndef TF_DEPTHWISE_CONV2D_S8_H

@@ -42,9 +42,9 @@ from tinyformer.engine.ir import Graph, Node
 from tinyformer.engine.ops.conv import (
     conv2d,
     conv2d_scratch_bytes,
+    depthwise_bias,
     depthwise_conv2d,
     fold_conv_bias,
-    fold_depthwise_bias,
 )
 from tinyformer.engine.ops.elementwise import add
 from tinyformer.engine.ops.gelu import lut
@@ -223,9 +223,7 @@ def _conv_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], s
         f"{int(a.get('stride', 1))}, {pads}, {lo}, {hi}, {y}"
     )
     if node.op == "depthwise_conv2d":
-        bias = ctx.const(
-            node.name + "_b", fold_depthwise_bias(weights, _bias(graph, node), a["input_zp"])
-        )
+        bias = ctx.const(node.name + "_b", depthwise_bias(weights, _bias(graph, node)))
         wc = ctx.const(node.name + "_w", weights)
         code = f"    tf_depthwise_conv2d_s8({x}, {h}, {w}, {c}, {wc}, {kh}, {kw}, {bias}, {rq});"
         return ["tf_depthwise_conv2d_s8.h"], code

@@ -13,11 +13,12 @@ Conventions (TFLite / CMSIS-NN):
     acc (depthwise) = bias[c] + sum_{i,j}   (xp[y*s + i][x*s + j][c] - input_zp) * w[i][j][c]
 
 where ``xp`` is ``x`` padded with ``input_zp``: a padded tap is a real zero and contributes
-nothing. The C kernels take the input zero point folded into the bias
-(:func:`fold_conv_bias`, :func:`fold_depthwise_bias`: bias - input_zp * sum of the channel's
-weights). That is exact only if every tap, padded ones included, multiplies an x equal to
-input_zp where there is padding, so the kernels do exactly that: conv2d fills the padded
-positions of its im2col buffer with input_zp, depthwise adds input_zp * w for padded taps.
+nothing. The conv2d C kernel takes the input zero point folded into the bias
+(:func:`fold_conv_bias`: bias - input_zp * sum of the channel's weights). That is exact only if
+every tap, padded ones included, multiplies an x equal to input_zp where there is padding, so
+the kernel fills the padded positions of its im2col buffer with input_zp. The depthwise kernel
+takes the plain bias (:func:`depthwise_bias`) and subtracts input_zp from each input as it
+widens it (SXTAB16, free), so it skips padded taps, which dominate small maps with big kernels.
 The accumulator must fit int32: |x - input_zp| * |w| <= 255 * 128 < 2**15, so any data is
 safe while kh * kw * Cin < 2**15 and the bias stays small (the C kernels wrap, as SMLAD does).
 
@@ -82,10 +83,11 @@ def fold_conv_bias(weights: np.ndarray, bias: np.ndarray | None, input_zp: int) 
     return fold_input_zero_point(weights, bias, input_zp)
 
 
-def fold_depthwise_bias(weights: np.ndarray, bias: np.ndarray | None, input_zp: int) -> np.ndarray:
-    """depthwise bias for the C kernel: bias[c] - input_zp * sum_{i,j} weights[i][j][c]."""
-    w = np.asarray(weights)
-    return fold_input_zero_point(w.reshape(-1, w.shape[-1]).T, bias, input_zp)
+def depthwise_bias(weights: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """depthwise bias for the C kernel: the layer's own (zeros for None), int32, not folded:
+    the kernel subtracts input_zp from each input, so padded taps can simply be skipped."""
+    c = np.asarray(weights).shape[-1]
+    return np.zeros(c, np.int32) if bias is None else np.asarray(bias, np.int32)
 
 
 def conv2d(
