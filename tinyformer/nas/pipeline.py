@@ -39,6 +39,12 @@ class SearchOptions:
     seed: int = 0
     space_samples: int = 16
     workers: int = 2
+    # the winner's training in ``demo``: from inherited weights, then gradual pruning,
+    # fine-tuning and QAT
+    epochs: int = 10
+    prune_epochs: int = 10
+    finetune_epochs: int = 5
+    qat_epochs: int = 5
 
 
 QUICK = SearchOptions(supernet_epochs=15, population=8, generations=3, top_k=2, space_samples=8)
@@ -96,8 +102,13 @@ def search(
     )
     best = nas.best(nas.run(resume=resume))
     check = out / "search" / LATENCY_CHECK
-    if check.exists():  # the latest search's held-out latency check, kept with the results
-        write_atomic(pd.read_csv(check), Path(results) / "latency_search.csv")
+    if check.exists():  # each search's held-out latency check accumulates in the results
+        table = pd.read_csv(check).assign(search=str(out), time=now_iso())
+        path = Path(results) / "latency_search.csv"
+        if path.exists():
+            old = pd.read_csv(path)
+            table = pd.concat([old[old["search"] != str(out)], table], ignore_index=True)
+        write_atomic(table, path)
     log(
         f"SparseNAS chose {best.key}: val acc {best.accuracy:.4f} (pruned, inherited), "
         f"{best.measured:,.0f} counts, {best.peak_sram_bytes:,} B SRAM"
@@ -127,10 +138,10 @@ def demo(
             config=cand.config,
             supernet=str(ckpt),
             plan=plan,
-            epochs=10,
-            prune_epochs=10,
-            finetune_epochs=5,
-            qat_epochs=5,
+            epochs=opts.epochs,
+            prune_epochs=opts.prune_epochs,
+            finetune_epochs=opts.finetune_epochs,
+            qat_epochs=opts.qat_epochs,
             seed=opts.seed,
         ),
     )

@@ -1,0 +1,33 @@
+"""The README's main job end to end, in miniature: SuperNAS -> supernet training -> SparseNAS
+(QEMU measurements in the loop) -> pruning + QAT -> firmware -> every test image on QEMU.
+Tiny settings keep it short; `make demo` runs the same code with the QUICK ones."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from tinyformer.nas.pipeline import SearchOptions, demo
+
+
+def test_demo_pipeline_end_to_end(target, tmp_path) -> None:
+    opts = SearchOptions(
+        supernet_epochs=1, population=3, generations=2, top_k=2, space_samples=2,
+        workers=1, epochs=1, prune_epochs=1, finetune_epochs=1, qat_epochs=1,
+    )  # fmt: skip
+    out, results = tmp_path / "demo", tmp_path / "results"
+    summary = demo(opts, target, out, results, log=print)
+    assert summary["test_images"] == 359
+    # the deployed model is the host reference's, bit for bit, on every test image
+    assert summary["target_reference_agreement"] == 1.0 and summary["bit_exact_fraction"] == 1.0
+    assert summary["target_test_acc"] == summary["qat_test_acc"]
+    assert 0 < summary["peak_sram_bytes"] <= summary["predicted_peak_sram_bytes"]
+    assert summary["count_per_inference"] > 0 and summary["flash_bytes"] > 0
+    assert json.loads((out / "summary.json").read_text())["model"] == summary["model"]
+    assert (out / "supernas.json").exists() and (out / "search" / "pareto.png").exists()
+    table = pd.read_csv(results / "digits_model.csv")
+    assert len(table) == 1
+    # the second generation's measured candidates were predicted before being measured
+    check = pd.read_csv(results / "latency_search.csv")
+    assert (check["search"] == str(out)).all() and len(check) >= 1
