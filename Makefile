@@ -36,7 +36,7 @@ test-hil: setup
 	$(PY) -m pytest hil -q
 
 demo: setup
-	$(VENV)/bin/tinyformer demo
+	$(VENV)/bin/tinyformer demo --fresh
 
 lint: setup
 	$(VENV)/bin/ruff check tinyformer tests hil

@@ -79,3 +79,39 @@ def test_fitness_recalibrates_the_pruned_subnet_and_leaves_the_supernet_alone() 
     with torch.no_grad():
         feat = sub.stem.conv(x)
     torch.testing.assert_close(sub.stem.bn.running_mean, feat.mean(dim=(0, 2, 3)))
+
+
+def test_the_search_starts_from_the_same_supernet_for_the_same_seed() -> None:
+    import torch
+
+    from tinyformer.nas.pipeline import initial_supernet
+
+    a, b, c = (initial_supernet(SPACE, s).state_dict() for s in (0, 0, 1))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_search_cli_errors_are_one_line(tmp_path) -> None:
+    """Problems found before any work starts: a clear line and exit code 1, no traceback."""
+    from typer.testing import CliRunner
+
+    from tinyformer.cli import app
+
+    runner = CliRunner()
+    out = str(tmp_path / "s")
+    cases = [
+        (["search", "-o", out, "--dataset", "cifar10"], "needs a root folder"),
+        (["search", "-o", out, "--dataset", "cifar10", "--root", str(tmp_path / "none")],
+         "CIFAR-10 folder not found"),
+        (["search", "-o", out, "--resume", "--fresh"], "pick one"),
+        (["demo", "-o", out, "--resume", "--fresh"], "pick one"),
+        (["evaluate", out, "--dataset", "folder"], "not a compiled model"),
+    ]  # fmt: skip
+    for args, message in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert message in " ".join(result.output.split()) and "Traceback" not in result.output
+    (tmp_path / "s" / "search").mkdir(parents=True)
+    (tmp_path / "s" / "search" / "search_state.json").write_text("{}")
+    result = runner.invoke(app, ["search", "-o", out])
+    assert result.exit_code == 1 and "--resume" in result.output

@@ -31,6 +31,8 @@ PortOpt = Annotated[str | None, typer.Option(help="board: serial port, e.g. /dev
 ProbeOpt = Annotated[str | None, typer.Option(help="board: pyOCD probe unique id")]
 PyocdTargetOpt = Annotated[str | None, typer.Option(help="board: pyOCD target name")]
 ResultsOpt = Annotated[Path, typer.Option(help="folder of the results tables")]
+RootOpt = Annotated[Path | None, typer.Option(help="data folder (cifar10, folder)")]
+FreshOpt = Annotated[bool, typer.Option(help="start over, replacing an earlier run in OUT")]
 
 
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -43,6 +45,22 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except (HilError, ValueError, FileNotFoundError) as exc:  # IRFormatError is a ValueError
             err.print(f"[bold red]error:[/] {exc}", highlight=False)
             sys.exit(1)
+
+    return wrapper
+
+
+def _model_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Data set and checkpoint problems become ValueErrors, which friendly_errors reports."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from tinyformer.data import DatasetError
+        from tinyformer.model.train import CheckpointError
+
+        try:
+            return fn(*args, **kwargs)
+        except (DatasetError, CheckpointError) as exc:
+            raise ValueError(str(exc)) from exc
 
     return wrapper
 
@@ -145,17 +163,24 @@ def _summary_table(summary: dict[str, Any], title: str) -> None:
 
 @app.command()
 @friendly_errors
+@_model_errors
 def demo(
     out: Annotated[Path, typer.Option("-o", help="output folder")] = Path("build/demo"),
     target: TargetOpt = "qemu",
     results: ResultsOpt = Path("results"),
     resume: Annotated[bool, typer.Option(help="continue an interrupted demo")] = False,
+    fresh: Annotated[
+        bool, typer.Option(help="start over, replacing an earlier run in OUT")
+    ] = False,
 ) -> None:
     """The main job on digits: SuperNAS, supernet, SparseNAS, prune + QAT, firmware, target."""
     from tinyformer.nas.pipeline import QUICK
     from tinyformer.nas.pipeline import demo as run_demo
 
-    summary = run_demo(QUICK, _target(target, None, None, None), out, results, resume)
+    if resume and fresh:
+        raise ValueError("--resume continues the run in OUT, --fresh replaces it: pick one")
+    tgt = _target(target, None, None, None)
+    summary = run_demo(QUICK, tgt, out, results, resume, fresh=fresh)
     summary.pop("config")
     _summary_table(summary, f"TinyFormer demo ({out})")
     console.print(f"recorded in {results / 'digits_model.csv'}")
@@ -163,9 +188,11 @@ def demo(
 
 @app.command()
 @friendly_errors
+@_model_errors
 def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="a folder made by tinyformer compile")],
-    dataset: Annotated[str, typer.Option(help="digits (embedded) or cifar10")] = "digits",
+    dataset: Annotated[str, typer.Option(help="digits (embedded), cifar10 or folder")] = "digits",
+    root: RootOpt = None,
     target: TargetOpt = "qemu",
     as_json: JsonOpt = False,
 ) -> None:
@@ -177,7 +204,7 @@ def evaluate(
 
     tgt = _target(target, None, None, None)
     fw, graph = firmware_in(model_dir, tgt.board)
-    test = load_dataset(dataset).test
+    test = load_dataset(dataset, root).test
     acc = evaluate_on_target(tgt, fw, graph, model_input(test.images), test.labels)
     if as_json:
         print(json.dumps(acc.to_dict()))
@@ -189,9 +216,11 @@ def evaluate(
 
 @app.command()
 @friendly_errors
+@_model_errors
 def search(
     out: Annotated[Path, typer.Option("-o", help="output folder")] = Path("build/search"),
     dataset: Annotated[str, typer.Option(help="digits (embedded) or cifar10")] = "digits",
+    root: RootOpt = None,
     target: TargetOpt = "qemu",
     results: ResultsOpt = Path("results"),
     max_latency: Annotated[
@@ -203,15 +232,27 @@ def search(
     supernet_epochs: int = 60,
     seed: int = 0,
     resume: Annotated[bool, typer.Option(help="continue from the checkpoint in OUT")] = False,
+    fresh: Annotated[
+        bool, typer.Option(help="start over, replacing an earlier run in OUT")
+    ] = False,
 ) -> None:
     """SuperNAS + SparseNAS with measured latency in the loop; Pareto front in OUT/search."""
     from tinyformer.nas.pipeline import SearchOptions
     from tinyformer.nas.pipeline import search as run_search
 
     opts = SearchOptions(
-        dataset, supernet_epochs, population, generations, top_k, max_latency, seed
+        dataset=dataset,
+        root=None if root is None else str(root),
+        supernet_epochs=supernet_epochs,
+        population=population,
+        generations=generations,
+        top_k=top_k,
+        max_latency=max_latency,
+        seed=seed,
     )
-    cand, _ = run_search(opts, _target(target, None, None, None), out, results, resume)
+    if resume and fresh:
+        raise ValueError("--resume continues the run in OUT, --fresh replaces it: pick one")
+    cand, _ = run_search(opts, _target(target, None, None, None), out, results, resume, fresh=fresh)
     console.print(f"chosen {cand.key}: {out / 'search' / 'chosen'} (IR and firmware)")
 
 
@@ -241,29 +282,13 @@ def bench(
 # -- models: train (float -> block pruning -> QAT -> IR) and export ---------------------------
 
 
-def _model_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Data set and checkpoint problems become ValueErrors, which friendly_errors reports."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from tinyformer.data import DatasetError
-        from tinyformer.model.train import CheckpointError
-
-        try:
-            return fn(*args, **kwargs)
-        except (DatasetError, CheckpointError) as exc:
-            raise ValueError(str(exc)) from exc
-
-    return wrapper
-
-
 @app.command()
 @friendly_errors
 @_model_errors
 def train(
     out: Annotated[Path, typer.Option("-o", "--out", help="output folder")],
     dataset: Annotated[str, typer.Option(help="digits, cifar10 or folder")] = "digits",
-    root: Annotated[Path | None, typer.Option(help="data folder (cifar10, folder)")] = None,
+    root: RootOpt = None,
     config: Annotated[
         str | None, typer.Option(help="largest (default), smallest, a JSON file or inline JSON")
     ] = None,
@@ -340,7 +365,7 @@ def export_model(
     checkpoint: Annotated[Path, typer.Argument(help="qat.pt, or a float subnet.pt (PTQ)")],
     out: Annotated[Path, typer.Option("-o", "--out", help="IR file to write (.tfir)")],
     dataset: Annotated[str, typer.Option(help="calibration data for a float subnet")] = "digits",
-    root: Annotated[Path | None, typer.Option(help="data folder (cifar10, folder)")] = None,
+    root: RootOpt = None,
     plan: Annotated[
         Path | None, typer.Option(help="sparsity plan of a float subnet (default: plan.json)")
     ] = None,

@@ -8,12 +8,14 @@ on the target, writing the figures to ``results/``.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from tinyformer.data import load_dataset
 from tinyformer.hil.accuracy import evaluate_on_target
@@ -24,13 +26,20 @@ from tinyformer.model import Supernet, SupernetSpace, TrainConfig, train_superne
 from tinyformer.nas.fitness import SupernetFitness
 from tinyformer.nas.genome import Candidate
 from tinyformer.nas.latency import SampleStore
-from tinyformer.nas.search import LATENCY_CHECK, SearchSettings, SparseNAS
+from tinyformer.nas.search import (
+    LATENCY_CHECK,
+    SEARCH_STATE,
+    SearchSettings,
+    SearchStateError,
+    SparseNAS,
+)
 from tinyformer.nas.supernas import choose_space
 
 
 @dataclass
 class SearchOptions:
     dataset: str = "digits"
+    root: str | None = None  # data folder for cifar10 / folder
     supernet_epochs: int = 60
     population: int = 16
     generations: int = 10
@@ -47,7 +56,16 @@ class SearchOptions:
     qat_epochs: int = 5
 
 
+# what search and demo write to their output folder
+PRODUCTS = ("supernas.json", "supernet.pt", "search", "model", "firmware", "summary.json")
+
 QUICK = SearchOptions(supernet_epochs=15, population=8, generations=3, top_k=2, space_samples=8)
+
+
+def initial_supernet(space: SupernetSpace, seed: int) -> Supernet:
+    """The untrained supernet, its weights drawn from ``seed``: same seed, same search."""
+    torch.manual_seed(seed)
+    return Supernet(space)
 
 
 def search(
@@ -57,11 +75,25 @@ def search(
     results: Path,
     resume: bool = False,
     log: Callable[[str], None] = print,
+    fresh: bool = False,
 ) -> tuple[Candidate, Path]:
-    """SuperNAS, supernet training (checkpointed, resumable) and SparseNAS; the winner."""
+    """SuperNAS, supernet training (checkpointed, resumable) and SparseNAS; the winner.
+
+    ``fresh`` first removes what an earlier run wrote to ``out`` (only those files).
+    """
     out = Path(out)
+    if fresh:
+        for name in PRODUCTS:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+    state = out / "search" / SEARCH_STATE
+    if state.exists() and not resume:  # before hours of training, not after
+        raise SearchStateError(f"{state} exists: pass --resume or another folder")
+    data = load_dataset(opts.dataset, opts.root)
     out.mkdir(parents=True, exist_ok=True)
-    data = load_dataset(opts.dataset)
     space_file = out / "supernas.json"
     if resume and space_file.exists():
         space = SupernetSpace.from_dict(json.loads(space_file.read_text())["space"])
@@ -79,7 +111,8 @@ def search(
     ckpt = out / "supernet.pt"
     start = time.perf_counter()
     cfg = TrainConfig(epochs=opts.supernet_epochs, seed=opts.seed, progress=False)
-    supernet = train_supernet(Supernet(space), data, cfg, checkpoint=ckpt, resume=True).supernet
+    initial = initial_supernet(space, opts.seed)
+    supernet = train_supernet(initial, data, cfg, checkpoint=ckpt, resume=True).supernet
     log(f"supernet trained ({opts.supernet_epochs} epochs) in {time.perf_counter() - start:.0f} s")
     settings = SearchSettings(
         space=space.to_dict(),
@@ -123,18 +156,20 @@ def demo(
     results: Path,
     resume: bool = False,
     log: Callable[[str], None] = print,
+    fresh: bool = False,
 ) -> dict:
     """Search, then fine-tune the winner with pruning + QAT, deploy it, evaluate on target."""
     from tinyformer.prune import SparsityPlan
     from tinyformer.quant.pipeline import PipelineConfig, model_input, run_pipeline
 
     t0 = time.perf_counter()
-    cand, ckpt = search(opts, target, out, results, resume, log)
+    cand, ckpt = search(opts, target, out, results, resume, log, fresh)
     plan = SparsityPlan.from_dict({k: [b, s] for k, b, s in cand.plan if s > 0})
     trained = run_pipeline(
         out / "model",
         PipelineConfig(
             dataset=opts.dataset,
+            root=opts.root,
             config=cand.config,
             supernet=str(ckpt),
             plan=plan,
@@ -148,7 +183,7 @@ def demo(
     log(f"pruned + QAT: int8 test accuracy {trained.metrics['qat_test_acc']:.4f}")
     report = compile_model(trained.paths["model"], out / "firmware", target.board)
     fw, graph = firmware_in(out / "firmware", target.board)
-    data = load_dataset(opts.dataset)
+    data = load_dataset(opts.dataset, opts.root)
     acc = evaluate_on_target(target, fw, graph, model_input(data.test.images), data.test.labels)
     summary = {
         "model": graph.name,

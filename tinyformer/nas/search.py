@@ -42,6 +42,7 @@ from tinyformer.nas.latency import LatencyModel, SampleStore, samples_of
 
 STATE_VERSION = 1
 LATENCY_CHECK = "latency_check.csv"
+SEARCH_STATE = "search_state.json"
 Fitness = Callable[[Candidate], float]
 
 
@@ -171,7 +172,7 @@ class SparseNAS:
         self.store = SampleStore(results)
         self.workers = workers
         self.log = log
-        self.state_path = self.out / "search_state.json"
+        self.state_path = self.out / SEARCH_STATE
         self.unit = "instructions" if target.count_source.startswith("qemu") else "cycles"
 
     # -- state ------------------------------------------------------------------------------
