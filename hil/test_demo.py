@@ -8,7 +8,8 @@ import json
 
 import pandas as pd
 
-from tinyformer.nas.pipeline import SearchOptions, demo
+from tinyformer.nas.options import SearchOptions
+from tinyformer.nas.pipeline import demo
 
 
 def test_demo_pipeline_end_to_end(target, tmp_path) -> None:

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tinyformer.hil.errors import HilError
+from tinyformer.nas.options import QUICK, SearchOptions
 
 app = typer.Typer(
     help="Design, compile and measure sparse transformer models for Cortex-M MCUs.",
@@ -174,7 +175,6 @@ def demo(
     ] = False,
 ) -> None:
     """The main job on digits: SuperNAS, supernet, SparseNAS, prune + QAT, firmware, target."""
-    from tinyformer.nas.pipeline import QUICK
     from tinyformer.nas.pipeline import demo as run_demo
 
     if resume and fresh:
@@ -226,18 +226,19 @@ def search(
     max_latency: Annotated[
         float | None, typer.Option(help="latency target in the target's counts")
     ] = None,
-    population: int = 16,
-    generations: int = 10,
-    top_k: Annotated[int, typer.Option(help="candidates measured per generation")] = 3,
-    supernet_epochs: int = 60,
-    seed: int = 0,
+    population: int = SearchOptions.population,
+    generations: int = SearchOptions.generations,
+    top_k: Annotated[
+        int, typer.Option(help="candidates measured per generation")
+    ] = SearchOptions.top_k,
+    supernet_epochs: int = SearchOptions.supernet_epochs,
+    seed: int = SearchOptions.seed,
     resume: Annotated[bool, typer.Option(help="continue from the checkpoint in OUT")] = False,
     fresh: Annotated[
         bool, typer.Option(help="start over, replacing an earlier run in OUT")
     ] = False,
 ) -> None:
     """SuperNAS + SparseNAS with measured latency in the loop; Pareto front in OUT/search."""
-    from tinyformer.nas.pipeline import SearchOptions
     from tinyformer.nas.pipeline import search as run_search
 
     opts = SearchOptions(

@@ -11,7 +11,6 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +25,7 @@ from tinyformer.model import Supernet, SupernetSpace, TrainConfig, train_superne
 from tinyformer.nas.fitness import SupernetFitness
 from tinyformer.nas.genome import Candidate
 from tinyformer.nas.latency import SampleStore
+from tinyformer.nas.options import SearchOptions
 from tinyformer.nas.search import (
     LATENCY_CHECK,
     SEARCH_STATE,
@@ -35,31 +35,8 @@ from tinyformer.nas.search import (
 )
 from tinyformer.nas.supernas import choose_space
 
-
-@dataclass
-class SearchOptions:
-    dataset: str = "digits"
-    root: str | None = None  # data folder for cifar10 / folder
-    supernet_epochs: int = 60
-    population: int = 16
-    generations: int = 10
-    top_k: int = 3
-    max_latency: float | None = None
-    seed: int = 0
-    space_samples: int = 16
-    workers: int = 2
-    # the winner's training in ``demo``: from inherited weights, then gradual pruning,
-    # fine-tuning and QAT
-    epochs: int = 10
-    prune_epochs: int = 10
-    finetune_epochs: int = 5
-    qat_epochs: int = 5
-
-
 # what search and demo write to their output folder
 PRODUCTS = ("supernas.json", "supernet.pt", "search", "model", "firmware", "summary.json")
-
-QUICK = SearchOptions(supernet_epochs=15, population=8, generations=3, top_k=2, space_samples=8)
 
 
 def initial_supernet(space: SupernetSpace, seed: int) -> Supernet:

@@ -1,0 +1,32 @@
+"""Settings of ``tinyformer search`` and ``demo`` (no heavy imports: the CLI reads the
+defaults from here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class SearchOptions:
+    dataset: str = "digits"
+    root: str | None = None  # data folder for cifar10 / folder
+    supernet_epochs: int = 60
+    population: int = 16
+    generations: int = 10
+    top_k: int = 3
+    max_latency: float | None = None
+    seed: int = 0
+    space_samples: int = 16
+    workers: int = 2
+    # the winner's training in ``demo``: from inherited weights, then gradual pruning,
+    # fine-tuning and QAT
+    epochs: int = 10
+    prune_epochs: int = 10
+    finetune_epochs: int = 5
+    qat_epochs: int = 5
+
+
+# ``make demo``: the same pipeline, smaller
+QUICK = SearchOptions(supernet_epochs=15, population=8, generations=3, top_k=2, space_samples=8)
+
+__all__ = ["QUICK", "SearchOptions"]
