@@ -101,31 +101,6 @@ static int add_fast(int32_t input1_zp, int32_t input1_multiplier, int32_t input1
     return 1;
 }
 
-/* SMMLAR and SMMLA: acc + the high word of a * b, rounded (+2^31) or not. */
-static inline int32_t add_smmlar(int32_t a, int32_t b, int32_t acc)
-{
-#if ADD_ASM
-    int32_t r;
-    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
-    return r;
-#else
-    const int32_t hi = (int32_t)(((int64_t)a * b + 0x80000000LL) >> 32);
-    return (int32_t)((uint32_t)acc + (uint32_t)hi); /* modulo 2^32, as the instruction */
-#endif
-}
-
-static inline int32_t add_smmla(int32_t a, int32_t b, int32_t acc)
-{
-#if ADD_ASM
-    int32_t r;
-    __asm__("smmla %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
-    return r;
-#else
-    const int32_t hi = (int32_t)(((int64_t)a * b) >> 32);
-    return (int32_t)((uint32_t)acc + (uint32_t)hi);
-#endif
-}
-
 /* np.clip's order: min(max(x, lo), hi), so lo > hi gives hi. */
 static inline int32_t add_clip(int32_t x, int32_t lo, int32_t hi)
 {
@@ -141,8 +116,8 @@ static void add_fast_c(const int8_t *input1, const int8_t *input2, int32_t i, in
     const int32_t p1 = (int32_t)1 << f->s1, p2 = (int32_t)1 << f->s2;
     for (; i < n; i++) {
         const int32_t a = tf_smmulr((input1[i] - zp1) * p1, m1);
-        const int32_t ab = add_smmlar((input2[i] - zp2) * p2, m2, a);
-        const int32_t y = (add_smmla(ab, mo, f->c) >> f->k) - 128;
+        const int32_t ab = tf_smmlar((input2[i] - zp2) * p2, m2, a);
+        const int32_t y = (tf_smmla(ab, mo, f->c) >> f->k) - 128;
         output[i] = (int8_t)add_clip(y, act_min, act_max);
     }
 }

@@ -94,6 +94,32 @@ static inline int32_t tf_smmulr(int32_t a, int32_t b)
 }
 #endif
 
+/* SMMLA / SMMLAR: acc + the high word of a * b, truncated or rounded (+2^31), modulo 2^32. */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+static inline int32_t tf_smmla(int32_t a, int32_t b, int32_t acc)
+{
+    int32_t r;
+    __asm__("smmla %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
+static inline int32_t tf_smmlar(int32_t a, int32_t b, int32_t acc)
+{
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
+#else
+static inline int32_t tf_smmla(int32_t a, int32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(int32_t)(((int64_t)a * b) >> 32));
+}
+static inline int32_t tf_smmlar(int32_t a, int32_t b, int32_t acc)
+{
+    const int32_t hi = (int32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32);
+    return (int32_t)((uint32_t)acc + (uint32_t)hi);
+}
+#endif
+
 /* Lane-wise signed max of four int8 lanes: SSUB8 sets GE per lane, SEL picks. */
 #if defined(__ARM_FEATURE_SIMD32) && __ARM_FEATURE_SIMD32
 static inline uint32_t tf_max_s8x4(uint32_t a, uint32_t b)

@@ -57,25 +57,12 @@ int32_t tf_fully_connected_s8_mode(const int32_t *shift, int32_t output_zp, int3
     return fc_mode(shift, output_zp, act_min, act_max, k, m);
 }
 
-/* SMMLA: acc + the high word of a * b, modulo 2^32. */
-static inline int32_t fc_smmla(int32_t a, int32_t b, int32_t acc)
-{
-#if FC_ASM
-    int32_t r;
-    __asm__("smmla %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
-    return r;
-#else
-    const int32_t hi = (int32_t)(((int64_t)a * (int64_t)b) >> 32);
-    return (int32_t)((uint32_t)acc + (uint32_t)hi);
-#endif
-}
-
 /* The fast form's per-row constants: sh = -1 - shift, c = z2 * 2^(sh - 1), z2 = 2 zp + 1. */
 static inline int32_t fast_out(int32_t acc, int32_t mult, int32_t shift, int32_t z2, int32_t mode,
                                int32_t lo, int32_t hi)
 {
     const int32_t sh = -1 - shift;
-    const int32_t v = fc_smmla(acc, mult, z2 * (int32_t)(1u << (sh - 1))) >> sh;
+    const int32_t v = tf_smmla(acc, mult, z2 * (int32_t)(1u << (sh - 1))) >> sh;
     return mode == MODE_FAST ? tf_sat_s8(v) : tf_clamp(v, lo, hi);
 }
 
