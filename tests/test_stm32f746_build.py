@@ -127,3 +127,33 @@ def test_board_identity_strings(firmware: Firmware) -> None:
     data = firmware.elf.read_bytes()
     assert b"stm32f746\x00" in data
     assert firmware.board == "stm32f746"
+
+
+def test_kernels_use_no_double_precision(tmp_path: Path) -> None:
+    """The STM32F746's FPU is single precision: a double instruction would fault there, and
+    a double library routine would be slow. Every kernel, compiled as the firmware is."""
+    import re
+    import subprocess
+
+    from tinyformer.hil.firmware import FIRMWARE_DIR
+
+    makefile = (FIRMWARE_DIR / "Makefile").read_text()
+    arch = re.search(r"^ARCH := (.*)$", makefile, re.M).group(1).split()
+    assert "-mfpu=fpv5-sp-d16" in arch
+    kernels = FIRMWARE_DIR / "kernels"
+    for src in sorted(kernels.glob("*.c")):
+        obj = tmp_path / f"{src.stem}.o"
+        subprocess.run(
+            ["arm-none-eabi-gcc", *arch, "-O2", f"-I{kernels}", f"-I{FIRMWARE_DIR / 'common'}",
+             "-c", str(src), "-o", str(obj)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        code = subprocess.run(["arm-none-eabi-objdump", "-d", str(obj)], check=True,
+                              capture_output=True, text=True).stdout  # fmt: skip
+        undefined = subprocess.run(["arm-none-eabi-nm", "-u", str(obj)], check=True,
+                                   capture_output=True, text=True).stdout  # fmt: skip
+        assert ".f64" not in code, src.name
+        assert not re.search(r"__aeabi_(d|[u]?l2f|[u]?ldivmod)|\bsqrt", undefined), (
+            src.name,
+            undefined,
+        )

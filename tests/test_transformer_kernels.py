@@ -16,7 +16,7 @@ from tinyformer.engine.ops.layout import (
     token_to_patch,
     transpose_s8,
 )
-from tinyformer.engine.ops.matmul import batch_matmul_av, batch_matmul_qk
+from tinyformer.engine.ops.matmul import batch_matmul_av, batch_matmul_qk, bmm_scratch_bytes
 from tinyformer.engine.ops.norm import F_BITS, layernorm, layernorm_params, rsqrt_multiplier
 from tinyformer.engine.ops.softmax import softmax, softmax_exp_table
 
@@ -178,6 +178,152 @@ def test_softmax_table_is_exactly_specified() -> None:
     assert out[0, 0] == 127 and np.all(out[0, 1:] == -128)
 
 
+# -- LayerNorm / softmax edge cases, host and Cortex-M7 ----------------------------------------
+
+G_MAX = 2**31 - 2**20  # |gamma|, |beta| bound of layernorm_params
+
+
+def ln_case_list() -> list[tuple]:
+    """(x [t, d] int8, gamma, beta, eps, output_zp): odd and short rows, long rows,
+    variance 0, alternating extremes, gamma/beta at their bounds, eps up to INT32_MAX."""
+    rng = np.random.default_rng(7)
+    cases = []
+    for d in [*range(1, 10), 13, 31, 64, 65, 384]:
+        x, _, s_in, gamma, beta = random_ln(rng, 3, d)
+        g, b, e = layernorm_params(gamma, beta, s_in, 0.02, [0.0, 1e-5][d % 2])
+        cases.append((x, g, b, e, int(rng.integers(-128, 128))))
+    d = 24
+    extremes = np.array(
+        [np.full(d, 127), np.full(d, -128), np.tile([-128, 127], d // 2),
+         np.r_[np.full(d - 1, -128), 127], np.r_[np.zeros(d - 1), 1], np.arange(d) * 11 - 128],
+        np.int8,
+    )  # fmt: skip
+    for g0, b0 in [(G_MAX, G_MAX), (-G_MAX, -G_MAX), (G_MAX, -G_MAX), (1, 0), (0, G_MAX)]:
+        g = np.full(d, g0, np.int32)
+        g[::3] = -g0
+        b = np.full(d, b0, np.int32)
+        b[1::4] = rng.integers(-G_MAX, G_MAX, len(b[1::4]))
+        for eps, zp in [(0, -128), (2**31 - 1, 127), (1000, 0)]:
+            cases.append((extremes, g, b, eps, zp))
+    # the digits model's shape
+    x, _, s_in, gamma, beta = random_ln(rng, 16, 64)
+    g, b, e = layernorm_params(gamma, beta, s_in, 0.03, 1e-5)
+    cases.append((x, g, b, e, 5))
+    return cases
+
+
+def sm_case_list() -> list[tuple]:
+    """(x [rows, n] int8, exp_table): lengths 1..9 and odd, long rows, one dominant value,
+    all equal, extremes, small and large table Q (both normalisation paths)."""
+    rng = np.random.default_rng(8)
+    cases = []
+    for n in [*range(1, 10), 13, 16, 31, 384]:
+        for q in (2, 9, 20):
+            x = i8(rng, (3, n))
+            x[1] = i8(rng, (n,), 100, 127)
+            x[2, :] = -128
+            x[2, n // 2] = 127
+            cases.append((x, softmax_exp_table(float(rng.uniform(0.01, 0.3)), q_bits=q)))
+    x = np.array([np.full(20, 127), np.full(20, -128), np.tile([-128, 127], 10)], np.int8)
+    for scale in (0.001, 0.05, 1.0):
+        cases.append((x, softmax_exp_table(scale, q_bits=20)))
+    cases.append((i8(rng, (2, 1)), softmax_exp_table(0.1, q_bits=30)))  # 2^30 * n < 2^31
+    cases.append((i8(rng, (2, 2047), 120, 127), softmax_exp_table(0.01, q_bits=20)))
+    cases.append((i8(rng, (64, 16)), softmax_exp_table(0.08, q_bits=20)))  # digits: 4x16x16
+    return cases
+
+
+def test_layernorm_edge_cases_unaligned_and_in_place() -> None:
+    for i, (x, g, b, e, zp) in enumerate(ln_case_list()):
+        ref = layernorm(x, g, b, e, zp)
+        buf = np.zeros(x.size + 8, np.int8)
+        xin = buf[i % 4 : i % 4 + x.size].reshape(x.shape)
+        xin[...] = x
+        np.testing.assert_array_equal(c_layernorm(x, g, b, e, zp), ref, err_msg=f"case {i}")
+        c_layernorm(xin, g, b, e, zp, out=xin)
+        np.testing.assert_array_equal(xin, ref, err_msg=f"case {i} in place")
+
+
+def test_softmax_edge_cases_unaligned_and_in_place() -> None:
+    for i, (x, table) in enumerate(sm_case_list()):
+        ref = softmax(x, table)
+        buf = np.zeros(x.size + 8, np.int8)
+        xin = buf[i % 4 : i % 4 + x.size].reshape(x.shape)
+        xin[...] = x
+        np.testing.assert_array_equal(c_softmax(x, table), ref, err_msg=f"case {i}")
+        c_softmax(xin, table, out=xin)
+        np.testing.assert_array_equal(xin, ref, err_msg=f"case {i} in place")
+
+
+def run_ln_softmax_on_qemu(tmp_path):
+    """Every ln_case_list / sm_case_list case as one layer of a hand-made firmware, inputs
+    at every byte offset mod 4, every third case in place; (outputs, layer counts)."""
+    from tinyformer.engine.cmodel import CArray, CModel
+    from tinyformer.hil.firmware import DEFAULT_STACK, build
+    from tinyformer.hil.measure import measure
+    from tinyformer.hil.targets import make_target
+
+    target = make_target("qemu")
+    cases = [("ln", c) for c in ln_case_list()] + [("sm", c) for c in sm_case_list()]
+    places, off = [], 0
+    for i, (_, c) in enumerate(cases):
+        n = c[0].size
+        xo = off + i % 4
+        oo = xo if i % 3 == 2 else xo + n + 4 + (i // 4) % 4
+        places.append((xo, oo))
+        off = -(-(max(xo, oo) + n + 8) // 16) * 16
+    data = np.zeros(off, np.int8)
+    heads = ["tf_layernorm_s8.h", "tf_softmax_s8.h"]
+    cm = CModel(name="ln_sm_edges", arena_bytes=off, input_offset=0, input_bytes=off,
+                output_offset=0, output_bytes=off, includes=heads)  # fmt: skip
+    for i, ((kind, c), (xo, oo)) in enumerate(zip(cases, places, strict=True)):
+        x = c[0]
+        data[xo : xo + x.size] = x.ravel()
+        if kind == "ln":
+            _, g, b, e, zp = c
+            cm.constants += [
+                CArray(f"g{i}", g.astype(np.int32)),
+                CArray(f"b{i}", b.astype(np.int32)),
+            ]
+            code = (f"    tf_layernorm_s8(arena + {xo}, g{i}, b{i}, {e}, {zp}, {x.shape[0]}, "
+                    f"{x.shape[1]}, arena + {oo});")  # fmt: skip
+        else:
+            cm.constants.append(CArray(f"t{i}", c[1].astype(np.int32)))
+            code = (
+                f"    tf_softmax_s8(arena + {xo}, t{i}, {x.shape[0]}, {x.shape[1]}, arena + {oo});"
+            )
+        cm.layers.append((f"{kind} {x.shape}", code))
+    cm.write(tmp_path / "model")
+    fw = build(tmp_path / "model", tmp_path / "build", board=target.board,
+               stack_size=DEFAULT_STACK)  # fmt: skip
+    m = measure(target, fw, data.tobytes())
+    got = np.frombuffer(m.output, np.int8)
+    outs = [
+        got[oo : oo + c[0].size].reshape(c[0].shape)
+        for (_, c), (_, oo) in zip(cases, places, strict=True)
+    ]
+    return cases, outs, m.layer_counts
+
+
+def test_layernorm_softmax_arm_match_reference_on_qemu(tmp_path) -> None:
+    """The Cortex-M7 code paths (host tests run the portable C) against the reference."""
+    from tinyformer.hil.errors import TargetUnavailable
+
+    try:
+        cases, outs, counts = run_ln_softmax_on_qemu(tmp_path)
+    except TargetUnavailable as e:  # pragma: no cover - QEMU is part of `make setup`
+        pytest.skip(str(e))
+    for i, ((kind, c), got) in enumerate(zip(cases, outs, strict=True)):
+        ref = layernorm(*c) if kind == "ln" else softmax(*c)
+        np.testing.assert_array_equal(got, ref, err_msg=f"case {i} ({kind} {c[0].shape})")
+    n_ln = len(ln_case_list())
+    # the digits shapes (16x64 LayerNorm, 4x16x16 softmax): about 16.5 and 18.5
+    # instructions an element (27 and 24.6 before the SIMD statistics and FPU setup)
+    ln_digits, sm_digits = counts[n_ln - 1], counts[-1]
+    assert ln_digits < 18 * 1024, ln_digits
+    assert sm_digits < 20 * 1024, sm_digits
+
+
 # -- GELU / LUT -------------------------------------------------------------------------------
 
 
@@ -252,8 +398,8 @@ def operand(rng: np.random.Generator, shape: tuple[int, ...], zp: int, regime: i
 
 
 def bmm_scratch(k: int, cols: int) -> np.ndarray:
-    """Exactly tf_bmm_scratch_bytes(k, cols) (8-byte aligned): 16 * groups * (1 + cols/2)."""
-    return np.zeros(2 * ((k + 3) // 4) * (1 + (cols + 1) // 2), np.uint64)
+    """Exactly tf_bmm_scratch_bytes(k, cols) (8-byte aligned), so overruns show under ASan."""
+    return np.zeros(bmm_scratch_bytes(k, cols) // 8, np.uint64)
 
 
 @pytest.mark.parametrize("seed", range(30))
@@ -313,6 +459,121 @@ def test_batch_matmul_not_saturated(regime: int) -> None:
     attn = operand(rng, (2, 16, 16), -128, regime)
     mult, shift, zp = requant_for(16, rng, regime)
     assert len(np.unique(batch_matmul_av(attn, q, -128, 3, mult, shift, zp))) > 8 + 32 * regime
+
+
+# Requantization at the limits of the kernel's SMMLA form (shift -24..-2) and just outside.
+BMM_LIMITS = [(2**30, -2), (2**31 - 1, -24), (2**31 - 1, -1), (2**30, -25), (1518500250, -8)]
+
+
+def bmm_edge_cases(n: int, seed: int = 77) -> list[dict]:
+    """Small shapes (tokens 1..17, head dims not a multiple of 4, up to 8 heads), extreme zero
+    points, operands and requantization limits; q and k are views into a fused QKV buffer."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for i in range(n):
+        heads, d = int(rng.integers(1, 9)), int(rng.integers(1, 27))
+        t_q, t_k = int(rng.integers(1, 18)), int(rng.integers(1, 18))
+        mult, shift = BMM_LIMITS[i % len(BMM_LIMITS)]
+        zps = [int(v) for v in rng.choice([-128, 127, 0, int(rng.integers(-128, 128))], 3)]
+        out_zp = int(rng.choice([-128, 127, int(rng.integers(-30, 30))]))
+        hd = heads * d
+        stride = 3 * hd + int(rng.integers(0, 3))
+        lo, hi = (-128, 127) if i % 3 else (min(zps[0], zps[1]), max(zps[0], zps[1]))
+        if i % 7 == 6:  # every product at its largest magnitude
+            lo = hi = 127 if zps[0] < 0 else -128
+        qkv = i8(rng, (max(t_q, t_k), stride), lo, hi)
+        attn = (
+            i8(rng, (heads, t_q, t_k), -128, 127)
+            if i % 7 != 6
+            else np.full((heads, t_q, t_k), 127 if zps[2] < 0 else -128, np.int8)
+        )
+        cases.append(dict(heads=heads, d=d, t_q=t_q, t_k=t_k, zps=zps, mult=mult, shift=shift,
+                          out_zp=out_zp, stride=stride, qkv=qkv, attn=attn))  # fmt: skip
+    return cases
+
+
+def bmm_edge_refs(c: dict) -> tuple[np.ndarray, np.ndarray]:
+    hd, (q_zp, k_zp, a_zp) = c["heads"] * c["d"], c["zps"]
+    rq = (c["mult"], c["shift"], c["out_zp"])
+    qkv, t_q, t_k = c["qkv"], c["t_q"], c["t_k"]
+    scores = batch_matmul_qk(qkv[:t_q, :hd], qkv[:t_k, hd : 2 * hd], q_zp, k_zp, c["heads"], *rq)
+    out = batch_matmul_av(c["attn"], qkv[:t_k, 2 * hd : 3 * hd], a_zp, k_zp, *rq)
+    return scores, out
+
+
+def test_batch_matmul_edge_cases() -> None:
+    for i, c in enumerate(bmm_edge_cases(120)):
+        heads, d, t_q, t_k, stride = c["heads"], c["d"], c["t_q"], c["t_k"], c["stride"]
+        hd, (q_zp, k_zp, a_zp), qkv = heads * d, c["zps"], c["qkv"]
+        rq = (c["mult"], c["shift"], c["out_zp"])
+        ref_s, ref_o = bmm_edge_refs(c)
+        scores = np.zeros(heads * t_q * t_k + 16, np.int8)
+        scratch_qk, scratch_av = bmm_scratch(d, t_k), bmm_scratch(t_k, d)
+        load().tf_batch_matmul_qk_s8(
+            ptr(qkv), stride, q_zp, ctypes.c_void_p(qkv.ctypes.data + hd), stride, k_zp, heads,
+            t_q, t_k, d, *rq, ptr(scores), ptr(scratch_qk),
+        )  # fmt: skip
+        np.testing.assert_array_equal(scores[: ref_s.size], ref_s.ravel(), err_msg=f"qk {i}")
+        assert np.all(scores[ref_s.size :] == 0), f"qk {i}: overrun"
+        out = np.full((t_q, hd + 1), 77, np.int8)
+        load().tf_batch_matmul_av_s8(
+            ptr(c["attn"]), a_zp, ctypes.c_void_p(qkv.ctypes.data + 2 * hd), stride, k_zp,
+            heads, t_q, t_k, d, *rq, ptr(out), hd + 1, ptr(scratch_av),
+        )  # fmt: skip
+        np.testing.assert_array_equal(out[:, :hd], ref_o, err_msg=f"av {i}")
+        assert np.all(out[:, hd:] == 77), f"av {i}: overrun"
+
+
+def test_batch_matmul_arm_matches_reference_on_qemu(tmp_path) -> None:
+    """The Cortex-M7 assembly (host tests run the portable C) on the edge cases, with
+    unaligned operand and output buffers, against the reference."""
+    from tinyformer.engine.cmodel import CModel
+    from tinyformer.hil.errors import TargetUnavailable
+    from tinyformer.hil.firmware import DEFAULT_STACK, build
+    from tinyformer.hil.measure import measure
+    from tinyformer.hil.targets import make_target
+
+    try:
+        target = make_target("qemu")
+    except TargetUnavailable as e:  # pragma: no cover - QEMU is part of `make setup`
+        pytest.skip(str(e))
+    cases = bmm_edge_cases(40, seed=78)
+    chunks, layers, checks, off = [], [], [], 0
+
+    def place(n: int, mis: int = 0) -> int:
+        nonlocal off
+        at = off + mis
+        off = -(-(at + n + 4) // 8) * 8
+        return at
+
+    for i, c in enumerate(cases):
+        heads, d, t_q, t_k, stride = c["heads"], c["d"], c["t_q"], c["t_k"], c["stride"]
+        hd, (q_zp, k_zp, a_zp) = heads * d, c["zps"]
+        rq = f"{c['mult']}, {c['shift']}, {c['out_zp']}"
+        o_qkv, o_attn = place(c["qkv"].size, i % 4), place(c["attn"].size, (i // 4) % 4)
+        o_s, o_o = place(heads * t_q * t_k, i % 3), place(t_q * hd, (i + 1) % 4)
+        o_scr = place(max(bmm_scratch_bytes(d, t_k), bmm_scratch_bytes(t_k, d)))
+        chunks += [(o_qkv, c["qkv"]), (o_attn, c["attn"])]
+        layers.append((f"qk {i}", f"    tf_batch_matmul_qk_s8(arena + {o_qkv}, {stride}, {q_zp}, "
+                       f"arena + {o_qkv + hd}, {stride}, {k_zp}, {heads}, {t_q}, {t_k}, {d}, "
+                       f"{rq}, arena + {o_s}, arena + {o_scr});"))  # fmt: skip
+        layers.append((f"av {i}", f"    tf_batch_matmul_av_s8(arena + {o_attn}, {a_zp}, "
+                       f"arena + {o_qkv + 2 * hd}, {stride}, {k_zp}, {heads}, {t_q}, {t_k}, "
+                       f"{d}, {rq}, arena + {o_o}, {hd}, arena + {o_scr});"))  # fmt: skip
+        checks.append((o_s, o_o, *bmm_edge_refs(c)))
+    data = np.zeros(off, np.int8)
+    for at, arr in chunks:
+        data[at : at + arr.size] = arr.ravel()
+    cm = CModel(name="bmm_edges", arena_bytes=off, input_offset=0, input_bytes=off,
+                output_offset=0, output_bytes=off, includes=["tf_batch_matmul_s8.h"])  # fmt: skip
+    cm.layers.extend(layers)
+    cm.write(tmp_path / "model")
+    fw = build(tmp_path / "model", tmp_path / "build", board=target.board,
+               stack_size=DEFAULT_STACK)  # fmt: skip
+    got = np.frombuffer(measure(target, fw, data.tobytes()).output, np.int8)
+    for i, (o_s, o_o, ref_s, ref_o) in enumerate(checks):
+        np.testing.assert_array_equal(got[o_s : o_s + ref_s.size], ref_s.ravel(), f"qk {i}")
+        np.testing.assert_array_equal(got[o_o : o_o + ref_o.size], ref_o.ravel(), f"av {i}")
 
 
 # -- layout -----------------------------------------------------------------------------------

@@ -1,229 +1,360 @@
 /* tf_batch_matmul_s8 - see the header for shapes, layouts and the formula.
  *
- * Extended format: an operand row of k values becomes tf_bmm_groups(k) groups of two
- * words, (x[4g]-zp | x[4g+2]-zp << 16) and (x[4g+1]-zp | x[4g+3]-zp << 16), zero beyond
- * k. Two rows (or two columns) are interleaved: group g of member m sits at words
- * 4g + 2m and 4g + 2m + 1, so one pointer walks both members with LDRD.
+ * Extended format. The reduction runs in steps of two values, one halfword pair per word:
+ * group g (values 4g..4g+3) is step 2g = (x[4g], x[4g+2]) and step 2g+1 = (x[4g+1], x[4g+3]),
+ * which is what SXTB16 / SXTB16 ROR 8 make of four contiguous bytes. Values have their zero
+ * point subtracted (SXTAB16 with a packed -zp pair) and are zero beyond k.
+ *   left  (2 rows):  a[2 s + r]                 then the end marker pair, then the state
+ *   right (columns): b[8 G n + 4 s + l]         block n = columns 4n..4n+3, lane l
+ * so each step of a 2x4 output tile is one LDRD of the rows and two of the columns.
  */
 #include "tf_batch_matmul_s8.h"
 
 #include "tf_dsp.h"
 #include "tf_math.h"
 
+/* The assembly needs the DSP extension, Thumb-2 and no frame pointer in r7 (-O1 and up). */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__) &&                 \
+    defined(__OPTIMIZE__)
+#define BMM_ASM 1
+#else
+#define BMM_ASM 0
+#endif
+
+#if defined(__GNUC__)
+#define BMM_NOINLINE __attribute__((noinline))
+#else
+#define BMM_NOINLINE
+#endif
+
+/* Extended halfwords are within [-255, 255], so this word never occurs as data. */
+#define BMM_END 0x80000000u
+
+/* Per-row-pair constants of tiles_fast; the assembly reads them behind the end marker. */
+typedef struct {
+    int32_t mult, c, sh; /*  0: fast requantization: SMMLA(acc, mult, c) >> sh */
+    int8_t *o0, *o1;     /* 12: outputs of the tile's two rows (o1 stored first) */
+    const uint32_t *b_end; /* 20: end of the full column blocks */
+    uint32_t *a;         /* 24: the left tile */
+    int32_t unused;
+} bmm_state_t;
+#if BMM_ASM
+_Static_assert(sizeof(bmm_state_t) == 32, "bmm_state_t is the assembly's layout");
+#endif
+
 static inline uint32_t pack(int32_t lo, int32_t hi)
 {
     return ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16);
 }
 
-/* Extend a contiguous row into member slot dst (4 words per group). */
-static void extend_contig(const int8_t *src, int32_t k, int32_t zp, uint32_t *dst,
-                          int32_t groups)
+/* SXTAB16: each halfword of acc plus the sign-extended byte 0 / 2 of x (ROR 8: 1 / 3). With
+ * acc = (-zp, -zp) it widens and subtracts the zero point in one instruction. */
+#if BMM_ASM
+static inline uint32_t sxtab16(uint32_t acc, uint32_t x)
 {
-    const uint32_t zp2 = pack(zp, zp);
-    const int32_t full = k / 4;
-    int32_t g = 0;
-    for (; g < full; g++) {
-        const uint32_t v = tf_read_u32(src + 4 * g);
-        dst[4 * g] = tf_ssub16(tf_sxtb16(v), zp2);
-        dst[4 * g + 1] = tf_ssub16(tf_sxtb16_ror8(v), zp2);
-    }
-    for (; g < groups; g++) {
-        int32_t x[4];
-        for (int32_t r = 0; r < 4; r++) {
-            x[r] = 4 * g + r < k ? src[4 * g + r] - zp : 0;
-        }
-        dst[4 * g] = pack(x[0], x[2]);
-        dst[4 * g + 1] = pack(x[1], x[3]);
-    }
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2" : "=r"(r) : "r"(acc), "r"(x));
+    return r;
 }
-
-/* Extend a strided column (element r at src[r * stride]) into member slot dst. */
-static void extend_strided(const int8_t *src, int32_t stride, int32_t k, int32_t zp,
-                           uint32_t *dst, int32_t groups)
+static inline uint32_t sxtab16_ror8(uint32_t acc, uint32_t x)
 {
-    const uint32_t zp2 = pack(zp, zp);
-    const int32_t full = k / 4;
-    int32_t g = 0;
-    for (; g < full; g++) {
-        const int8_t *p = src + 4 * g * stride;
-        const int32_t x0 = p[0], x1 = p[stride], x2 = p[2 * stride], x3 = p[3 * stride];
-        dst[4 * g] = tf_ssub16(pack(x0, x2), zp2);
-        dst[4 * g + 1] = tf_ssub16(pack(x1, x3), zp2);
-    }
-    for (; g < groups; g++) {
-        int32_t x[4];
-        for (int32_t r = 0; r < 4; r++) {
-            const int32_t idx = 4 * g + r;
-            x[r] = idx < k ? src[idx * stride] - zp : 0;
-        }
-        dst[4 * g] = pack(x[0], x[2]);
-        dst[4 * g + 1] = pack(x[1], x[3]);
-    }
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(acc), "r"(x));
+    return r;
 }
-
-static void zero_member(uint32_t *dst, int32_t groups)
-{
-    for (int32_t g = 0; g < groups; g++) {
-        dst[4 * g] = 0;
-        dst[4 * g + 1] = 0;
-    }
-}
-
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-/* One group for a 2x2 tile: 3 LDRD + 8 SMLAD = 16 MACs (a and b advance by 4 words). */
-#define TF_BMM_GROUP_ASM                                                                     \
-    "ldrd %[b0], %[b1], [%[b]], #8\n\t"                                                      \
-    "ldrd %[b2], %[b3], [%[b]], #8\n\t"                                                      \
-    "ldrd %[x0], %[x1], [%[a]], #8\n\t"                                                      \
-    "smlad %[c00], %[x0], %[b0], %[c00]\n\t"                                                 \
-    "smlad %[c00], %[x1], %[b1], %[c00]\n\t"                                                 \
-    "smlad %[c01], %[x0], %[b2], %[c01]\n\t"                                                 \
-    "smlad %[c01], %[x1], %[b3], %[c01]\n\t"                                                 \
-    "ldrd %[x0], %[x1], [%[a]], #8\n\t"                                                      \
-    "smlad %[c10], %[x0], %[b0], %[c10]\n\t"                                                 \
-    "smlad %[c10], %[x1], %[b1], %[c10]\n\t"                                                 \
-    "smlad %[c11], %[x0], %[b2], %[c11]\n\t"                                                 \
-    "smlad %[c11], %[x1], %[b3], %[c11]\n\t"
-#define TF_BMM_ASM_OPERANDS                                                                  \
-    : [c00] "+r"(c00), [c01] "+r"(c01), [c10] "+r"(c10), [c11] "+r"(c11), [a] "+r"(a),      \
-      [b] "+r"(b), [b0] "=&r"(b0), [b1] "=&r"(b1), [b2] "=&r"(b2), [b3] "=&r"(b3),          \
-      [x0] "=&r"(x0), [x1] "=&r"(x1)                                                         \
-    :                                                                                        \
-    : "memory"
-#endif
-
-/* 2 rows (a) x 2 columns (b), both extended and interleaved, over `groups` groups:
- * c = {row0.col0, row0.col1, row1.col0, row1.col1}. GCC 12 neither pairs these loads into
- * LDRD nor keeps the four accumulators in registers, so on ARM the body is assembly. */
-static inline void dot_2x2(const uint32_t *a, const uint32_t *b, int32_t groups, int32_t *c)
-{
-    int32_t c00 = 0, c01 = 0, c10 = 0, c11 = 0;
-    const uint32_t *a_end = a + 4 * groups;
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-    uint32_t b0, b1, b2, b3, x0, x1;
-    while (a_end - a >= 8) {
-        __asm__ volatile(TF_BMM_GROUP_ASM TF_BMM_GROUP_ASM TF_BMM_ASM_OPERANDS);
-    }
-    if (a < a_end) {
-        __asm__ volatile(TF_BMM_GROUP_ASM TF_BMM_ASM_OPERANDS);
-    }
 #else
-    while (a < a_end) {
-        c00 = tf_smlad(a[1], b[1], tf_smlad(a[0], b[0], c00));
-        c01 = tf_smlad(a[1], b[3], tf_smlad(a[0], b[2], c01));
-        c10 = tf_smlad(a[3], b[1], tf_smlad(a[2], b[0], c10));
-        c11 = tf_smlad(a[3], b[3], tf_smlad(a[2], b[2], c11));
-        a += 4;
-        b += 4;
-    }
+static inline uint32_t sxtab16(uint32_t acc, uint32_t x)
+{
+    return pack((int16_t)(acc & 0xFFFFu) + (int8_t)(x & 0xFFu),
+                (int16_t)(acc >> 16) + (int8_t)((x >> 16) & 0xFFu));
+}
+static inline uint32_t sxtab16_ror8(uint32_t acc, uint32_t x)
+{
+    return sxtab16(acc, (x >> 8) | (x << 24));
+}
 #endif
-    c[0] = c00;
-    c[1] = c01;
-    c[2] = c10;
-    c[3] = c11;
+
+/* PKHBT (a.lo, b.lo) and PKHTB (a.hi, b.hi) as GCC recognises them. */
+static inline uint32_t lo_lo(uint32_t a, uint32_t b) { return (a & 0xFFFFu) | (b << 16); }
+static inline uint32_t hi_hi(uint32_t a, uint32_t b) { return (b & 0xFFFF0000u) | (a >> 16); }
+
+/* Extended element r of a strided vector (0 beyond n). */
+static inline int32_t elem(const int8_t *src, int32_t stride, int32_t r, int32_t n, int32_t zp)
+{
+    return r < n ? src[r * stride] - zp : 0;
+}
+
+/* Groups g0.. of a vector of n values (element r at src[r * stride]) into words dst[0],
+ * dst[step], ... element by element: the tails the four-byte loops leave. */
+static BMM_NOINLINE void extend_slow(const int8_t *src, int32_t stride, int32_t n, int32_t zp,
+                                     uint32_t *dst, int32_t step, int32_t g0, int32_t groups)
+{
+    for (int32_t g = g0; g < groups; g++) {
+        const int32_t r = 4 * g;
+        dst[2 * g * step] = pack(elem(src, stride, r, n, zp), elem(src, stride, r + 2, n, zp));
+        dst[(2 * g + 1) * step] =
+            pack(elem(src, stride, r + 1, n, zp), elem(src, stride, r + 3, n, zp));
+    }
+}
+
+/* The left tile: rows 0 and 1 of a (row 0 twice when rows == 1: row 1's outputs are then
+ * dropped), then the end marker. */
+static inline void extend_left(const int8_t *a, int32_t a_stride, int32_t rows, int32_t k,
+                               int32_t zp, uint32_t *dst, int32_t groups)
+{
+    const uint32_t nzp = pack(-zp, -zp);
+    const int8_t *a1 = rows > 1 ? a + a_stride : a;
+    const int32_t full = k / 4;
+    for (int32_t g = 0; g < full; g++) {
+        const uint32_t x0 = tf_read_u32(a + 4 * g), x1 = tf_read_u32(a1 + 4 * g);
+        dst[4 * g] = sxtab16(nzp, x0);
+        dst[4 * g + 1] = sxtab16(nzp, x1);
+        dst[4 * g + 2] = sxtab16_ror8(nzp, x0);
+        dst[4 * g + 3] = sxtab16_ror8(nzp, x1);
+    }
+    if (full < groups) {
+        extend_slow(a, 1, k, zp, dst, 2, full, groups);
+        extend_slow(a1, 1, k, zp, dst + 1, 2, full, groups);
+    }
+    dst[4 * groups] = BMM_END;
+}
+
+/* Q·Kᵀ right operand: key token j (contiguous) is column j, four keys a block. */
+static void extend_keys(const int8_t *k, int32_t k_stride, int32_t t_k, int32_t d, int32_t zp,
+                        uint32_t *b, int32_t groups)
+{
+    const uint32_t nzp = pack(-zp, -zp);
+    const int32_t blocks = (t_k + 3) / 4, full = d / 4;
+    for (int32_t n = 0; n < blocks; n++) {
+        uint32_t *dst = b + 8 * groups * n;
+        const int8_t *p = k + 4 * n * k_stride;
+        int32_t g0 = 0;
+        if (4 * n + 4 <= t_k) {
+            for (; g0 < full; g0++, p += 4, dst += 8) {
+                const uint32_t x0 = tf_read_u32(p), x1 = tf_read_u32(p + k_stride);
+                const uint32_t x2 = tf_read_u32(p + 2 * k_stride);
+                const uint32_t x3 = tf_read_u32(p + 3 * k_stride);
+                dst[0] = sxtab16(nzp, x0);
+                dst[1] = sxtab16(nzp, x1);
+                dst[2] = sxtab16(nzp, x2);
+                dst[3] = sxtab16(nzp, x3);
+                dst[4] = sxtab16_ror8(nzp, x0);
+                dst[5] = sxtab16_ror8(nzp, x1);
+                dst[6] = sxtab16_ror8(nzp, x2);
+                dst[7] = sxtab16_ror8(nzp, x3);
+            }
+        }
+        if (g0 < groups) {
+            uint32_t *blk = b + 8 * groups * n;
+            for (int32_t j = 4 * n; j < 4 * n + 4; j++) { /* keys past t_k are zero */
+                const int32_t valid = j < t_k;
+                extend_slow(valid ? k + j * k_stride : k, 1, valid ? d : 0, zp, blk + j % 4, 4,
+                            g0, groups);
+            }
+        }
+    }
+}
+
+/* A·V right operand: channel c of v (strided over the tokens) is column c. Four tokens x
+ * four channels at a time: SXTAB16 widens a token's channels (0, 2) and (1, 3), PKHBT/PKHTB
+ * pair token 4g with 4g + 2 (step 2g) and 4g + 1 with 4g + 3 (step 2g + 1). */
+static void extend_values(const int8_t *v, int32_t v_stride, int32_t t_k, int32_t d, int32_t zp,
+                          uint32_t *b, int32_t groups)
+{
+    const uint32_t nzp = pack(-zp, -zp);
+    const int32_t blocks = (d + 3) / 4, full_b = d / 4, full_g = t_k / 4;
+    for (int32_t n = 0; n < blocks; n++) {
+        uint32_t *dst = b + 8 * groups * n;
+        const int8_t *src = v + 4 * n;
+        int32_t g = 0;
+        if (n < full_b) {
+            for (; g < full_g; g++) {
+                const int8_t *p = src + 4 * g * v_stride;
+                for (int32_t odd = 0; odd < 2; odd++) { /* tokens (4g, 4g+2), (4g+1, 4g+3) */
+                    const uint32_t x0 = tf_read_u32(p + odd * v_stride);
+                    const uint32_t x2 = tf_read_u32(p + (odd + 2) * v_stride);
+                    const uint32_t e0 = sxtab16(nzp, x0), e2 = sxtab16(nzp, x2);
+                    const uint32_t o0 = sxtab16_ror8(nzp, x0), o2 = sxtab16_ror8(nzp, x2);
+                    uint32_t *w = dst + 4 * (2 * g + odd);
+                    w[0] = lo_lo(e0, e2);
+                    w[1] = lo_lo(o0, o2);
+                    w[2] = hi_hi(e0, e2);
+                    w[3] = hi_hi(o0, o2);
+                }
+            }
+        }
+        for (int32_t l = 0; g < groups && l < 4; l++) { /* channels past d are zero */
+            const int32_t valid = 4 * n + l < d;
+            extend_slow(valid ? src + l : v, v_stride, valid ? t_k : 0, zp, dst + l, 4, g,
+                        groups);
+        }
+    }
 }
 
 typedef struct {
-    int32_t mult, shift, zp;
-    int32_t round, rshift; /* fast path: 2^k + (zp << (k + 1)) and k + 1, k = -2 - shift */
-} requant_t;
+    int32_t mult, shift, zp; /* tf_requantize + zp (the general path) */
+    int32_t fast, c, sh;     /* fast: SMMLA(acc, mult, c) >> sh, see the header */
+} rq_t;
 
-/* tf_requantize + zero point + saturation. For -22 <= shift <= -2 ("fast") the rounding
- * shift 30 - shift is >= 32, so with k = -2 - shift in [0, 20] and hi the high word of
- * the product, ((prod >> (30 - shift)) + 1) >> 1 + zp == (hi + 2^k + (zp << (k + 1))) >> (k + 1)
- * exactly (|hi| < 2^30, so the sum stays below 2^31). */
-static inline __attribute__((always_inline)) int8_t finish(int32_t acc, requant_t rq,
-                                                            int32_t fast)
+static inline int8_t finish(int32_t acc, rq_t rq)
 {
-    int32_t r;
-    if (fast) {
-        const int32_t hi = (int32_t)(((int64_t)acc * rq.mult) >> 32);
-        r = (hi + rq.round) >> rq.rshift;
-    } else {
-        r = tf_requantize(acc, rq.mult, rq.shift) + rq.zp;
+    if (rq.fast) {
+        return (int8_t)tf_sat_s8(tf_smmla(acc, rq.mult, rq.c) >> rq.sh);
     }
-    return (int8_t)tf_sat_s8(r);
+    return (int8_t)tf_sat_s8(tf_requantize(acc, rq.mult, rq.shift) + rq.zp);
 }
 
-/* out[i][j] for the rows of a (contiguous along k, zero point a_zp) times the extended
- * columns b_ext (cols of them, in pairs); output rows are out_stride apart. `fast` is a
- * compile-time constant at each call so the requantization is specialised. */
-static inline __attribute__((always_inline)) void
-rows_times_cols(const int8_t *a, int32_t a_stride, int32_t rows, int32_t k, int32_t a_zp,
-                const uint32_t *b_ext, int32_t cols, int32_t groups, requant_t rq,
-                int32_t fast, int8_t *out, int32_t out_stride, uint32_t *a_ext)
+#if BMM_ASM
+/* Register use: r0/r1 the rows' step word, r2/r3 two columns' step words, r4-r7 row 0 x
+ * columns 0-3, r8-r11 row 1, r12 the left tile, lr the column block. The first group starts
+ * the accumulators (SMUAD); the loop runs whole groups until the left tile's end marker,
+ * loaded by the LDRD that fetches the next group, after which r12 points at the state. */
+#define BMM_SMUAD(D, N, M) "smuad " D ", " N ", " M "\n\t"
+#define BMM_SMLAD(D, N, M) "smlad " D ", " N ", " M ", " D "\n\t"
+#define BMM_STEP(MAC)                                                                          \
+    "ldrd r2, r3, [lr], #8\n\t" MAC("r4", "r0", "r2") MAC("r5", "r0", "r3")                   \
+        MAC("r8", "r1", "r2") MAC("r9", "r1", "r3") "ldrd r2, r3, [lr], #8\n\t"               \
+        MAC("r6", "r0", "r2") MAC("r7", "r0", "r3") MAC("r10", "r1", "r2")                    \
+            MAC("r11", "r1", "r3")
+#define BMM_NEXT "ldrd r0, r1, [r12], #8\n\t"
+#define BMM_MACS(L)                                                                            \
+    "mov r12, r0\n\t"                                                                          \
+    "mov lr, r1\n"                                                                             \
+    ".Lbmm_tile" L "%=:\n\t" BMM_NEXT BMM_STEP(BMM_SMUAD) BMM_NEXT BMM_STEP(BMM_SMLAD)       \
+        BMM_NEXT "cmp r0, #0x80000000\n\t"                                                     \
+                 "beq .Lbmm_done" L "%=\n"                                                     \
+                 ".Lbmm_loop" L "%=:\n\t" BMM_STEP(BMM_SMLAD) BMM_NEXT BMM_STEP(BMM_SMLAD)     \
+                     BMM_NEXT "cmp r0, #0x80000000\n\t"                                        \
+                              "bne .Lbmm_loop" L "%=\n"                                        \
+                              ".Lbmm_done" L "%=:\n\t"
+#define BMM_SAT(R)                                                                             \
+    "smmla " R ", " R ", r0, r1\n\tasr " R ", " R ", r2\n\tssat " R ", #8, " R "\n\t"
+#define BMM_CLOBBERS                                                                           \
+    "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory"
+
+/* Every full column block for the left tile at a (the state holds the rest): MACs, SMMLA +
+ * ASR + SSAT, row 1's stores then row 0's (so o1 == o0 leaves row 0), next block. */
+static BMM_NOINLINE void tiles_fast(uint32_t *a, const uint32_t *b, int32_t groups,
+                                    const bmm_state_t *init)
 {
-    const int32_t even_cols = cols & ~1;
-    int32_t c[4];
-    for (int32_t i = 0; i < rows; i += 2) {
-        const int32_t two_rows = i + 1 < rows;
-        int8_t *o0 = out + i * out_stride, *o1 = o0 + out_stride;
-        extend_contig(a + i * a_stride, k, a_zp, a_ext, groups);
-        if (two_rows) {
-            extend_contig(a + (i + 1) * a_stride, k, a_zp, a_ext + 2, groups);
-            for (int32_t j = 0; j < even_cols; j += 2) {
-                dot_2x2(a_ext, b_ext + 2 * j * groups, groups, c);
-                o0[j] = finish(c[0], rq, fast);
-                o0[j + 1] = finish(c[1], rq, fast);
-                o1[j] = finish(c[2], rq, fast);
-                o1[j + 1] = finish(c[3], rq, fast);
-            }
-        } else {
-            zero_member(a_ext + 2, groups);
-            for (int32_t j = 0; j < even_cols; j += 2) {
-                dot_2x2(a_ext, b_ext + 2 * j * groups, groups, c);
-                o0[j] = finish(c[0], rq, fast);
-                o0[j + 1] = finish(c[1], rq, fast);
-            }
+    *(bmm_state_t *)(a + 4 * groups + 2) = *init; /* before r0/r1 are bound */
+    register uint32_t *r0 __asm__("r0") = a;
+    register const uint32_t *r1 __asm__("r1") = b;
+    __asm__ volatile(BMM_MACS("f")
+                     "ldm r12, {r0-r2}\n\t" BMM_SAT("r4") BMM_SAT("r5") BMM_SAT("r6")
+                         BMM_SAT("r7") BMM_SAT("r8") BMM_SAT("r9") BMM_SAT("r10")
+                             BMM_SAT("r11") "ldrd r0, r1, [r12, #12]\n\t"
+                                            "strb r9, [r1, #1]\n\t"
+                                            "strb r10, [r1, #2]\n\t"
+                                            "strb r11, [r1, #3]\n\t"
+                                            "strb r8, [r1], #4\n\t"
+                                            "strb r5, [r0, #1]\n\t"
+                                            "strb r6, [r0, #2]\n\t"
+                                            "strb r7, [r0, #3]\n\t"
+                                            "strb r4, [r0], #4\n\t"
+                                            "strd r0, r1, [r12, #12]\n\t"
+                                            "ldrd r0, r12, [r12, #20]\n\t"
+                                            "cmp lr, r0\n\t"
+                                            "bne .Lbmm_tilef%=\n\t"
+                     : "+r"(r0), "+r"(r1)
+                     :
+                     : BMM_CLOBBERS);
+}
+
+/* One block's accumulators {row 0 x columns 0-3, row 1 x columns 0-3}, left in the state. */
+static BMM_NOINLINE const int32_t *tile_raw(uint32_t *a, const uint32_t *b, int32_t groups,
+                                            int32_t *buf)
+{
+    register uint32_t *r0 __asm__("r0") = a;
+    register const uint32_t *r1 __asm__("r1") = b;
+    (void)buf;
+    __asm__ volatile(BMM_MACS("r") "stm r12, {r4-r11}\n\t"
+                     : "+r"(r0), "+r"(r1)
+                     :
+                     : BMM_CLOBBERS);
+    return (const int32_t *)(a + 4 * groups + 2);
+}
+
+#else
+
+static const int32_t *tile_raw(uint32_t *a, const uint32_t *b, int32_t groups, int32_t *acc)
+{
+    for (int32_t t = 0; t < 8; t++) {
+        acc[t] = 0;
+    }
+    for (int32_t s = 0; s < 2 * groups; s++, a += 2, b += 4) {
+        for (int32_t t = 0; t < 8; t++) {
+            acc[t] = tf_smlad(a[t / 4], b[t % 4], acc[t]);
         }
-        if (cols & 1) { /* the last column's partner is zero */
-            dot_2x2(a_ext, b_ext + 2 * even_cols * groups, groups, c);
-            o0[even_cols] = finish(c[0], rq, fast);
-            if (two_rows) {
-                o1[even_cols] = finish(c[2], rq, fast);
-            }
+    }
+    return acc;
+}
+
+/* The assembly's contract in C: every block up to b_end, row 1 stored before row 0. */
+static void tiles_fast(uint32_t *a, const uint32_t *b, int32_t groups, const bmm_state_t *init)
+{
+    bmm_state_t s = *init, *st = &s;
+    int32_t buf[8];
+    for (; b < st->b_end; b += 8 * groups, st->o0 += 4, st->o1 += 4) {
+        const int32_t *acc = tile_raw(a, b, groups, buf);
+        for (int32_t t = 7; t >= 0; t--) {
+            const int32_t v = tf_smmla(acc[t], st->mult, st->c) >> st->sh;
+            (t < 4 ? st->o0 : st->o1)[t % 4] = (int8_t)tf_sat_s8(v);
         }
     }
 }
 
-static void rows_times_cols_fast(const int8_t *a, int32_t a_stride, int32_t rows, int32_t k,
-                                 int32_t a_zp, const uint32_t *b_ext, int32_t cols,
-                                 int32_t groups, requant_t rq, int8_t *out, int32_t out_stride,
-                                 uint32_t *a_ext)
-{
-    rows_times_cols(a, a_stride, rows, k, a_zp, b_ext, cols, groups, rq, 1, out, out_stride,
-                    a_ext);
-}
+#endif
 
-static void rows_times_cols_any(const int8_t *a, int32_t a_stride, int32_t rows, int32_t k,
-                                int32_t a_zp, const uint32_t *b_ext, int32_t cols,
-                                int32_t groups, requant_t rq, int8_t *out, int32_t out_stride,
-                                uint32_t *a_ext)
-{
-    rows_times_cols(a, a_stride, rows, k, a_zp, b_ext, cols, groups, rq, 0, out, out_stride,
-                    a_ext);
-}
-
+/* out[i][j] for the rows of a (contiguous along k, stride a_stride) times the extended
+ * columns b: full column blocks through tiles_fast when the requantization allows, the rest
+ * (and everything otherwise) block by block with finish(). */
 static void product(const int8_t *a, int32_t a_stride, int32_t rows, int32_t k, int32_t a_zp,
-                    const uint32_t *b_ext, int32_t cols, int32_t groups, requant_t rq,
-                    int8_t *out, int32_t out_stride, uint32_t *a_ext)
+                    const uint32_t *b, int32_t cols, int32_t groups, const rq_t *rq,
+                    int8_t *out, int32_t out_stride, uint32_t *left)
 {
-    if (rq.shift <= -2 && rq.shift >= -22) {
-        const int32_t hk = -2 - rq.shift;
-        rq.round = (1 << hk) + (int32_t)((uint32_t)rq.zp << (hk + 1));
-        rq.rshift = hk + 1;
-        rows_times_cols_fast(a, a_stride, rows, k, a_zp, b_ext, cols, groups, rq, out,
-                             out_stride, a_ext);
-    } else {
-        rows_times_cols_any(a, a_stride, rows, k, a_zp, b_ext, cols, groups, rq, out,
-                            out_stride, a_ext);
+    bmm_state_t st = {rq->mult, rq->c, rq->sh, 0, 0, b + 8 * groups * (cols / 4), left, 0};
+    const rq_t q = *rq;
+    const int32_t blocks = (cols + 3) / 4, full = q.fast ? cols / 4 : 0;
+    int32_t buf[8];
+    for (int32_t i = 0; i < rows; i += 2) {
+        const int32_t two = rows - i > 1;
+        int8_t *o0 = out + i * out_stride, *o1 = two ? o0 + out_stride : o0;
+        extend_left(a + i * a_stride, a_stride, rows - i, k, a_zp, left, groups);
+        if (full > 0) {
+            st.o0 = o0;
+            st.o1 = o1;
+            tiles_fast(left, b, groups, &st);
+        }
+        for (int32_t n = full; n < blocks; n++) {
+            /* Local copies: the int8 stores below would otherwise force reloads. */
+            const int32_t *p = tile_raw(left, b + 8 * groups * n, groups, buf);
+            const int32_t m = cols - 4 * n < 4 ? cols - 4 * n : 4;
+            int32_t acc[8];
+            memcpy(acc, p, sizeof acc);
+            for (int32_t l = 0; l < m; l++) {
+                o0[4 * n + l] = finish(acc[l], q);
+            }
+            for (int32_t l = 0; two && l < m; l++) {
+                o1[4 * n + l] = finish(acc[4 + l], q);
+            }
+        }
     }
 }
 
-/* Member slot of column j among the column pairs. */
-static inline uint32_t *column_slot(uint32_t *b_ext, int32_t j, int32_t groups)
+/* tf_requantize(x, M, s) = floor((x M + 2^(30-s)) / 2^(31-s)). For -24 <= s <= -2, with
+ * sh = -1 - s in [1, 23] and c = (2 zp + 1) 2^(sh-1), that plus zp equals
+ * (c + floor(x M / 2^32)) >> sh = SMMLA(x, M, c) >> sh exactly: the high word is within
+ * +-2^30 and |c| < 2^30 for int8 zp, so the sum does not wrap. */
+static rq_t make_rq(int32_t multiplier, int32_t shift, int32_t output_zp)
 {
-    return b_ext + 2 * (j & ~1) * groups + 2 * (j & 1);
+    rq_t rq = {multiplier, shift, output_zp, 0, 0, 0};
+    if (shift >= -24 && shift <= -2 && output_zp >= -128 && output_zp <= 127) {
+        rq.fast = 1;
+        rq.sh = -1 - shift;
+        rq.c = (2 * output_zp + 1) * (int32_t)(1u << (rq.sh - 1));
+    }
+    return rq;
 }
 
 void tf_batch_matmul_qk_s8(const int8_t *q, int32_t q_stride, int32_t q_zp, const int8_t *k,
@@ -232,19 +363,12 @@ void tf_batch_matmul_qk_s8(const int8_t *q, int32_t q_stride, int32_t q_zp, cons
                            int32_t output_zp, int8_t *scores, void *scratch)
 {
     const int32_t groups = (int32_t)tf_bmm_groups(d);
-    const requant_t rq = {multiplier, shift, output_zp, 0, 0};
-    uint32_t *a_ext = (uint32_t *)scratch, *b_ext = a_ext + 4 * groups;
+    const rq_t rq = make_rq(multiplier, shift, output_zp);
+    uint32_t *left = (uint32_t *)scratch, *b = left + 4 * groups + 10;
     for (int32_t h = 0; h < heads; h++) {
-        /* Key token j is column j of the scores. */
-        for (int32_t j = 0; j < t_k; j++) {
-            extend_contig(k + j * k_stride + h * d, d, k_zp, column_slot(b_ext, j, groups),
-                          groups);
-        }
-        if (t_k & 1) {
-            zero_member(column_slot(b_ext, t_k, groups), groups);
-        }
-        product(q + h * d, q_stride, t_q, d, q_zp, b_ext, t_k, groups, rq,
-                scores + h * t_q * t_k, t_k, a_ext);
+        extend_keys(k + h * d, k_stride, t_k, d, k_zp, b, groups);
+        product(q + h * d, q_stride, t_q, d, q_zp, b, t_k, groups, &rq, scores + h * t_q * t_k,
+                t_k, left);
     }
 }
 
@@ -255,18 +379,11 @@ void tf_batch_matmul_av_s8(const int8_t *attn, int32_t attn_zp, const int8_t *v,
                            void *scratch)
 {
     const int32_t groups = (int32_t)tf_bmm_groups(t_k);
-    const requant_t rq = {multiplier, shift, output_zp, 0, 0};
-    uint32_t *a_ext = (uint32_t *)scratch, *b_ext = a_ext + 4 * groups;
+    const rq_t rq = make_rq(multiplier, shift, output_zp);
+    uint32_t *left = (uint32_t *)scratch, *b = left + 4 * groups + 10;
     for (int32_t h = 0; h < heads; h++) {
-        /* Channel c of V (a column strided over tokens) is column c of the output. */
-        for (int32_t c = 0; c < d; c++) {
-            extend_strided(v + h * d + c, v_stride, t_k, v_zp, column_slot(b_ext, c, groups),
-                           groups);
-        }
-        if (d & 1) {
-            zero_member(column_slot(b_ext, d, groups), groups);
-        }
-        product(attn + h * t_q * t_k, t_k, t_q, t_k, attn_zp, b_ext, d, groups, rq,
-                output + h * d, out_stride, a_ext);
+        extend_values(v + h * d, v_stride, t_k, d, v_zp, b, groups);
+        product(attn + h * t_q * t_k, t_k, t_q, t_k, attn_zp, b, d, groups, &rq, output + h * d,
+                out_stride, left);
     }
 }

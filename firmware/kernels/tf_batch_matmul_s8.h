@@ -1,14 +1,18 @@
 /*
  * tf_batch_matmul_s8 - attention batch matmuls per head: Q·Kᵀ and A·V, int8 activations.
  *
- * Both operands are runtime activations with zero points. Every operand row is sign-
- * extended once into scratch with its zero point already subtracted (SXTB16 + SSUB16,
- * values in [-255, 255], zero-padded to a multiple of 4 along the reduction), so the hot
- * loop is pure LDRD + SMLAD on 2x2 (row x column) tiles: per 4 products of 4 outputs,
- * 4 LDRD + 8 SMLAD (16 MACs). Accumulation is exact int32 for reductions up to 33025.
- * Under QEMU (mps2-an500, GCC 12 -O2), Q·Kᵀ with 4 heads x 64 tokens x d = 24 takes
- * 563,080 instructions (0.70 MAC/instruction; CMSIS-NN: 1,658,800) and A·V of the same
- * shape 484,320; with d this small the per-output requantization is a large share.
+ * Both operands are runtime activations with zero points. Per head, every right-operand
+ * column (a key token for Q·Kᵀ, a channel of V for A·V) is sign-extended once into scratch
+ * with its zero point subtracted (SXTAB16 with a packed -zp pair; values in [-255, 255],
+ * zero-padded to a multiple of 4 along the reduction and to blocks of 4 columns), and each
+ * pair of left rows likewise. The hot loop (Cortex-M7 assembly) computes 2x4 output tiles:
+ * per two reduction values one LDRD of the rows, two LDRD of the columns and 8 SMLAD
+ * (16 MACs); it stops on an end marker behind the rows, so no loop counter is needed, then
+ * requantizes with SMMLA + ASR + SSAT when -24 <= shift <= -2 (exact, see the .c). Other
+ * shifts and a last partial column block take a C requantization. Accumulation is exact
+ * int32 for reductions up to 33025. Under QEMU (mps2-an500, GCC 12 -O2), 4 heads x 16 tokens
+ * x d = 16 (the digits model) take 24,080 (Q·Kᵀ) and 26,160 (A·V) instructions, 0.68 and
+ * 0.63 MAC/instruction; 4 heads x 64 tokens x d = 24: 406,520 and 385,680 (0.97, 1.02).
  *
  * Layouts (tokens-major; head h owns channels h*d .. h*d+d-1 of a token row):
  *   q       [t_q] rows of q_stride int8 (q_stride >= heads*d; a fused QKV output
@@ -18,7 +22,8 @@
  *   scores  [heads][t_q][t_k] int8 (contiguous, head-major: softmax runs over rows)
  *   attn    [heads][t_q][t_k] int8 (contiguous)
  *   output  [t_q] rows of out_stride int8, head h at columns h*d (heads concatenated)
- *   scratch tf_batch_matmul_{qk,av}_s8_scratch_bytes() bytes, 8-byte aligned
+ *   scratch tf_batch_matmul_{qk,av}_s8_scratch_bytes() bytes, 8-byte aligned: the left tile
+ *           (2 rows, end marker, 32-byte state), then the extended columns
  *   outputs must not overlap the inputs.
  *
  *   scores[h][i][j] = clamp(tf_requantize(sum_c (q[i][h*d+c] - q_zp) * (k[j][h*d+c] - k_zp),
@@ -39,10 +44,11 @@
 /* Reduction of length k in groups of 4 (the last one zero-padded). */
 static inline uint32_t tf_bmm_groups(int32_t k) { return (uint32_t)(k + 3) / 4u; }
 
-/* One extended 2-row tile of the left operand plus all right-operand columns (in pairs). */
+/* The extended 2-row left tile with its end marker and state (16 G + 40 bytes), then every
+ * right-operand column, zero-padded to blocks of 4 (32 G bytes a block). */
 static inline uint32_t tf_bmm_scratch_bytes(int32_t k, int32_t cols)
 {
-    return 16u * tf_bmm_groups(k) * (1u + (uint32_t)(cols + 1) / 2u);
+    return 16u * tf_bmm_groups(k) * (1u + 2u * ((uint32_t)(cols + 3) / 4u)) + 40u;
 }
 static inline uint32_t tf_batch_matmul_qk_s8_scratch_bytes(int32_t t_k, int32_t d)
 {

@@ -2,25 +2,22 @@
 #include "tf_layernorm_s8.h"
 
 #include "tf_dsp.h"
+#include "tf_math.h"
 
-/* Exact floor(sqrt(v)), digit by digit (no float, same result as Python's math.isqrt). */
-static uint32_t isqrt64(uint64_t v)
+/* The high word of {hi, lo} + a * b (signed 64-bit, wrapping): SMLAL, keeping RdHi. */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+static inline int32_t tf_smlal_hi(uint32_t lo, int32_t hi, int32_t a, int32_t b)
 {
-    uint64_t res = 0, bit = (uint64_t)1 << 62;
-    while (bit > v) {
-        bit >>= 2;
-    }
-    while (bit != 0) {
-        if (v >= res + bit) {
-            v -= res + bit;
-            res = (res >> 1) + bit;
-        } else {
-            res >>= 1;
-        }
-        bit >>= 2;
-    }
-    return (uint32_t)res;
+    __asm__("smlal %0, %1, %2, %3" : "+r"(lo), "+r"(hi) : "r"(a), "r"(b));
+    return hi;
 }
+#else
+static inline int32_t tf_smlal_hi(uint32_t lo, int32_t hi, int32_t a, int32_t b)
+{
+    const uint64_t acc = (((uint64_t)(uint32_t)hi << 32) | lo) + (uint64_t)((int64_t)a * b);
+    return (int32_t)(uint32_t)(acc >> 32);
+}
+#endif
 
 static int32_t bitlen64(uint64_t v)
 {
@@ -35,7 +32,7 @@ static int32_t bitlen64(uint64_t v)
 static void rsqrt_multiplier(uint64_t s_val, int32_t *mult, int32_t *pre_shift)
 {
     const int32_t e = (62 - bitlen64(s_val)) / 2;
-    const uint32_t q = (uint32_t)((((uint64_t)1 << 61) - 1) / isqrt64(s_val << (2 * e)));
+    const uint32_t q = tf_div_u64_u32(((uint64_t)1 << 61) - 1u, tf_isqrt_u64(s_val << (2 * e)));
     if (e + TF_LN_F_BITS >= 29) {
         *mult = (int32_t)q;
         *pre_shift = e + TF_LN_F_BITS - 29;
@@ -43,6 +40,20 @@ static void rsqrt_multiplier(uint64_t s_val, int32_t *mult, int32_t *pre_shift)
         *mult = (int32_t)(q >> (29 - e - TF_LN_F_BITS));
         *pre_shift = 0;
     }
+}
+
+/* One output: n = SMMULR(c << p, m), then (n * gamma + (beta << F) + 2^31) >> 32 + zp as
+ * one SMLAL onto the word pair {hi, lo} = ((beta + 2^19) << 12) + (zp << 32), so the
+ * rounding term and the zero point ride in the accumulator (ADD, LSL, ADD-ASR). */
+static inline int8_t ln_out(int32_t x, uint32_t sum_p, uint32_t d_p, int32_t neg_mult,
+                            int32_t g, int32_t beta, int32_t zp)
+{
+    /* c << p = (d << p) * x - (sum << p) cannot overflow (|c| <= sqrt(d * S), see
+     * ops/norm.py), so the two terms may wrap in uint32 and the difference is exact.
+     * Negating both factors of SMMULR keeps the product: one MLS, one SMMULR. */
+    const int32_t n = tf_smmulr((int32_t)(sum_p - d_p * (uint32_t)x), neg_mult);
+    const int32_t b = beta + (1 << 19);
+    return (int8_t)tf_sat_s8(tf_smlal_hi((uint32_t)b << 12, zp + (b >> 20), n, g));
 }
 
 void tf_layernorm_s8(const int8_t *input, const int32_t *gamma, const int32_t *beta, int32_t eps,
@@ -53,11 +64,14 @@ void tf_layernorm_s8(const int8_t *input, const int32_t *gamma, const int32_t *b
         const int8_t *x = input + row * d;
         int8_t *out = output + row * d;
         int32_t sum = 0, sq = 0, i = 0;
-        for (; i + 4 <= d; i += 4) {
-            const uint32_t v = tf_read_u32(x + i);
+        for (; i + 8 <= d; i += 8) {
+            const uint32_t v = tf_read_u32(x + i), w = tf_read_u32(x + i + 4);
             const uint32_t ev = tf_sxtb16(v), od = tf_sxtb16_ror8(v);
+            const uint32_t ew = tf_sxtb16(w), ow = tf_sxtb16_ror8(w);
             sum = tf_smlad(od, ones, tf_smlad(ev, ones, sum));
             sq = tf_smlad(od, od, tf_smlad(ev, ev, sq));
+            sum = tf_smlad(ow, ones, tf_smlad(ew, ones, sum));
+            sq = tf_smlad(ow, ow, tf_smlad(ew, ew, sq));
         }
         for (; i < d; i++) {
             sum += x[i];
@@ -68,19 +82,20 @@ void tf_layernorm_s8(const int8_t *input, const int32_t *gamma, const int32_t *b
         if (s_val > 0) {
             rsqrt_multiplier((uint64_t)s_val, &mult, &pre);
         }
-        /* c << p = (d << p) * x - (sum << p) cannot overflow (|c| <= sqrt(d * S), see
-         * ops/norm.py), so the two terms may wrap in uint32 and the difference is exact.
-         * Negating both factors of SMMULR keeps the product: one MLS, one SMMULR. */
         const uint32_t d_p = (uint32_t)d << pre, sum_p = (uint32_t)sum << pre;
         const int32_t neg_mult = -mult;
-        for (i = 0; i < d; i++) {
-            const int32_t neg_c = (int32_t)(sum_p - d_p * (uint32_t)(int32_t)x[i]);
-            const int32_t n = tf_smmulr(neg_c, neg_mult);
-            /* beta << F plus the 2^31 rounding term is (beta + 2^19) << 12, as a word pair. */
-            const int32_t b = beta[i] + (1 << 19);
-            const uint64_t bias = ((uint64_t)(uint32_t)(b >> 20) << 32) | ((uint32_t)b << 12);
-            const int64_t acc = (int64_t)n * gamma[i] + (int64_t)bias;
-            out[i] = (int8_t)tf_sat_s8((int32_t)((uint64_t)acc >> 32) + output_zp);
+        i = 0;
+        for (; i + 4 <= d; i += 4) {
+            out[i] = ln_out(x[i], sum_p, d_p, neg_mult, gamma[i], beta[i], output_zp);
+            out[i + 1] = ln_out(x[i + 1], sum_p, d_p, neg_mult, gamma[i + 1], beta[i + 1],
+                                output_zp);
+            out[i + 2] = ln_out(x[i + 2], sum_p, d_p, neg_mult, gamma[i + 2], beta[i + 2],
+                                output_zp);
+            out[i + 3] = ln_out(x[i + 3], sum_p, d_p, neg_mult, gamma[i + 3], beta[i + 3],
+                                output_zp);
+        }
+        for (; i < d; i++) {
+            out[i] = ln_out(x[i], sum_p, d_p, neg_mult, gamma[i], beta[i], output_zp);
         }
     }
 }

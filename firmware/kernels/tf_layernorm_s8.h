@@ -20,6 +20,8 @@
  *   n_i   = (((d * x_i - sum) << p) * m + 2^31) >> 32       (SMMULR: (x_i - mean) / std, Q.F)
  *   out_i = clamp(((n_i * gamma_i + (beta_i << F) + 2^31) >> 32) + output_zp, -128, 127)
  * |gamma_i|, |beta_i| <= 2^31 - 2^20 (layernorm_params checks it).
+ * isqrt and the division start from single-precision estimates (VSQRT/VDIV on the M7's
+ * FPU; tf_math.h) corrected with exact integer products: the integer formula's result.
  *
  * Reference: tinyformer/engine/ops/norm.py (layernorm, layernorm_params).
  */

@@ -25,4 +25,55 @@ static inline int32_t tf_clamp(int32_t x, int32_t lo, int32_t hi)
     return x < lo ? lo : (x > hi ? hi : x);
 }
 
+/* A 64-bit integer as a float with two 32-bit conversions (VCVT), not the library's
+ * 64-bit conversion routine: relative error < 2^-22, enough for the estimates below. */
+static inline float tf_i64_to_float(int64_t x)
+{
+    return (float)(int32_t)(x >> 32) * 4294967296.0f + (float)(uint32_t)x;
+}
+
+/* Exact floor(num / d) for d > 0 and a quotient below 2^31, without a 64-bit division
+ * routine: a single-precision estimate (the STM32F746's FPU is single precision; plain C
+ * floats on the host), one correction by the exact remainder divided in float, then +-1
+ * steps with exact integer products. The estimate is off by < 2^10 units, the correction
+ * leaves < 3, the steps make it exact however the floats rounded. */
+static inline uint32_t tf_div_u64_u32(uint64_t num, uint32_t d)
+{
+    const float df = (float)d;
+    uint32_t q = (uint32_t)(tf_i64_to_float((int64_t)num) / df);
+    q += (uint32_t)(int32_t)(tf_i64_to_float((int64_t)(num - (uint64_t)q * d)) / df);
+    while ((uint64_t)q * d > num) {
+        q--;
+    }
+    while ((uint64_t)(q + 1u) * d <= num) {
+        q++;
+    }
+    return q;
+}
+
+/* Exact floor(sqrt(v)) for v < 2^62, the same way: a single-precision estimate, one
+ * Newton step r + (v - r^2) / 2r on the exact residual, +-1 steps. */
+static inline uint32_t tf_isqrt_u64(uint64_t v)
+{
+    const float vf = tf_i64_to_float((int64_t)v);
+#if defined(__ARM_FP) && (__ARM_FP & 4)
+    float rf;
+    __asm__("vsqrt.f32 %0, %1" : "=t"(rf) : "t"(vf)); /* sqrtf() adds an errno branch */
+#else
+    const float rf = __builtin_sqrtf(vf);
+#endif
+    uint32_t r = (uint32_t)rf;
+    if (r != 0u) {
+        const int64_t residual = (int64_t)(v - (uint64_t)r * r);
+        r += (uint32_t)(int32_t)(tf_i64_to_float(residual) / (2.0f * (float)r));
+    }
+    while ((uint64_t)r * r > v) {
+        r--;
+    }
+    while ((uint64_t)(r + 1u) * (r + 1u) <= v) {
+        r++;
+    }
+    return r;
+}
+
 #endif /* TF_MATH_H */

@@ -12,6 +12,7 @@
  *   m     = max_i x_i,  e_i = EXP[m - x_i],  sum = sum_i e_i        (int32)
  *   L     = bitlen(sum),  r = (2^(30+L) - 1) / sum                  (r in [2^30, 2^31))
  *   out_i = clamp(tf_requantize(e_i, r, 9 - L) - 128, -128, 127)    (~ round(256 e_i / sum) - 128)
+ * r starts from a single-precision quotient corrected with exact integer products (tf_math.h).
  *
  * Reference: tinyformer/engine/ops/softmax.py (softmax, softmax_exp_table).
  */

@@ -29,8 +29,8 @@ MAX_REDUCTION = (2**31 - 1) // (255 * 255)  # products of zp-corrected operands 
 
 
 def bmm_scratch_bytes(k: int, cols: int) -> int:
-    """tf_bmm_scratch_bytes(k, cols): k in groups of 4, two output columns per group pair."""
-    return 16 * ((k + 3) // 4) * (1 + (cols + 1) // 2)
+    """tf_bmm_scratch_bytes(k, cols): the 2-row left tile and state, then 4-column blocks."""
+    return 16 * ((k + 3) // 4) * (1 + 2 * ((cols + 3) // 4)) + 40
 
 
 def _heads(x: np.ndarray, zp: int, heads: int) -> np.ndarray:
