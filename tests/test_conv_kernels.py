@@ -4,6 +4,7 @@ reference itself equals the definition (a direct loop over taps with zero-point 
 import numpy as np
 import pytest
 from host_kernels import load, ptr
+from qemu_layers import align16, run_on_qemu
 
 from tinyformer.engine.intmath import quantize_multipliers, requantize
 from tinyformer.engine.ops.conv import (
@@ -292,25 +293,14 @@ def _depthwise_qemu_cases() -> list[dict]:
 def test_depthwise_arm_matches_reference_on_qemu(tmp_path) -> None:
     """The Cortex-M7 assembly (host tests run the portable C) against the reference."""
     from tinyformer.engine.cmodel import CArray, CModel
-    from tinyformer.hil.errors import TargetUnavailable
-    from tinyformer.hil.firmware import DEFAULT_STACK, build
-    from tinyformer.hil.measure import measure
-    from tinyformer.hil.targets import make_target
 
-    try:
-        target = make_target("qemu")
-    except TargetUnavailable as e:  # pragma: no cover - QEMU is part of `make setup`
-        pytest.skip(str(e))
     cases = _depthwise_qemu_cases()
     cm = CModel(name="depthwise_edges", arena_bytes=0, input_offset=0, input_bytes=0,
                 output_offset=0, output_bytes=0, includes=["tf_depthwise_conv2d_s8.h"])  # fmt: skip
 
-    def align(n: int) -> int:
-        return -(-n // 16) * 16
-
     expected = [depthwise_conv2d(**p).ravel() for p in cases]
-    in_offs = np.cumsum([0] + [align(p["x"].size) for p in cases])
-    out_offs = np.cumsum([0] + [align(e.size) for e in expected])
+    in_offs = np.cumsum([0] + [align16(p["x"].size) for p in cases])
+    out_offs = np.cumsum([0] + [align16(e.size) for e in expected])
     out_base = int(in_offs[-1])
     for i, p in enumerate(cases):
         cm.constants += [
@@ -333,10 +323,7 @@ def test_depthwise_arm_matches_reference_on_qemu(tmp_path) -> None:
     data = np.zeros(out_base, np.int8)
     for off, p in zip(in_offs, cases, strict=False):
         data[off : off + p["x"].size] = p["x"].ravel()
-    cm.write(tmp_path / "model")
-    fw = build(tmp_path / "model", tmp_path / "build", board=target.board,
-               stack_size=DEFAULT_STACK)  # fmt: skip
-    m = measure(target, fw, data.tobytes())
+    m = run_on_qemu(cm, data.tobytes(), tmp_path)
     got = np.frombuffer(m.output, np.int8)
     for i, ref in enumerate(expected):
         np.testing.assert_array_equal(

@@ -4,6 +4,7 @@ as documented and stays within an LSB of the real-valued result."""
 import numpy as np
 import pytest
 from host_kernels import load, ptr
+from qemu_layers import run_on_qemu
 
 from tinyformer.engine.ops.conv import output_size
 from tinyformer.engine.ops.elementwise import activation_range, add, add_params
@@ -320,15 +321,7 @@ def test_add_arm_matches_reference_on_qemu(tmp_path) -> None:
     """The Cortex-M7 assembly (host tests run the portable C) against the reference, with
     unaligned buffers and output == input1 or input2 as the planner may arrange."""
     from tinyformer.engine.cmodel import CModel
-    from tinyformer.hil.errors import TargetUnavailable
-    from tinyformer.hil.firmware import DEFAULT_STACK, build
-    from tinyformer.hil.measure import measure
-    from tinyformer.hil.targets import make_target
 
-    try:
-        target = make_target("qemu")
-    except TargetUnavailable as e:  # pragma: no cover - QEMU is part of `make setup`
-        pytest.skip(str(e))
     cases = add_case_list()
     data, places, off = [], [], 0
     for i, p in enumerate(cases):
@@ -353,10 +346,7 @@ def test_add_arm_matches_reference_on_qemu(tmp_path) -> None:
         args = ", ".join(str(int(p[k])) for k in ADD_ARGS)
         code = f"    tf_add_s8(arena + {o1}, arena + {o2}, {n}, {args}, arena + {oo});"
         cm.layers.append((f"add n={n}", code))
-    cm.write(tmp_path / "model")
-    fw = build(tmp_path / "model", tmp_path / "build", board=target.board,
-               stack_size=DEFAULT_STACK)  # fmt: skip
-    m = measure(target, fw, data.tobytes())
+    m = run_on_qemu(cm, data.tobytes(), tmp_path)
     got = np.frombuffer(m.output, np.int8)
     for i, (p, (_, _, oo)) in enumerate(zip(cases, places, strict=True)):
         ref = add(**p)

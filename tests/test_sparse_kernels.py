@@ -10,6 +10,7 @@ kinds) runs under QEMU in test_arm_kernels_match_reference_on_qemu, on edge case
 import numpy as np
 import pytest
 from host_kernels import load, ptr
+from qemu_layers import align16, run_on_qemu
 
 from tinyformer.engine.intmath import quantize_multipliers
 from tinyformer.engine.ops.conv import conv2d, fold_conv_bias, output_size
@@ -279,21 +280,10 @@ def test_arm_kernels_match_reference_on_qemu(tmp_path) -> None:
     """The Cortex-M7 assembly (host tests run the portable C) against the references."""
     from tinyformer.engine.cmodel import CArray, CModel
     from tinyformer.engine.ops.sparse import CONV_HEADER, FC_HEADER, conv2d_call, fc_call
-    from tinyformer.hil.errors import TargetUnavailable
-    from tinyformer.hil.firmware import DEFAULT_STACK, build
-    from tinyformer.hil.measure import measure
-    from tinyformer.hil.targets import make_target
 
-    try:
-        target = make_target("qemu")
-    except TargetUnavailable as e:  # pragma: no cover - QEMU is part of `make setup`
-        pytest.skip(str(e))
     cm = CModel(name="sparse_edges", arena_bytes=0, input_offset=0, input_bytes=0,
                 output_offset=0, output_bytes=0, includes=[FC_HEADER, CONV_HEADER])  # fmt: skip
     cases = [(b, op, p) for b in BLOCKS for op, p in _qemu_cases(b)]
-
-    def align(n: int) -> int:
-        return -(-n // 16) * 16
 
     # arena: [inputs][outputs][scratch], each case at its own offsets; one shared scratch
     in_offs, out_offs, expected, scratch = [], [], [], 0
@@ -315,10 +305,10 @@ def test_arm_kernels_match_reference_on_qemu(tmp_path) -> None:
         cm.constants.append(CArray(f"c_b{i}", np.asarray(bias, np.int32)))
         in_offs.append(in_off)
         out_offs.append(out_off)
-        in_off += align(p["x"].size)
-        out_off += align(expected[-1].size)
-    out_base = align(in_off)
-    s_base = out_base + align(out_off)
+        in_off += align16(p["x"].size)
+        out_off += align16(expected[-1].size)
+    out_base = align16(in_off)
+    s_base = out_base + align16(out_off)
     for i, (b, op, p) in enumerate(cases):
         x, y, s = (
             f"(arena + {in_offs[i]})",
@@ -339,14 +329,11 @@ def test_arm_kernels_match_reference_on_qemu(tmp_path) -> None:
         cm.layers.append((f"{op} B={b}", code))
     cm.input_bytes = in_off
     cm.output_offset, cm.output_bytes = out_base, out_off
-    cm.arena_bytes = s_base + align(scratch)
+    cm.arena_bytes = s_base + align16(scratch)
     data = np.zeros(in_off, np.int8)
     for off, (_, _, p) in zip(in_offs, cases, strict=True):
         data[off : off + p["x"].size] = p["x"].ravel()
-    cm.write(tmp_path / "model")
-    fw = build(tmp_path / "model", tmp_path / "build", board=target.board,
-               stack_size=DEFAULT_STACK)  # fmt: skip
-    got = np.frombuffer(measure(target, fw, data.tobytes()).output, np.int8)
+    got = np.frombuffer(run_on_qemu(cm, data.tobytes(), tmp_path).output, np.int8)
     for i, (b, op, _) in enumerate(cases):
         ref = expected[i]
         np.testing.assert_array_equal(

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from host_kernels import load, ptr
+from qemu_layers import run_on_qemu
 
 from tinyformer.engine.intmath import quantize_multiplier
 from tinyformer.engine.ops.gelu import gelu_table, lut
@@ -259,11 +260,7 @@ def run_ln_softmax_on_qemu(tmp_path):
     """Every ln_case_list / sm_case_list case as one layer of a hand-made firmware, inputs
     at every byte offset mod 4, every third case in place; (outputs, layer counts)."""
     from tinyformer.engine.cmodel import CArray, CModel
-    from tinyformer.hil.firmware import DEFAULT_STACK, build
-    from tinyformer.hil.measure import measure
-    from tinyformer.hil.targets import make_target
 
-    target = make_target("qemu")
     cases = [("ln", c) for c in ln_case_list()] + [("sm", c) for c in sm_case_list()]
     places, off = [], 0
     for i, (_, c) in enumerate(cases):
@@ -293,10 +290,7 @@ def run_ln_softmax_on_qemu(tmp_path):
                 f"    tf_softmax_s8(arena + {xo}, t{i}, {x.shape[0]}, {x.shape[1]}, arena + {oo});"
             )
         cm.layers.append((f"{kind} {x.shape}", code))
-    cm.write(tmp_path / "model")
-    fw = build(tmp_path / "model", tmp_path / "build", board=target.board,
-               stack_size=DEFAULT_STACK)  # fmt: skip
-    m = measure(target, fw, data.tobytes())
+    m = run_on_qemu(cm, data.tobytes(), tmp_path)
     got = np.frombuffer(m.output, np.int8)
     outs = [
         got[oo : oo + c[0].size].reshape(c[0].shape)
@@ -307,12 +301,7 @@ def run_ln_softmax_on_qemu(tmp_path):
 
 def test_layernorm_softmax_arm_match_reference_on_qemu(tmp_path) -> None:
     """The Cortex-M7 code paths (host tests run the portable C) against the reference."""
-    from tinyformer.hil.errors import TargetUnavailable
-
-    try:
-        cases, outs, counts = run_ln_softmax_on_qemu(tmp_path)
-    except TargetUnavailable as e:  # pragma: no cover - QEMU is part of `make setup`
-        pytest.skip(str(e))
+    cases, outs, counts = run_ln_softmax_on_qemu(tmp_path)
     for i, ((kind, c), got) in enumerate(zip(cases, outs, strict=True)):
         ref = layernorm(*c) if kind == "ln" else softmax(*c)
         np.testing.assert_array_equal(got, ref, err_msg=f"case {i} ({kind} {c[0].shape})")
@@ -528,15 +517,7 @@ def test_batch_matmul_arm_matches_reference_on_qemu(tmp_path) -> None:
     """The Cortex-M7 assembly (host tests run the portable C) on the edge cases, with
     unaligned operand and output buffers, against the reference."""
     from tinyformer.engine.cmodel import CModel
-    from tinyformer.hil.errors import TargetUnavailable
-    from tinyformer.hil.firmware import DEFAULT_STACK, build
-    from tinyformer.hil.measure import measure
-    from tinyformer.hil.targets import make_target
 
-    try:
-        target = make_target("qemu")
-    except TargetUnavailable as e:  # pragma: no cover - QEMU is part of `make setup`
-        pytest.skip(str(e))
     cases = bmm_edge_cases(40, seed=78)
     chunks, layers, checks, off = [], [], [], 0
 
@@ -567,10 +548,7 @@ def test_batch_matmul_arm_matches_reference_on_qemu(tmp_path) -> None:
     cm = CModel(name="bmm_edges", arena_bytes=off, input_offset=0, input_bytes=off,
                 output_offset=0, output_bytes=off, includes=["tf_batch_matmul_s8.h"])  # fmt: skip
     cm.layers.extend(layers)
-    cm.write(tmp_path / "model")
-    fw = build(tmp_path / "model", tmp_path / "build", board=target.board,
-               stack_size=DEFAULT_STACK)  # fmt: skip
-    got = np.frombuffer(measure(target, fw, data.tobytes()).output, np.int8)
+    got = np.frombuffer(run_on_qemu(cm, data.tobytes(), tmp_path).output, np.int8)
     for i, (o_s, o_o, ref_s, ref_o) in enumerate(checks):
         np.testing.assert_array_equal(got[o_s : o_s + ref_s.size], ref_s.ravel(), f"qk {i}")
         np.testing.assert_array_equal(got[o_o : o_o + ref_o.size], ref_o.ravel(), f"av {i}")
