@@ -115,3 +115,31 @@ def test_search_cli_errors_are_one_line(tmp_path) -> None:
     (tmp_path / "s" / "search" / "search_state.json").write_text("{}")
     result = runner.invoke(app, ["search", "-o", out])
     assert result.exit_code == 1 and "--resume" in result.output
+
+
+def test_evolution_repeats_across_processes() -> None:
+    """Same seed, same children, whatever each process's string hashing (PYTHONHASHSEED)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from tinyformer.model import SupernetSpace\n"
+        "from tinyformer.nas.genome import crossover, mutate, random_candidate\n"
+        "space = SupernetSpace.for_dataset('digits')\n"
+        "rng = np.random.default_rng(0)\n"
+        "a, b = random_candidate(space, rng), random_candidate(space, rng)\n"
+        "print([mutate(crossover(a, b, rng), space, rng).key for _ in range(20)])\n"
+    )
+    keys = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(keys) == 1

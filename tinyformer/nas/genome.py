@@ -91,7 +91,10 @@ def mutate(c: Candidate, space: SupernetSpace, rng: np.random.Generator, p: floa
 def crossover(a: Candidate, b: Candidate, rng: np.random.Generator) -> Candidate:
     config = _mix(a.config, b.config, rng, 0.5)
     pa, pb = a.plan_dict(), b.plan_dict()
+    # sorted: a set's order changes with each process's string hashing, and so would the
+    # draws each layer gets, and the search would not repeat
     merged = {
-        k: (pb if k in pb and (k not in pa or rng.random() < 0.5) else pa)[k] for k in {*pa, *pb}
+        k: (pb if k in pb and (k not in pa or rng.random() < 0.5) else pa)[k]
+        for k in sorted({*pa, *pb})
     }
     return Candidate(config, _plan(config, merged, rng, 0.0))
