@@ -35,12 +35,12 @@ def test_fit_on_measured_models_predicts_held_out_ones(target, tmp_path) -> None
 
 
 def test_sample_table_from_before_firmware_ids_is_upgraded(tmp_path) -> None:
-    store = SampleStore(tmp_path)
     old = pd.DataFrame([{
         "target": "qemu", "unit": "instructions", "op": "add", "signature": "add{}",
         "features": "{}", "count": 10, "model_id": "m", "time": "t",
     }])  # fmt: skip
-    old.to_csv(store.path, index=False)
+    old.to_csv(tmp_path / "latency_samples.csv", index=False)
+    store = SampleStore(tmp_path)  # a results folder written by an older TinyFormer
     table = store.load()
     assert list(table["firmware"]) == ["unknown"]
     assert not store.model("qemu", "instructions").coefs

@@ -170,17 +170,12 @@ def demo(
     target: TargetOpt = "qemu",
     results: ResultsOpt = Path("results"),
     resume: Annotated[bool, typer.Option(help="continue an interrupted demo")] = False,
-    fresh: Annotated[
-        bool, typer.Option(help="start over, replacing an earlier run in OUT")
-    ] = False,
+    fresh: FreshOpt = False,
 ) -> None:
     """The main job on digits: SuperNAS, supernet, SparseNAS, prune + QAT, firmware, target."""
     from tinyformer.nas.pipeline import demo as run_demo
 
-    if resume and fresh:
-        raise ValueError("--resume continues the run in OUT, --fresh replaces it: pick one")
-    tgt = _target(target, None, None, None)
-    summary = run_demo(QUICK, tgt, out, results, resume, fresh=fresh)
+    summary = run_demo(QUICK, _target(target, None, None, None), out, results, resume, fresh=fresh)
     summary.pop("config")
     _summary_table(summary, f"TinyFormer demo ({out})")
     console.print(f"recorded in {results / 'digits_model.csv'}")
@@ -234,9 +229,7 @@ def search(
     supernet_epochs: int = SearchOptions.supernet_epochs,
     seed: int = SearchOptions.seed,
     resume: Annotated[bool, typer.Option(help="continue from the checkpoint in OUT")] = False,
-    fresh: Annotated[
-        bool, typer.Option(help="start over, replacing an earlier run in OUT")
-    ] = False,
+    fresh: FreshOpt = False,
 ) -> None:
     """SuperNAS + SparseNAS with measured latency in the loop; Pareto front in OUT/search."""
     from tinyformer.nas.pipeline import search as run_search
@@ -251,8 +244,6 @@ def search(
         max_latency=max_latency,
         seed=seed,
     )
-    if resume and fresh:
-        raise ValueError("--resume continues the run in OUT, --fresh replaces it: pick one")
     cand, _ = run_search(opts, _target(target, None, None, None), out, results, resume, fresh=fresh)
     console.print(f"chosen {cand.key}: {out / 'search' / 'chosen'} (IR and firmware)")
 

@@ -315,9 +315,7 @@ def _bytes(blob: bytes | bytearray | memoryview | np.ndarray) -> bytes:
 #
 # Instructions of one kernel call as QEMU counts them (-icount, mps2-an500, GCC 12 -O2), from
 # `tinyformer bench kernels` (results/kernels.csv) plus runs of the same bench machinery on
-# linear 1x256x64, 5x256x64, 8x256x64 and 64x384x96 at B = 1..16, s = 0, 0.5, 0.9 (134
-# kernel calls). Model vs measured over all of them: within 1.5 % except B = 1 at high
-# sparsity (-2 % to -4 %, -10 % for one token) and single-token B >= 4 at 90 % (+3 %).
+# more shapes; each kernel's fit and its error are given with its constants.
 #
 # Dense tf_fully_connected_s8 (tiles of 6 tokens, the last 1-5 as in dense_tiles), fitted by
 # NNLS on 30 dense linears (n = 1..13 and 64 at 96x192 and 256x64, 64x384x96, 64x32x64,

@@ -193,15 +193,14 @@ class SampleStore:
 
     def __init__(self, results: Path) -> None:
         self.path = Path(results) / SAMPLES
+        self._upgrade()
 
     def add(self, rows: Iterable[dict]) -> None:
-        self._upgrade()
         append_rows(rows, self.path, COLUMNS)
 
     def load(self) -> pd.DataFrame:
         if not self.path.exists():
             return pd.DataFrame(columns=COLUMNS)
-        self._upgrade()
         return read_table(self.path, COLUMNS)
 
     def _upgrade(self) -> None:
@@ -213,11 +212,8 @@ class SampleStore:
             table.insert(COLUMNS.index("firmware"), "firmware", "unknown")
             write_atomic(table, self.path)
 
-    def model(self, target: str, unit: str, exclude: Iterable[str] = ()) -> LatencyModel:
-        """The model fitted on every sample of ``target`` and ``unit``, less ``exclude``'s
-        model ids (to predict those models as unseen ones)."""
-        samples = self.load()
-        return LatencyModel.fit(samples[~samples["model_id"].isin(set(exclude))], target, unit)
+    def model(self, target: str, unit: str) -> LatencyModel:
+        return LatencyModel.fit(self.load(), target, unit)
 
 
 def mape(predicted: Sequence[float], measured: Sequence[float]) -> float:

@@ -59,6 +59,8 @@ def search(
     ``fresh`` first removes what an earlier run wrote to ``out`` (only those files).
     """
     out = Path(out)
+    if resume and fresh:
+        raise ValueError("--resume continues the run in OUT, --fresh replaces it: pick one")
     if fresh:
         for name in PRODUCTS:
             path = out / name

@@ -39,6 +39,7 @@ from tinyformer.model.config import SupernetSpace
 from tinyformer.nas.candidate import config_graph
 from tinyformer.nas.genome import Candidate, crossover, mutate, random_candidate
 from tinyformer.nas.latency import LatencyModel, SampleStore, samples_of
+from tinyformer.nas.options import SearchOptions
 
 STATE_VERSION = 1
 LATENCY_CHECK = "latency_check.csv"
@@ -53,12 +54,12 @@ class SearchStateError(ValueError):
 @dataclass
 class SearchSettings:
     space: dict[str, Any]
-    population: int = 12
-    generations: int = 6
-    top_k: int = 3
+    population: int = SearchOptions.population
+    generations: int = SearchOptions.generations
+    top_k: int = SearchOptions.top_k
     elite: int = 4
     mutation: float = 0.2
-    seed: int = 0
+    seed: int = SearchOptions.seed
     flash_budget: int = FLASH_BUDGET
     ram_budget: int = RAM_BUDGET
     max_latency: float | None = None  # in the target's count unit
@@ -262,8 +263,10 @@ class SparseNAS:
             graph = ir.load(self._work_dir(e.key) / "model.tfir")
             e.predicted = model.predict(graph) if model.covers(graph) else None
 
-    def _measure(self, e: Evaluation) -> None:
+    def _measure(self, e: Evaluation, unseen: LatencyModel) -> None:
+        """Run ``e`` on the target; ``unseen`` (fitted without it) predicts it first."""
         fw, graph = firmware_in(self._work_dir(e.key) / "fw", self.target.board)
+        e.predicted_unseen = unseen.predict(graph) if unseen.covers(graph) else None
         shape = graph.tensors[graph.inputs[0]].shape
         x = np.random.default_rng(0).integers(-128, 128, shape, dtype=np.int8)
         m = measure(self.target, fw, x.tobytes())
@@ -272,7 +275,8 @@ class SparseNAS:
 
     def _measure_top(self, state: SearchState) -> None:
         """Measure the best unmeasured candidates, refit, re-predict everything."""
-        model = self.store.model(self.target.name, self.unit)
+        samples = self.store.load()
+        model = LatencyModel.fit(samples, self.target.name, self.unit)
         self._predict(state, model)
         ranked = sorted(
             (e for e in state.evaluated.values() if self._fits(e) and e.measured is None),
@@ -282,11 +286,14 @@ class SparseNAS:
         picked = [
             e for e in ranked if e.predicted is None or limit is None or e.predicted <= 1.1 * limit
         ][: self.settings.top_k]
-        unseen = self.store.model(self.target.name, self.unit, exclude={e.key for e in picked})
+        # held out: samples of a picked candidate exist only when a search stopped while
+        # measuring it, then resumed
+        seen = samples["model_id"].isin({e.key for e in picked})
+        unseen = (
+            LatencyModel.fit(samples[~seen], self.target.name, self.unit) if seen.any() else model
+        )
         for e in picked:
-            graph = ir.load(self._work_dir(e.key) / "model.tfir")
-            e.predicted_unseen = unseen.predict(graph) if unseen.covers(graph) else None
-            self._measure(e)
+            self._measure(e, unseen)
         if picked:
             self._predict(state, self.store.model(self.target.name, self.unit))
 
