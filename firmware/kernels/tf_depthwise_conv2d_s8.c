@@ -165,6 +165,15 @@ static NOINLINE void long_rows(const int8_t *xp, int32_t d, int32_t ch, int32_t 
     "ldr %[wv], %[acc_end]\n\t"                                                                \
     "cmp %[xv], %[wv]\n\t"                                                                     \
     "bne 1b\n\t"
+/* One row of a whole 3x3 window (taps at w, w + ch, w + 2ch; x moves with TAP4), then the
+ * step to the next row. */
+#define ROW3                                                                                   \
+    TAP4("", "[%[w]]")                                                                         \
+    TAP4(", %[ch]", "[%[w], %[ch]]") TAP4(", %[ch], lsl #1", "[%[w], %[ch], lsl #1]")
+#define NEXT_ROW                                                                               \
+    "add %[x], %[x], %[xs]\n\t"                                                                \
+    "add %[w], %[w], %[ch]\n\t"                                                                \
+    "add %[w], %[w], %[ch], lsl #1\n\t"
 #define GROUP_OUTPUTS [bias] "+m"(bias), [acc] "+m"(acc)
 #define GROUP_INPUTS [acc_end] "m"(acc_end), [x_back] "m"(x_back)
 #endif
@@ -186,22 +195,7 @@ static NOINLINE void dot_groups(const int8_t *x, const int8_t *w, const int32_t 
     uint32_t xv, wv, xe, we;
     if (rows == 3 && taps == 3 && w_step == 3 * ch) { /* a whole 3x3 window, unrolled */
         const int32_t x_back = 4 - 2 * x_step, w_back = 4 - 6 * ch;
-        __asm__ volatile(GROUP_BEGIN
-                         TAP4("", "[%[w]]")
-                         TAP4(", %[ch]", "[%[w], %[ch]]")
-                         TAP4(", %[ch], lsl #1", "[%[w], %[ch], lsl #1]")
-                         "add %[x], %[x], %[xs]\n\t"
-                         "add %[w], %[w], %[ch]\n\t"
-                         "add %[w], %[w], %[ch], lsl #1\n\t"
-                         TAP4("", "[%[w]]")
-                         TAP4(", %[ch]", "[%[w], %[ch]]")
-                         TAP4(", %[ch], lsl #1", "[%[w], %[ch], lsl #1]")
-                         "add %[x], %[x], %[xs]\n\t"
-                         "add %[w], %[w], %[ch]\n\t"
-                         "add %[w], %[w], %[ch], lsl #1\n\t"
-                         TAP4("", "[%[w]]")
-                         TAP4(", %[ch]", "[%[w], %[ch]]")
-                         TAP4(", %[ch], lsl #1", "[%[w], %[ch], lsl #1]")
+        __asm__ volatile(GROUP_BEGIN ROW3 NEXT_ROW ROW3 NEXT_ROW ROW3
                          "ldr %[xv], %[w_back]\n\t"
                          "add %[w], %[w], %[xv]\n\t"
                          GROUP_END

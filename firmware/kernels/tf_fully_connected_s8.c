@@ -930,19 +930,13 @@ void tf_fully_connected_s8_generic(const int8_t *input, const int8_t *weights,
 }
 
 /* The fast path when the parameters allow it, else the generic one (a call of its own, so
- * that its frame and the fast path's do not add up). */
+ * that its frame and the fast path's do not add up): tf_fully_connected_s8_run. */
 void tf_fully_connected_s8(const int8_t *input, const int8_t *weights, const int32_t *bias,
                            const int32_t *multiplier, const int32_t *shift, int32_t output_zp,
                            int32_t act_min, int32_t act_max, int32_t n, int32_t k, int32_t m,
                            int8_t *output, void *scratch)
 {
-    const int32_t mode = fc_mode(shift, output_zp, act_min, act_max, k, m);
-    if (mode == MODE_GENERIC) {
-        tf_fully_connected_s8_generic(input, weights, bias, multiplier, shift, output_zp,
-                                      act_min, act_max, n, k, m, output, scratch);
-        return;
-    }
-    const fc_args_t a = {weights, bias,   multiplier, shift,   k,
-                         m,       2 * output_zp + 1, act_min, act_max, mode};
-    fc_fast(&a, input, n, output, (uint32_t *)scratch);
+    tf_fully_connected_s8_run(input, weights, bias, multiplier, shift, output_zp, act_min,
+                              act_max, n, k, m, output, scratch,
+                              fc_mode(shift, output_zp, act_min, act_max, k, m));
 }

@@ -19,21 +19,6 @@ static inline uint32_t usub8(uint32_t a, uint32_t b)
 }
 #endif
 
-/* SMMLA: acc + ((a * b) >> 32), the product's high word floored. */
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-static inline int32_t smmla(int32_t a, int32_t b, int32_t acc)
-{
-    int32_t r;
-    __asm__("smmla %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
-    return r;
-}
-#else
-static inline int32_t smmla(int32_t a, int32_t b, int32_t acc)
-{
-    return (int32_t)((uint32_t)acc + (uint32_t)(((int64_t)a * b) >> 32));
-}
-#endif
-
 static int32_t row_max(const int8_t *x, int32_t n)
 {
     uint32_t lanes = 0x80808080u; /* four running maxima, -128 each */
@@ -67,7 +52,7 @@ static int32_t recip_of(uint32_t sum, int32_t bits)
 #define SM_ROUND ((1 << 20) - (1 << 28))
 static inline int8_t sm_out(int32_t e, int32_t up, int32_t recip)
 {
-    return (int8_t)tf_sat_s8(smmla(e << up, recip, SM_ROUND) >> 21);
+    return (int8_t)tf_sat_s8(tf_smmla(e << up, recip, SM_ROUND) >> 21);
 }
 
 void tf_softmax_s8(const int8_t *input, const int32_t *exp_table, int32_t rows, int32_t n,
