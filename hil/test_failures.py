@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from conftest import FIXTURES
 
 from tinyformer.engine.cmodel import CArray, CModel
-from tinyformer.hil.errors import DoesNotFitError, TargetFault, TargetTimeout
+from tinyformer.hil.errors import DoesNotFitError, LinkError, TargetFault, TargetTimeout
 
 
 def _processes_running(elf: Path) -> list[int]:
@@ -53,6 +54,18 @@ def test_hang_times_out_and_kills_the_emulator(target, build_firmware) -> None:
         target.run_timeout = 60.0
     assert time.monotonic() - start < 15
     assert not _processes_running(fw.elf)
+
+
+def test_emulator_killed_mid_session_is_a_link_error(target, demo_firmware) -> None:
+    """The link going away (an emulator killed, a board unplugged) is a LinkError, not
+    pyserial's exception."""
+    if target.name != "qemu":
+        pytest.skip("killing the emulator is QEMU's case")
+    with target.session(demo_firmware) as dut:
+        for pid in _processes_running(demo_firmware.elf):
+            os.kill(pid, signal.SIGKILL)
+        with pytest.raises(LinkError, match="the serial link failed"):
+            dut.info()
 
 
 @pytest.mark.parametrize(

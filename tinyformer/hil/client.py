@@ -64,7 +64,10 @@ class DeviceClient:
 
     def _send(self, ftype: int, seq: int, payload: bytes) -> None:
         # A leading delimiter flushes whatever partial frame damaged bytes left behind.
-        self.port.write(b"\x00" + p.encode_frame(p.Frame(ftype, seq, payload)))
+        try:
+            self.port.write(b"\x00" + p.encode_frame(p.Frame(ftype, seq, payload)))
+        except OSError as exc:  # pyserial's SerialException included
+            raise LinkError(f"the serial link failed: {exc}") from None
 
     def _next_frame(self, deadline: float) -> p.Frame | p.FrameError | None:
         while not self._pending:
@@ -72,7 +75,10 @@ class DeviceClient:
             if left <= 0:
                 return None
             self.port.timeout = min(left, 0.05)
-            data = self.port.read(max(1, self.port.in_waiting))
+            try:
+                data = self.port.read(max(1, self.port.in_waiting))
+            except OSError as exc:  # a board unplugged, an emulator gone
+                raise LinkError(f"the serial link failed: {exc}") from None
             for item in self._reader.feed(data):
                 if isinstance(item, p.FrameError):
                     return item

@@ -23,10 +23,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def listening_socket() -> socket.socket:
+    """A socket listening on a free local port, for an emulator that can inherit it."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    return server
+
+
 def log_tail(log: BinaryIO) -> bytes:
     """The last 2000 bytes of what the emulator printed."""
     log.seek(0)
     return log.read().strip()[-2000:]
+
+
+def describe_log(log: BinaryIO) -> str:
+    return log_tail(log).decode(errors="replace") or "no output"
 
 
 def connect(
@@ -86,4 +98,4 @@ def start_on_free_port(
         stop(proc)
         if b"in use" not in log_tail(log):
             break
-    raise HilError(f"{what}: {log_tail(log).decode(errors='replace') or 'no output'}")
+    raise HilError(f"{what}: {describe_log(log)}")

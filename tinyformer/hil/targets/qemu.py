@@ -41,11 +41,13 @@ class QemuTarget(Target):
         self.run_timeout = run_timeout
         self.reply_timeout = reply_timeout
 
-    def command(self, elf: Path, port: int) -> list[str]:
+    def command(self, elf: Path, server_fd: int) -> list[str]:
+        """QEMU serving UART0 on the listening socket ``server_fd`` it inherits."""
         return [
             self.qemu, "-M", "mps2-an500", "-icount", "shift=0", "-semihosting",
             "-display", "none", "-monitor", "none", "-nodefaults",
-            "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on",
+            "-chardev", f"socket,id=uart0,fd={server_fd},server=on,wait=on,nodelay=on",
+            "-serial", "chardev:uart0",
             "-kernel", str(elf),
         ]  # fmt: skip
 
@@ -64,25 +66,38 @@ class QemuTarget(Target):
                     run_timeout=self.run_timeout,
                     describe_pc=firmware.info.describe_pc,
                 )
-                client.handshake(self.boot_timeout, "QEMU's UART socket")
+                try:
+                    client.handshake(self.boot_timeout, "QEMU's UART socket")
+                except HilError:
+                    if proc.poll() is None:
+                        raise
+                    raise HilError(f"QEMU exited: {emulator.describe_log(log)}") from None
                 yield client
             finally:
                 link.close()
                 emulator.stop(proc)
 
     def _start(self, elf: Path, log: BinaryIO) -> tuple[subprocess.Popen[bytes], serial.SerialBase]:
-        def launch(port: int) -> subprocess.Popen[bytes]:
-            return subprocess.Popen(
-                self.command(elf, port),
+        """Launch QEMU on a socket we bound and connect to it.
+
+        QEMU inherits the listening socket, so the port is held from bind to exit and no
+        other process can take it in between (choosing a free port and letting QEMU bind it
+        left that window open). Our connection waits in the backlog until QEMU accepts it,
+        which starts the guest.
+        """
+        with emulator.listening_socket() as server:
+            proc = subprocess.Popen(
+                self.command(elf, server.fileno()),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                pass_fds=(server.fileno(),),
             )
-
-        # QEMU starts the guest on the first connection to its serial server
-        proc, link, _ = emulator.start_on_free_port(
-            launch, lambda proc, port: emulator.connect(proc, port, 10.0, 0.02), log,
-            "QEMU did not start",
-        )  # fmt: skip
+            port = server.getsockname()[1]
+        link = emulator.connect(proc, port, 10.0, 0.02)
+        if link is None:
+            what = "QEMU exited" if proc.poll() is not None else "QEMU accepted no connection"
+            emulator.stop(proc)
+            raise HilError(f"{what}: {emulator.describe_log(log)}")
         return proc, link
