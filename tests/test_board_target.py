@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import select
-import struct
 import threading
 import tty
 from collections.abc import Iterator
@@ -26,7 +25,8 @@ from pyocd.flash import file_programmer
 from test_stm32f746_build import build_tiny_firmware, needs_gcc
 
 from tinyformer.hil import protocol as p
-from tinyformer.hil.errors import HilError, TargetTimeout, TargetUnavailable
+from tinyformer.hil.elfinfo import ElfInfo
+from tinyformer.hil.errors import HilError, TargetTimeout, TargetUnavailable, WrongFirmware
 from tinyformer.hil.firmware import Firmware
 from tinyformer.hil.targets.board import BoardTarget
 
@@ -36,7 +36,8 @@ PROBE_ID = "066DFF343633464257254156"
 
 
 class FakeDevice:
-    """The firmware end of a pseudo-terminal: BOOT on reset, INFO_R for INFO."""
+    """The firmware end of a pseudo-terminal: BOOT on reset, INFO_R for INFO, and it runs
+    the model last flashed (unless ``flash_ignored``: another board on this port)."""
 
     def __init__(self) -> None:
         self.master, self._slave = os.openpty()
@@ -44,6 +45,8 @@ class FakeDevice:
         self.path = os.ttyname(self._slave)
         self.boot_on_reset = True
         self.answer_info = True
+        self.flash_ignored = False
+        self.model_hash = "ab" * 32  # what ran before the session flashed its firmware
         self.requests: list[p.Frame] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -56,10 +59,14 @@ class FakeDevice:
         if self.boot_on_reset:
             self.send(p.Frame(p.Msg.BOOT, 0))
 
+    def load(self, elf: str) -> None:
+        if not self.flash_ignored:
+            self.model_hash = ElfInfo(Path(elf)).model_hash
+
     def _info_payload(self) -> bytes:
-        head = struct.pack("<HBBIIIIIHH", p.PROTOCOL_VERSION, 1, 0, 216_000_000, 32, 32, 64,
-                           8192, 1, p.MAX_PAYLOAD)  # fmt: skip
-        return head + bytes(32) + b"stm32f746".ljust(24, b"\0") + b"tiny\0test\0"
+        info = p.Info(p.PROTOCOL_VERSION, "cycles", 216_000_000, 32, 32, 64, 8192, 1,
+                      p.MAX_PAYLOAD, self.model_hash, "stm32f746", "tiny", "test")  # fmt: skip
+        return info.pack()
 
     def _serve(self) -> None:
         reader = p.FrameReader()
@@ -154,6 +161,7 @@ class FakePyOCD:
             def program(self, path: str, file_format: str | None = None, **_: Any) -> None:
                 fake.log.append("program")
                 fake.programmed.append((path, file_format))
+                fake.device.load(path)
 
         monkeypatch.setattr(
             ConnectHelper, "get_all_connected_probes", staticmethod(get_all_connected_probes)
@@ -236,6 +244,19 @@ def test_missed_boot_falls_back_to_an_info_ping(
     with _target(device, boot_timeout=0.3).session(firmware) as client:
         assert client.booted
         assert [f.type for f in device.requests] == [p.Msg.INFO]
+
+
+def test_another_board_on_the_port_is_refused(
+    firmware: Firmware, device: FakeDevice, pyocd: FakePyOCD
+) -> None:
+    """The probe flashed one board, the port belongs to another: its results would be
+    another model's, so the session refuses it, naming the port."""
+    device.flash_ignored = True
+    with pytest.raises(WrongFirmware) as exc, _target(device).session(firmware):
+        pass
+    text = _one_line(exc)
+    assert device.path in text and "abababababab" in text and "check the port" in text
+    assert pyocd.log[-1] == "close"
 
 
 def test_silent_device_is_a_timeout_that_names_the_port(

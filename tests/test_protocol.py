@@ -63,6 +63,13 @@ def test_python_frame_round_trip(payload: bytes) -> None:
     assert frames == [p.Frame(p.Msg.INPUT, 9, payload)]
 
 
+def test_info_pack_is_unpacks_inverse() -> None:
+    model_hash = bytes(range(32)).hex()
+    info = p.Info(p.PROTOCOL_VERSION, "instructions", 25_000_000, 40, 24, 4096, 8192, 7,
+                  p.MAX_PAYLOAD, model_hash, "mps2-an500", "demo", "abc123")  # fmt: skip
+    assert p.Info.unpack(info.pack()) == info
+
+
 def test_damaged_frames_are_errors_not_crashes() -> None:
     enc = bytearray(p.encode_frame(p.Frame(p.Msg.RUN, 1, b"abc")))
     enc[3] ^= 0x40

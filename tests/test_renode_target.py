@@ -2,9 +2,9 @@
 
 Renode is not installed here (it is not on PyPI or in Debian), so the one thing mocked is the
 `renode` program itself: a small executable put first on PATH that reads the generated .resc
-the way the real one would, listens on the socket port the script names and sends the BOOT
-frame. The script text, the command line, the socket link, the boot wait and the process-group
-kill are the real code paths.
+the way the real one would, listens on the socket port the script names, sends the BOOT
+frame and answers INFO as the firmware it loaded. The script text, the command line, the
+socket link, the boot wait and the process-group kill are the real code paths.
 """
 
 from __future__ import annotations
@@ -106,8 +106,16 @@ def _fake_renode(bin_dir: Path, record: Path) -> None:
             srv.listen(1)
             conn, _ = srv.accept()
             conn.sendall(bytes.fromhex({BOOT_FRAME.hex()!r}))
-            while conn.recv(4096):
-                pass
+            # then INFO, as the firmware it loaded (the client checks the model hash)
+            from tinyformer.hil import protocol as p
+            from tinyformer.hil.elfinfo import ElfInfo
+            info = p.Info(p.PROTOCOL_VERSION, "cycles", 216_000_000, 32, 32, 64, 8192, 1,
+                          p.MAX_PAYLOAD, ElfInfo(elf).model_hash, "stm32f746", "tiny", "fake")
+            reader = p.FrameReader()
+            while data := conn.recv(4096):
+                for f in reader.feed(data):
+                    if isinstance(f, p.Frame) and f.type == p.Msg.INFO:
+                        conn.sendall(p.encode_frame(p.Frame(p.Msg.INFO_R, f.seq, info.pack())))
             while True:
                 time.sleep(1)
             """

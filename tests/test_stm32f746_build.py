@@ -32,7 +32,7 @@ static int8_t arena[64];
 static uint32_t layer_counts[1];
 
 const tf_model_info_t tf_model_info = {
-    "tiny_add_one", {0}, 32, 32, sizeof arena, 1, layer_counts,
+    "tiny_add_one", {0x7f, 0x1d, 0x2b}, 32, 32, sizeof arena, 1, layer_counts,
 };
 
 int8_t *tf_model_input(void) { return arena; }
@@ -127,6 +127,11 @@ def test_board_identity_strings(firmware: Firmware) -> None:
     data = firmware.elf.read_bytes()
     assert b"stm32f746\x00" in data
     assert firmware.board == "stm32f746"
+
+
+def test_the_elf_names_its_model_hash(firmware: Firmware) -> None:
+    """The hash a session expects the device to report (tf_model_info.hash, in flash)."""
+    assert firmware.info.model_hash == "7f1d2b" + "00" * 29
 
 
 def test_kernels_use_no_double_precision(tmp_path: Path) -> None:

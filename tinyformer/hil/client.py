@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from tinyformer.hil import protocol as p
-from tinyformer.hil.errors import LinkError, TargetFault, TargetTimeout
+from tinyformer.hil.errors import LinkError, TargetFault, TargetTimeout, WrongFirmware
 
 # Errors that mean "your frame arrived damaged": resend it.
 _RESEND = {p.ErrorCode.BAD_CRC, p.ErrorCode.BAD_FRAME, p.ErrorCode.OVERFLOW}
@@ -171,31 +171,41 @@ class DeviceClient:
             if isinstance(item, p.Frame) and item.type == p.Msg.BOOT:
                 self.booted = True
 
-    def handshake(self, boot_timeout: float, where: str) -> None:
-        """Wait for BOOT; when it does not come, ask INFO before calling the target dead.
+    def handshake(self, boot_timeout: float, where: str, model_hash: str | None = None) -> None:
+        """Wait for BOOT, then check that the device runs ``model_hash`` (when given).
 
         BOOT is sent once, so a port that opened late or dropped the first bytes misses it
-        while the firmware runs fine. An INFO ping tells the two apart without changing the
-        device's state (a RESET request would also work, but reboots a firmware just started
-        and fails the same way when nothing listens). A protocol version mismatch is left to
-        ``info()``.
+        while the firmware runs fine. When it does not come, an INFO request tells the two
+        apart without changing the device's state (a RESET request would also work, but
+        reboots a firmware just started and fails the same way when nothing listens).
         """
         try:
             self.wait_boot(boot_timeout)
-            return
+            reply = None
         except TargetTimeout:
-            pass
-        try:
-            self.request(p.Msg.INFO)
-        except LinkError:
-            raise TargetTimeout(
-                f"the firmware did not boot: no BOOT frame within {boot_timeout:g} s and no "
-                f"reply to INFO on {where}"
-            ) from None
-        self.booted = True
+            try:
+                reply = self.request(p.Msg.INFO)
+            except LinkError:
+                raise TargetTimeout(
+                    f"the firmware did not boot: no BOOT frame within {boot_timeout:g} s and no "
+                    f"reply to INFO on {where}"
+                ) from None
+            self.booted = True
+        if model_hash is None:
+            return
+        info = self._info(reply) if reply is not None else self.info()
+        if info.model_hash != model_hash:
+            raise WrongFirmware(
+                f"the device on {where} runs model '{info.model_name}' ({info.model_hash[:12]}), "
+                f"not the one we started ({model_hash[:12]}): another board or emulator "
+                "answers there; check the port"
+            )
 
     def info(self) -> p.Info:
-        info = p.Info.unpack(self._expect(self.request(p.Msg.INFO), p.Msg.INFO_R))
+        return self._info(self.request(p.Msg.INFO))
+
+    def _info(self, reply: p.Frame) -> p.Info:
+        info = p.Info.unpack(self._expect(reply, p.Msg.INFO_R))
         if info.protocol_version != p.PROTOCOL_VERSION:
             raise LinkError(
                 f"firmware speaks protocol v{info.protocol_version}, host v{p.PROTOCOL_VERSION}:"

@@ -30,6 +30,7 @@ class ElfInfo:
                 elf = ELFFile(fh)
                 self.sizes = self._sizes(elf)
                 self._symbols = self._function_symbols(elf)
+                self.model_hash = self._model_hash(elf)
         except (OSError, ELFError) as exc:
             raise FirmwareBuildError(f"cannot read firmware ELF {self.path}: {exc}") from exc
         self._starts = [s[0] for s in self._symbols]
@@ -59,6 +60,20 @@ class ElfInfo:
             if s["st_info"]["type"] == "STT_FUNC" and s.name
         ]
         return sorted(syms)
+
+    @staticmethod
+    def _model_hash(elf: ELFFile) -> str | None:
+        """tf_model_info.hash (tf_model.h: after the name pointer), hex; None without it."""
+        table = elf.get_section_by_name(".symtab")
+        syms = table.get_symbol_by_name("tf_model_info") if table is not None else None
+        if not syms or not isinstance(syms[0]["st_shndx"], int):
+            return None
+        section = elf.get_section(syms[0]["st_shndx"])
+        if section["sh_type"] == SHT_NOBITS:
+            return None
+        start = syms[0]["st_value"] - section["sh_addr"] + elf.elfclass // 8
+        digest = section.data()[start : start + 32]
+        return digest.hex() if len(digest) == 32 else None
 
     def describe_pc(self, pc: int) -> str:
         """'0x00000abc (tf_model_run+0x12)' when a function contains pc."""

@@ -19,6 +19,10 @@ class LinkError(HilError):
     """The serial link failed: no reply after retries, or replies that never decode."""
 
 
+class WrongFirmware(HilError):
+    """The device that answers runs another model than the firmware we started (wrong port)."""
+
+
 class TargetTimeout(HilError):
     """The firmware stopped answering: it hangs (the emulator was killed)."""
 

@@ -154,6 +154,18 @@ class Info:
     model_name: str
     build: str
 
+    def pack(self) -> bytes:
+        """The INFO_R payload, as the firmware writes it (tf_app.c); the inverse of unpack."""
+        unit = {v: k for k, v in COUNT_UNITS.items()}[self.count_unit]
+        head = struct.pack(
+            "<HBBIIIIIHH", self.protocol_version, unit, 0, self.clock_hz, self.input_bytes,
+            self.output_bytes, self.arena_bytes, self.stack_bytes, self.n_layers,
+            self.max_payload,
+        )  # fmt: skip
+        board = self.board.encode()[:23].ljust(24, b"\0")
+        texts = self.model_name.encode() + b"\0" + self.build.encode() + b"\0"
+        return head + bytes.fromhex(self.model_hash) + board + texts
+
     @classmethod
     def unpack(cls, p: bytes) -> Info:
         if len(p) < 84:

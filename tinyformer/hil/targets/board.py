@@ -77,13 +77,14 @@ class BoardTarget(Target):
             self._flash(probe, Path(firmware.elf))
             link.reset_input_buffer()  # what the old firmware sent before the probe halted it
             self._reset_and_run(probe)
+            elf = firmware.info
             client = DeviceClient(
                 link,
                 reply_timeout=self.reply_timeout,
                 run_timeout=self.run_timeout,
-                describe_pc=firmware.info.describe_pc,
+                describe_pc=elf.describe_pc,
             )
-            client.handshake(self.boot_timeout, f"{self.port} at {self.baud} baud")
+            client.handshake(self.boot_timeout, f"{self.port} at {self.baud} baud", elf.model_hash)
             yield client
 
     # -- serial --------------------------------------------------------------------------

@@ -60,14 +60,15 @@ class QemuTarget(Target):
         with tempfile.TemporaryFile() as log:
             proc, link = self._start(firmware.elf, log)
             try:
+                elf = firmware.info
                 client = DeviceClient(
                     link,
                     reply_timeout=self.reply_timeout,
                     run_timeout=self.run_timeout,
-                    describe_pc=firmware.info.describe_pc,
+                    describe_pc=elf.describe_pc,
                 )
                 try:
-                    client.handshake(self.boot_timeout, "QEMU's UART socket")
+                    client.handshake(self.boot_timeout, "QEMU's UART socket", elf.model_hash)
                 except HilError:
                     if proc.poll() is None:
                         raise

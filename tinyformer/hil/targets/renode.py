@@ -111,13 +111,16 @@ class RenodeTarget(Target):
         with tempfile.TemporaryFile() as log:
             proc, link, script, port = self._start(Path(firmware.elf), log)
             try:
+                elf = firmware.info
                 client = DeviceClient(
                     link,
                     reply_timeout=self.reply_timeout,
                     run_timeout=self.run_timeout,
-                    describe_pc=firmware.info.describe_pc,
+                    describe_pc=elf.describe_pc,
                 )
-                client.handshake(self.boot_timeout, f"Renode's USART3 socket (port {port})")
+                client.handshake(
+                    self.boot_timeout, f"Renode's USART3 socket (port {port})", elf.model_hash
+                )
                 yield client
             finally:
                 link.close()
