@@ -63,3 +63,49 @@ def test_compile_rejects_a_corrupt_model(tmp_path) -> None:
     )  # fmt: skip
     assert proc.returncode == 1
     assert "truncated" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_run_layers_profiles_every_layer(pytestconfig, tmp_path) -> None:
+    """`run --layers`: one row per layer, in graph order, that adds up to the run."""
+    import dataclasses
+
+    from tinyformer.engine import ir
+    from tinyformer.engine.builder import random_hybrid_graph
+    from tinyformer.engine.sparse_format import prune_blocks
+    from tinyformer.engine.storage import encode_weights
+    from tinyformer.engine.work import graph_macs
+
+    board = "stm32f746" if pytestconfig.getoption("--target") != "qemu" else "mps2-an500"
+    graph = random_hybrid_graph(seed=0)
+    for node in graph.nodes:  # the linears 90 % block-sparse, the convs dense
+        if node.op == "linear":
+            w = graph.tensors[node.inputs[1]]
+            graph.tensors[w.name] = dataclasses.replace(w, data=prune_blocks(w.data, 4, 0.9))
+    ir.save(encode_weights(graph), tmp_path / "m.tfir")
+    base = [sys.executable, "-m", "tinyformer.cli"]
+    proc = subprocess.run(
+        [*base, "compile", "m.tfir", "-o", "out", "--board", board],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    target = pytestconfig.getoption("--target")
+    proc = subprocess.run(
+        [*base, "run", "out", "--target", target, "--json", "--layers"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads(proc.stdout)
+    layers = run["layers"]
+    compiled = ir.load(tmp_path / "out" / "model.tfir")
+    assert [row["op"] for row in layers] == [node.op for node in compiled.nodes]
+    assert [row["count"] for row in layers] == run["layer_counts"]
+    assert sum(row["macs"] for row in layers) == graph_macs(compiled) == run["macs"]
+    assert abs(sum(row["share"] for row in layers) - 1) < 0.01
+    weights = {row["weights"] for row in layers if row["op"] in ("linear", "conv2d")}
+    assert "dense" in weights and "B4 90%" in weights
+    proc = subprocess.run(
+        [*base, "run", "out", "--target", target, "--layers"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "per layer" in proc.stdout and "layernorm" in proc.stdout

@@ -6,10 +6,11 @@ import json
 
 import numpy as np
 
+from tinyformer.engine.work import graph_macs
 from tinyformer.model import SupernetSpace
 from tinyformer.nas.candidate import config_graph, prunable_layers
 from tinyformer.nas.genome import Candidate, crossover, mutate, random_candidate
-from tinyformer.nas.supernas import candidate_spaces, choose_space, graph_macs
+from tinyformer.nas.supernas import candidate_spaces, choose_space
 
 SPACE = SupernetSpace.for_dataset("digits")
 

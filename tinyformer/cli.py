@@ -84,6 +84,24 @@ def _print_measurement(summary: dict[str, Any], extra: dict[str, Any]) -> None:
     console.print(table)
 
 
+def _print_profile(profile: list[Any], unit: str) -> None:
+    table = Table(
+        title=f"per layer: count = {unit}, MACs dense (pruned ones included), weights dense"
+        " or block-sparse B<size> <pruned>",
+        box=None,
+    )
+    for name in ("#", "op", "output", "weights", "MACs", "count", "share", "MAC/cnt"):
+        left = name in ("op", "output", "weights")
+        table.add_column(name, justify="left" if left else "right", no_wrap=True)
+    for row in profile:
+        table.add_row(
+            str(row.layer), row.op, row.output, row.weights, f"{row.macs:,}" if row.macs else "",
+            f"{row.count:,}", f"{row.share:.1%}",
+            f"{row.macs_per_count:.2f}" if row.macs_per_count else "",
+        )  # fmt: skip
+    console.print(table)
+
+
 @app.command()
 @friendly_errors
 def compile(
@@ -118,15 +136,22 @@ def run(
     pyocd_target: PyocdTargetOpt = None,
     record: Annotated[bool, typer.Option(help="append the measurement to results/")] = False,
     results: ResultsOpt = Path("results"),
+    layers: Annotated[
+        bool, typer.Option(help="profile: each layer's count, share and MACs per count")
+    ] = False,
 ) -> None:
     """Run a compiled model (default: an int8 linear 64x96->192) on a target and measure it."""
+    from dataclasses import asdict
+
     import numpy as np
 
     from tinyformer.engine import ir
-    from tinyformer.engine.demo import demo_graph, demo_input, macs
+    from tinyformer.engine.demo import demo_graph, demo_input
     from tinyformer.engine.reference import outputs
+    from tinyformer.engine.work import graph_macs
     from tinyformer.hil.deploy import compile_model, firmware_in
     from tinyformer.hil.measure import measure
+    from tinyformer.hil.profile import layer_profile
     from tinyformer.hil.results import MEASUREMENTS, append_rows
 
     tgt = _target(target, port, probe, pyocd_target)
@@ -140,17 +165,21 @@ def run(
         m = measure(tgt, firmware, x.tobytes())
     expected = outputs(graph, x)
     got = np.frombuffer(m.output, expected.dtype).reshape(expected.shape)
-    n_macs = macs(graph)
+    n_macs = graph_macs(graph)
     extra: dict[str, Any] = {"matches_reference": bool(np.array_equal(got, expected))}
     if n_macs:
         extra["macs"] = n_macs
         extra[f"macs_per_{m.count_unit[:-1]}"] = round(n_macs / max(m.total, 1), 4)
+    profile = layer_profile(graph, m.layer_counts) if layers else []
     if record:
         append_rows(m.rows(), results / MEASUREMENTS)
     if as_json:
+        extra.update({"layers": [asdict(row) for row in profile]} if layers else {})
         print(json.dumps({**m.summary(), **extra}))
     else:
         _print_measurement(m.summary(), extra)
+        if layers:
+            _print_profile(profile, m.count_unit)
     if not extra["matches_reference"]:
         raise HilError("the firmware's output differs from the numpy reference")
 

@@ -41,13 +41,3 @@ def demo_input(graph: Graph, seed: int = 0) -> np.ndarray:
     t = graph.tensors[graph.inputs[0]]
     rng = np.random.default_rng(seed + 1_000_003)
     return rng.integers(-128, 128, t.shape, dtype=np.int8)
-
-
-def macs(graph: Graph) -> int:
-    """Multiply-accumulates of the graph's linear layers."""
-    total = 0
-    for node in graph.nodes:
-        if node.op == "linear":
-            x, w = graph.tensors[node.inputs[0]], graph.tensors[node.inputs[1]]
-            total += int(np.prod(x.shape[:-1])) * int(np.prod(w.shape))
-    return total

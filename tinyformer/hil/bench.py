@@ -36,7 +36,7 @@ import pandas as pd
 
 from tinyformer.engine import ir
 from tinyformer.engine.cmodel import CArray, CModel
-from tinyformer.engine.demo import demo_graph, demo_input, macs
+from tinyformer.engine.demo import demo_graph, demo_input
 from tinyformer.engine.intmath import quantize_multipliers
 from tinyformer.engine.ops.conv import (
     conv2d,
@@ -56,6 +56,7 @@ from tinyformer.engine.ops.sparse import (
     sparse_fc_scratch_bytes,
 )
 from tinyformer.engine.sparse_format import decode, encode, prune_blocks
+from tinyformer.engine.work import graph_macs
 from tinyformer.hil.deploy import compile_model, firmware_in
 from tinyformer.hil.errors import HilError
 from tinyformer.hil.firmware import DEFAULT_STACK, build, build_id
@@ -177,7 +178,7 @@ def run_case(target: Target, case: KernelCase, workdir: Path) -> dict:
         "count": m.layer_counts[0],
         "unit": m.count_unit,
         "source": m.source,
-        "macs": macs(graph),
+        "macs": graph_macs(graph),
         "weight_bytes": int(np.prod(case.shape[1:])),
         "flash_bytes": m.flash_bytes,
     }

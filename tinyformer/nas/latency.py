@@ -25,7 +25,7 @@ import pandas as pd
 from scipy.optimize import nnls
 
 from tinyformer.engine.ir import Graph, Node
-from tinyformer.engine.opset import is_sparse, weights_of
+from tinyformer.engine.work import weight_storage
 from tinyformer.hil.firmware import firmware_id
 from tinyformer.hil.results import append_rows, now_iso, read_table, write_atomic
 
@@ -39,30 +39,12 @@ def _shape(graph: Graph, name: str) -> tuple[int, ...]:
     return tuple(graph.tensors[name].shape)
 
 
-def _nonzero_blocks(w: np.ndarray, block: int) -> int:
-    rows = w.reshape(w.shape[0], -1)
-    pad = (-rows.shape[1]) % block
-    blocks = np.pad(rows, ((0, 0), (0, pad))).reshape(rows.shape[0], -1, block)
-    return int(np.count_nonzero(np.any(blocks != 0, axis=2)))
-
-
-def _storage(node: Node, graph: Graph) -> tuple[str, int, int]:
-    """("dense" | "sparse", block size, non-zero blocks) of a weighted node."""
-    name = node.inputs[1]
-    if not is_sparse(graph, name):
-        return "dense", 1, 0
-    from tinyformer.engine.sparse_format import header
-
-    block = int(header(graph.tensors[name].data.tobytes()).block)
-    return "sparse", block, _nonzero_blocks(weights_of(graph, name), block)
-
-
 def op_features(node: Node, graph: Graph) -> tuple[str, dict[str, float]]:
     """(op kind, features) of one node; the kind separates kernels with different loops."""
     out = _shape(graph, node.outputs[0])
     n_out = float(np.prod(out))
     if node.op in ("linear", "conv2d"):
-        storage, block, nnz = _storage(node, graph)
+        storage, block, nnz = weight_storage(node, graph)
         if node.op == "linear":
             k, m = _shape(graph, node.inputs[0])[-1], out[-1]
             pixels, taps, kind = n_out / m, k, "linear"

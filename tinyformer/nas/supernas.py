@@ -22,6 +22,7 @@ import numpy as np
 
 from tinyformer.engine.codegen import plan_graph
 from tinyformer.engine.ir import Graph
+from tinyformer.engine.work import graph_macs
 from tinyformer.hil.firmware import FLASH_BUDGET, RAM_BUDGET
 from tinyformer.hil.results import write_atomic_text
 from tinyformer.model.config import SupernetSpace, TransformerStageSpace
@@ -33,25 +34,6 @@ WIDTH_SCALES = (0.5, 0.75, 1.0, 1.25)
 # measured from tinyformer compile on mps2-an500; the SparseNAS stage uses exact compiles.
 FIRMWARE_FLASH = 40_000
 FIRMWARE_RAM = 2_000
-
-
-def graph_macs(graph: Graph) -> int:
-    """Dense multiply-accumulates of one inference (weighted layers and attention)."""
-    total = 0
-    for node in graph.nodes:
-        out = graph.tensors[node.outputs[0]].shape
-        n_out = int(np.prod(out))
-        if node.op in ("linear", "conv2d"):
-            w = graph.tensors[node.inputs[1]].shape
-            total += n_out * int(np.prod(w[1:]))
-        elif node.op == "depthwise_conv2d":
-            kh, kw, _ = graph.tensors[node.inputs[1]].shape
-            total += n_out * kh * kw
-        elif node.op in ("matmul_qk", "matmul_av"):
-            a = graph.tensors[node.inputs[0]].shape
-            heads = int(node.attrs["heads"])
-            total += n_out * (a[-1] // heads if node.op == "matmul_qk" else a[-1])
-    return total
 
 
 def estimate_budget(graph: Graph) -> tuple[int, int]:
