@@ -2,9 +2,10 @@
 
 Two suites, one table (``results/kernels.csv``, written atomically):
 
-- *dense linear* (``LINEAR_SHAPES``): each shape compiled as a one-layer model through the
-  whole compile path (IR -> plan -> C -> firmware), run once; the layer's own count is
-  taken from the firmware's per-layer counters.
+- *dense layers* (``dense_cases``): the linears of ``LINEAR_SHAPES``, a depthwise 3x3 and
+  attention's Q.K^T and A.V, each model compiled through the whole compile path (IR ->
+  plan -> C -> firmware), run once and checked bit for bit against the reference; a
+  layer's own count is taken from the firmware's per-layer counters.
 - *sparse* (``SPARSE_PROBLEMS`` x ``SPARSE_BLOCKS`` x ``SPARSITIES``): per problem (linear
   64 tokens x 96 -> 192, conv 3x3 and 1x1 on 16x16x32, the 1 x 256 -> 64 classifier head)
   one firmware holds the dense kernel and the block-sparse kernel at every block size B
@@ -13,16 +14,18 @@ Two suites, one table (``results/kernels.csv``, written atomically):
   and the run's output (the checksums) must equal the numpy reference's for every layer,
   so each count is of a kernel proven bit-exact on the target (the ARM assembly included).
 
-Columns: kernel (the C function), op (linear, conv3x3, conv1x1), shape (tokens x in x out
-for linear, H x W x Cin x Cout with the kernel size for conv), storage (dense, block-rle),
-block (B, 0 for dense), sparsity (the pruned fraction of B-blocks), count / unit / source
-(what was counted: ``instructions`` under QEMU), instructions (the count when the unit is
-instructions), macs (dense MACs of the layer), macs_per_instr (dense MACs per counted
-unit: the effective rate), speedup_vs_dense (dense count / count, same problem and
-firmware; the dense linear 64x96x192 is in both suites and the faster count is used),
-speedup_vs_ideal (speedup / (1 / (1 - s)): 1.0 means the sparse kernel is as
-fast per remaining MAC as dense), weight_bytes (dense matrix or blob), flash_bytes (of the
-firmware), cmsis_nn_count (DESIGN.md's baseline) and speedup_vs_cmsis_nn.
+Columns: kernel (the C function), op (linear, conv3x3, conv1x1, depthwise3x3, matmul_qk,
+matmul_av), shape (tokens x in x out for linear, H x W x Cin x Cout with the kernel size
+for conv, H x W x C with it for depthwise, heads x M x K x N for the matmuls), storage
+(dense, block-rle), block (B, 0 for dense), sparsity (the pruned fraction of B-blocks),
+count / unit / source (what was counted: ``instructions`` under QEMU), instructions (the
+count when the unit is instructions), macs (dense MACs of the layer), macs_per_instr (dense
+MACs per counted unit: the effective rate), speedup_vs_dense (dense count / count, same
+problem and firmware; the dense linear 64x96x192 is in both suites and the faster count is
+used), speedup_vs_ideal (speedup / (1 / (1 - s)): 1.0 means the sparse kernel is as fast
+per remaining MAC as dense), weight_bytes (dense matrix or blob; 0 for the matmuls),
+flash_bytes (of the firmware), cmsis_nn_count (DESIGN.md's baseline) and
+speedup_vs_cmsis_nn.
 """
 
 from __future__ import annotations
@@ -34,10 +37,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tinyformer.engine import ir
+from tinyformer.engine import ir, reference
+from tinyformer.engine.builder import GraphBuilder
 from tinyformer.engine.cmodel import CArray, CModel
 from tinyformer.engine.demo import demo_graph, demo_input
 from tinyformer.engine.intmath import quantize_multipliers
+from tinyformer.engine.ir import Graph
 from tinyformer.engine.ops.conv import (
     conv2d,
     conv2d_scratch_bytes,
@@ -56,7 +61,7 @@ from tinyformer.engine.ops.sparse import (
     sparse_fc_scratch_bytes,
 )
 from tinyformer.engine.sparse_format import decode, encode, prune_blocks
-from tinyformer.engine.work import graph_macs
+from tinyformer.engine.work import node_macs
 from tinyformer.hil.deploy import compile_model, firmware_in
 from tinyformer.hil.errors import HilError
 from tinyformer.hil.firmware import DEFAULT_STACK, build, build_id
@@ -73,6 +78,8 @@ CMSIS_NN = {
     "1x256x64": 34_000,
     "16x16x32x64k1": 1_397_200,
     "16x16x32x32k3": 4_546_880,
+    "16x16x64k3": 1_249_800,
+    "4x64x24x64": 1_658_800,  # Q.K^T
 }
 SPARSE_BLOCKS = (1, 2, 4, 8, 16)
 SPARSITIES = (0.0, 0.5, 0.75, 0.9, 0.95)
@@ -82,14 +89,6 @@ COLUMNS = [
     "instructions", "macs", "macs_per_instr", "speedup_vs_dense", "speedup_vs_ideal",
     "weight_bytes", "flash_bytes", "cmsis_nn_count", "speedup_vs_cmsis_nn",
 ]  # fmt: skip
-
-
-@dataclass(frozen=True)
-class KernelCase:
-    kind: str
-    shape: tuple[int, ...]
-    sparsity: float = 0.0
-    block: int = 0  # 0 = dense storage
 
 
 @dataclass(frozen=True)
@@ -158,30 +157,57 @@ SPARSE_PROBLEMS = [
 ]
 
 
-# -- dense linear through the compile path ------------------------------------------------------
+# -- dense layers through the compile path -----------------------------------------------------
+
+# A benchmarked model: its graph and, per benchmarked node name, (kernel, op, shape) labels.
+# Other nodes (attention's projections) only feed the ones measured.
+DenseCase = tuple[Graph, dict[str, tuple[str, str, str]]]
 
 
-def run_case(target: Target, case: KernelCase, workdir: Path) -> dict:
-    graph = demo_graph(0, *case.shape)
+def dense_cases() -> list[DenseCase]:
+    """The dense linears of LINEAR_SHAPES and the other layers of DESIGN.md's CMSIS-NN table:
+    depthwise 3x3 on 16x16x64, and Q.K^T (with A.V) for 4 heads x 64 tokens x 24."""
+    cases: list[DenseCase] = [
+        (demo_graph(0, t, k, m), {"fc": ("tf_fully_connected_s8", "linear", f"{t}x{k}x{m}")})
+        for t, k, m in LINEAR_SHAPES
+    ]
+    rng = np.random.default_rng(0)
+    b = GraphBuilder("bench_depthwise", rng.integers(-128, 128, (16, 16, 64), dtype=np.int8))
+    graph = b.build(b.depthwise("dw", b.input, 3, act="none"))
+    cases.append((graph, {"dw": ("tf_depthwise_conv2d_s8", "depthwise3x3", "16x16x64k3")}))
+    b = GraphBuilder("bench_attention", rng.integers(-128, 128, (64, 96), dtype=np.int8))
+    q, k, v = (b.linear(name, b.input, 96) for name in "qkv")
+    graph = b.build(b.attention_core("att", q, k, v, heads=4, head_dim=24))
+    cases.append((graph, {
+        "att_qk": ("tf_batch_matmul_qk_s8", "matmul_qk", "4x64x24x64"),
+        "att_av": ("tf_batch_matmul_av_s8", "matmul_av", "4x64x64x24"),
+    }))  # fmt: skip
+    return cases
+
+
+def run_dense_case(target: Target, case: DenseCase, workdir: Path) -> list[dict]:
+    """Compile the case's model, run it once, check it bit for bit, one row per label."""
+    graph, labels = case
     path = ir.save(graph, workdir / "m.tfir")
     compile_model(path, workdir / "out", board=target.board)
     fw, graph = firmware_in(workdir / "out", target.board)
-    m = measure(target, fw, demo_input(graph).tobytes())
-    shape = "x".join(map(str, case.shape))
-    return {
-        "kernel": "tf_fully_connected_s8",
-        "op": case.kind,
-        "shape": shape,
-        "storage": "dense" if case.block == 0 else "block-rle",
-        "block": case.block,
-        "sparsity": case.sparsity,
-        "count": m.layer_counts[0],
-        "unit": m.count_unit,
-        "source": m.source,
-        "macs": graph_macs(graph),
-        "weight_bytes": int(np.prod(case.shape[1:])),
-        "flash_bytes": m.flash_bytes,
-    }
+    x = demo_input(graph)
+    m = measure(target, fw, x.tobytes())
+    if m.output != reference.outputs(graph, x).tobytes():
+        raise HilError(f"{graph.name}: output differs from the reference")
+    rows = []
+    for node, count in zip(graph.nodes, m.layer_counts, strict=True):
+        if node.name not in labels:
+            continue
+        kernel, op, shape = labels[node.name]
+        weights = graph.tensors[node.inputs[1]] if op in ("linear", "depthwise3x3") else None
+        rows.append({
+            "kernel": kernel, "op": op, "shape": shape, "storage": "dense", "block": 0,
+            "sparsity": 0.0, "count": count, "unit": m.count_unit, "source": m.source,
+            "macs": node_macs(node, graph), "weight_bytes": weights.nbytes if weights else 0,
+            "flash_bytes": m.flash_bytes,
+        })  # fmt: skip
+    return rows
 
 
 # -- the sparse suite: one firmware per problem, checksummed layers -----------------------------
@@ -359,9 +385,9 @@ def _finish(table: pd.DataFrame) -> pd.DataFrame:
 def bench_kernels(target: Target, out: Path, sparse: bool = True) -> pd.DataFrame:
     """Run both suites on ``target`` and write the table to ``out`` (atomically)."""
     rows = []
-    for case in [KernelCase("linear", s) for s in LINEAR_SHAPES]:
+    for case in dense_cases():
         with tempfile.TemporaryDirectory() as tmp:
-            rows.append(run_case(target, case, Path(tmp)))
+            rows += run_dense_case(target, case, Path(tmp))
     if sparse:
         for problem in SPARSE_PROBLEMS:
             with tempfile.TemporaryDirectory() as tmp:
