@@ -6,7 +6,7 @@ import pytest
 from host_kernels import load, ptr
 from qemu_layers import align16, run_on_qemu
 
-from tinyformer.engine.intmath import quantize_multipliers, requantize
+from tinyformer.engine.intmath import quantize_multipliers, requantize, smlal_requant_table
 from tinyformer.engine.ops.conv import (
     conv2d,
     conv2d_scratch_bytes,
@@ -84,17 +84,24 @@ def c_conv2d(p: dict) -> np.ndarray:
 
 
 def c_depthwise(p: dict) -> np.ndarray:
+    """The C kernel's output, the same with the requant table (when the shifts allow one)
+    as without."""
     h, w, c = p["x"].shape
     kh, kw, _ = p["weights"].shape
-    out, guard = guarded_out(out_shape(p, kh, c))
     bias = depthwise_bias(p["weights"], p["bias"])
-    load().tf_depthwise_conv2d_s8(
-        ptr(p["x"]), h, w, c, ptr(p["weights"]), kh, kw, ptr(bias), ptr(p["multiplier"]),
-        ptr(p["shift"]), p["input_zp"], p["output_zp"], p["stride"], *p["padding"],
-        p["act_min"], p["act_max"], ptr(out),
-    )  # fmt: skip
-    assert np.all(guard == 0x5A), "output overrun"
-    return out
+    table = smlal_requant_table(p["multiplier"], p["shift"], p["output_zp"])
+    outs = []
+    for requant in [None] if table is None else [None, table]:
+        out, guard = guarded_out(out_shape(p, kh, c))
+        load().tf_depthwise_conv2d_s8(
+            ptr(p["x"]), h, w, c, ptr(p["weights"]), kh, kw, ptr(bias), ptr(p["multiplier"]),
+            ptr(p["shift"]), None if requant is None else ptr(requant), p["input_zp"],
+            p["output_zp"], p["stride"], *p["padding"], p["act_min"], p["act_max"], ptr(out),
+        )  # fmt: skip
+        assert np.all(guard == 0x5A), "output overrun"
+        outs.append(out)
+    np.testing.assert_array_equal(outs[-1], outs[0])
+    return outs[0]
 
 
 def naive(p: dict, depthwise: bool) -> np.ndarray:
@@ -302,6 +309,7 @@ def test_depthwise_arm_matches_reference_on_qemu(tmp_path) -> None:
     in_offs = np.cumsum([0] + [align16(p["x"].size) for p in cases])
     out_offs = np.cumsum([0] + [align16(e.size) for e in expected])
     out_base = int(in_offs[-1])
+    tables = 0
     for i, p in enumerate(cases):
         cm.constants += [
             CArray(f"c_w{i}", np.asarray(p["weights"], np.int8)),
@@ -309,14 +317,20 @@ def test_depthwise_arm_matches_reference_on_qemu(tmp_path) -> None:
             CArray(f"c_m{i}", np.asarray(p["multiplier"], np.int32)),
             CArray(f"c_s{i}", np.asarray(p["shift"], np.int32)),
         ]
+        table = smlal_requant_table(p["multiplier"], p["shift"], p["output_zp"])
+        rq = "NULL"
+        if i % 2 == 0 and table is not None:  # half the cases on the table's assembly path
+            rq, tables = f"c_rq{i}", tables + 1
+            cm.constants.append(CArray(rq, table.ravel()))
         (h, w, c), k = p["x"].shape, p["weights"].shape[0]
         pads = ", ".join(str(v) for v in p["padding"])
         code = (
             f"    tf_depthwise_conv2d_s8((arena + {in_offs[i]}), {h}, {w}, {c}, c_w{i}, {k}, "
-            f"{k}, c_b{i}, c_m{i}, c_s{i}, {p['input_zp']}, {p['output_zp']}, {p['stride']}, "
+            f"{k}, c_b{i}, c_m{i}, c_s{i}, {rq}, {p['input_zp']}, {p['output_zp']}, {p['stride']}, "
             f"{pads}, {p['act_min']}, {p['act_max']}, (arena + {out_base + out_offs[i]}));"
         )
         cm.layers.append((f"depthwise {h}x{w}x{c} k={k}", code))
+    assert tables >= 5
     cm.input_bytes = out_base
     cm.output_offset, cm.output_bytes = out_base, int(out_offs[-1])
     cm.arena_bytes = out_base + int(out_offs[-1])

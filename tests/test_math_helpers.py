@@ -58,3 +58,26 @@ def test_square_root_is_exact(lib) -> None:
     for v in values:
         if v < (1 << 62):
             assert lib.isqrt_u64(v) == math.isqrt(v), v
+
+
+@pytest.mark.parametrize("output_zp", [-128, -7, 0, 127])
+def test_smlal_requant_table_is_requantize(output_zp: int) -> None:
+    """((hi:lo + x * M) >> 32) >> sh equals requantize(x, M, s) + zp over the whole int32
+    range, for every shift the table takes; shifts outside [-22, -1] are refused."""
+    from tinyformer.engine.intmath import requantize, smlal_requant_table
+
+    rng = np.random.default_rng(output_zp + 200)
+    shifts = np.arange(-22, 0)
+    mult = rng.integers(2**30, 2**31, shifts.size)
+    mult[3] = 0  # a dead channel
+    table = smlal_requant_table(mult, shifts, output_zp)
+    assert table is not None and table.dtype == np.int32
+    x = np.concatenate([rng.integers(-(2**31), 2**31, (4000, 1)), [[-(2**31)], [2**31 - 1], [0]]])
+    m, lo, hi, sh = (table[:, i].astype(np.int64) for i in range(4))
+    high = ((hi << 32) + (lo & 0xFFFFFFFF) + x * m) >> 32  # SMLAL's high word
+    assert np.all(np.abs(high) < 2**31)  # fits 32 bits
+    np.testing.assert_array_equal(high >> sh, requantize(x, mult, shifts) + output_zp)
+    assert smlal_requant_table(mult[:1], np.array([0]), output_zp) is None
+    assert smlal_requant_table(mult[:1], np.array([-23]), output_zp) is None
+    assert smlal_requant_table(np.array([0]), np.array([5]), output_zp) is not None  # dead
+    assert smlal_requant_table(mult[:1], np.array([-5]), 128) is None

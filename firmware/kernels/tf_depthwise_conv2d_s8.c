@@ -27,6 +27,7 @@
 typedef struct {
     const int8_t *weights;
     const int32_t *bias, *multiplier, *shift;
+    const int32_t *requant; /* NULL, or {M, rc, sh} per channel */
     int32_t channels, in_w, k_w, input_zp, output_zp, act_min, act_max;
     int32_t fast_shifts; /* every shift[c] in [-31, -1] */
 } dw_params_t;
@@ -46,6 +47,63 @@ static inline int32_t requantize_fast(int32_t acc, int32_t multiplier, int32_t s
     return ((t >> (-1 - shift)) + 1) >> 1;
 }
 
+#if DW_ASM
+/* out[i] = SSAT8(((hi_i:lo_i + acc[i] * M_i) >> 32) >> sh_i) for 2 * pairs (> 0) channels;
+ * table: {M, lo, hi, sh} per channel. 12 instructions per pair, every register in use. */
+void tf_dw_requant_pairs(const int32_t *acc, const int32_t *table, int8_t *out, int32_t pairs);
+__asm__(
+    "    .syntax unified\n"
+    "    .thumb\n"
+    "    .pushsection .text.tf_dw_requant_pairs,\"ax\",%progbits\n"
+    "    .balign 4\n"
+    "    .global tf_dw_requant_pairs\n"
+    "    .type   tf_dw_requant_pairs, %function\n"
+    "    .thumb_func\n"
+    "tf_dw_requant_pairs:\n"
+    "    push    {r4-r11, lr}\n"
+    "1:\n"
+    "    ldmia   r0!, {r4, r5}\n"
+    "    ldmia   r1!, {r6-r12, lr}\n" /* M0 lo0 hi0 sh0 M1 lo1 hi1 sh1 */
+    "    smlal   r7, r8, r4, r6\n"
+    "    smlal   r11, r12, r5, r10\n"
+    "    asr     r8, r8, r9\n"
+    "    asr     r12, r12, lr\n"
+    "    ssat    r8, #8, r8\n"
+    "    ssat    r12, #8, r12\n"
+    "    strb    r8, [r2], #1\n"
+    "    strb    r12, [r2], #1\n"
+    "    subs    r3, r3, #1\n"
+    "    bne     1b\n"
+    "    pop     {r4-r11, pc}\n"
+    "    .size   tf_dw_requant_pairs, . - tf_dw_requant_pairs\n"
+    "    .popsection\n");
+#endif
+
+/* The requant table's form (see the header): SMLAL, ASR, SSAT; then the activation range. */
+static void finish_table(const dw_params_t *p, const int32_t *acc, int32_t c, int32_t n,
+                         int8_t *out)
+{
+    const int32_t *t = p->requant + 4 * c;
+    int32_t i = 0;
+#if DW_ASM
+    if (n >= 2) {
+        tf_dw_requant_pairs(acc, t, out, n / 2);
+        i = n & ~1;
+    }
+#endif
+    for (; i < n; i++) {
+        const int32_t *e = t + 4 * i;
+        const int64_t sum = (int64_t)((uint64_t)(int64_t)e[2] << 32 | (uint32_t)e[1]) +
+                            (int64_t)acc[i] * e[0];
+        out[i] = (int8_t)tf_sat_s8((int32_t)(sum >> 32) >> e[3]);
+    }
+    if (p->act_min > -128 || p->act_max < 127) {
+        for (i = 0; i < n; i++) {
+            out[i] = (int8_t)tf_clamp(out[i], p->act_min, p->act_max);
+        }
+    }
+}
+
 /* Requantize the n accumulators of channels c.. into out[c..], as tf_requantize does: one loop
  * per case, so that GCC does not compute the general form (or clamp twice) every iteration.
  * The full int8 range (no fused activation, or ReLU at the zero point -128) is one SSAT. */
@@ -55,7 +113,9 @@ static NOINLINE void finish_chunk(const dw_params_t *p, const int32_t *acc, int3
     const int32_t zp = p->output_zp, lo = p->act_min, hi = p->act_max;
     const int32_t *mult = p->multiplier + c, *shift = p->shift + c;
     out += c;
-    if (p->fast_shifts && lo <= -128 && hi >= 127) {
+    if (p->requant != NULL) {
+        finish_table(p, acc, c, n, out);
+    } else if (p->fast_shifts && lo <= -128 && hi >= 127) {
         for (int32_t i = 0; i < n; i++) {
             out[i] = (int8_t)tf_sat_s8(requantize_fast(acc[i], mult[i], shift[i]) + zp);
         }
@@ -294,13 +354,13 @@ static NOINLINE void pixel(const dw_params_t *p, const window_t *win, const int8
 void tf_depthwise_conv2d_s8(const int8_t *input, int32_t in_h, int32_t in_w, int32_t channels,
                             const int8_t *weights, int32_t k_h, int32_t k_w,
                             const int32_t *bias, const int32_t *multiplier,
-                            const int32_t *shift, int32_t input_zp, int32_t output_zp,
-                            int32_t stride, int32_t pad_top, int32_t pad_left,
-                            int32_t pad_bottom, int32_t pad_right, int32_t act_min,
-                            int32_t act_max, int8_t *output)
+                            const int32_t *shift, const int32_t *requant, int32_t input_zp,
+                            int32_t output_zp, int32_t stride, int32_t pad_top,
+                            int32_t pad_left, int32_t pad_bottom, int32_t pad_right,
+                            int32_t act_min, int32_t act_max, int8_t *output)
 {
-    dw_params_t p = {weights, bias,     multiplier, shift,   channels, in_w,
-                     k_w,     input_zp, output_zp,  act_min, act_max,  1};
+    dw_params_t p = {weights,  bias,      multiplier, shift,   requant, channels, in_w,
+                     k_w,      input_zp,  output_zp,  act_min, act_max, 1};
     for (int32_t c = 0; c < channels; c++) {
         p.fast_shifts &= shift[c] <= -1 && shift[c] >= -31;
     }

@@ -7,6 +7,11 @@
  *   weights [k_h][k_w][channels]     int8 symmetric (TFLite's 1HWC without the 1)
  *   bias    [channels]               int32, the layer's own (NOT folded with input_zp)
  *   multiplier, shift [channels]     per-channel requantization (see tf_math.h)
+ *   requant [channels][4]            NULL, or per channel {M, lo, hi, sh} (engine/intmath.py's
+ *                                    smlal_requant_table): the same requantization in two
+ *                                    instructions, ((hi:lo + acc * M) >> 32) >> sh (SMLAL,
+ *                                    ASR; zero point included); the code generator passes
+ *                                    it when every shift allows (in [-22, -1])
  *   output  [out_h][out_w][channels] int8, out_h = tf_conv2d_out_size(in_h, k_h, stride,
  *                                    pad_top, pad_bottom), out_w likewise (tf_conv2d_s8.h)
  *
@@ -26,21 +31,24 @@
  * one SMLABB/SMLATT per channel. On ARM the groups of four channels loop in assembly: whole
  * 3x3 windows unrolled, other rows of up to 8 taps entered part-way into 8 unrolled taps,
  * longer rows a loop. Accumulators of up to 32 channels are then requantized together; when
- * every shift is in [-31, -1] from SMULL's p >> 31 instead of a 64-bit shift (same result),
- * and the full int8 range is one SSAT.
+ * a requant table is given, on ARM two channels at a time in assembly (LDM of the table,
+ * SMLAL, ASR, SSAT: 6 instructions an output; a narrower activation range is clamped
+ * after); otherwise when every shift is in [-31, -1] from SMULL's p >> 31 instead of a 64-bit
+ * shift (same result), and the full int8 range is one SSAT.
  * No scratch (a 128-byte stack array). Reference: engine/ops/conv.py (depthwise_conv2d).
  */
 #ifndef TF_DEPTHWISE_CONV2D_S8_H
 #define TF_DEPTHWISE_CONV2D_S8_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 void tf_depthwise_conv2d_s8(const int8_t *input, int32_t in_h, int32_t in_w, int32_t channels,
                             const int8_t *weights, int32_t k_h, int32_t k_w,
                             const int32_t *bias, const int32_t *multiplier,
-                            const int32_t *shift, int32_t input_zp, int32_t output_zp,
-                            int32_t stride, int32_t pad_top, int32_t pad_left,
-                            int32_t pad_bottom, int32_t pad_right, int32_t act_min,
-                            int32_t act_max, int8_t *output);
+                            const int32_t *shift, const int32_t *requant, int32_t input_zp,
+                            int32_t output_zp, int32_t stride, int32_t pad_top,
+                            int32_t pad_left, int32_t pad_bottom, int32_t pad_right,
+                            int32_t act_min, int32_t act_max, int8_t *output);
 
 #endif /* TF_DEPTHWISE_CONV2D_S8_H */

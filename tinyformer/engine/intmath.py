@@ -97,3 +97,29 @@ def requantize(x: np.ndarray, multiplier: np.ndarray | int, shift: np.ndarray | 
 def saturate(x: np.ndarray, lo: int = INT8_MIN, hi: int = INT8_MAX) -> np.ndarray:
     """Clamp to [lo, hi]."""
     return np.clip(x, lo, hi)
+
+
+def smlal_requant_table(
+    multiplier: np.ndarray, shift: np.ndarray, output_zp: int
+) -> np.ndarray | None:
+    """Per channel (M, lo, hi, sh), int32 [C][4], for the kernels' two-instruction
+    requantization, SMLAL then an arithmetic shift:
+
+        requantize(x, M, s) + output_zp == ((hi:lo + x * M) >> 32) >> sh
+
+    with sh = -1 - s and hi:lo = (2 output_zp + 1) 2^(31 + sh) as a 64-bit value (lo its
+    low word, unsigned: 2^31 when sh = 0, else 0). Both sides are
+    floor(x M / 2^(31 - s) + output_zp + 1/2): exact for sh >= 0 (s <= -1), and the high
+    word fits 32 bits for sh <= 21. A dead channel (M = 0, output zp whatever its shift)
+    takes sh = 0. None when a channel does not qualify or output_zp is not int8.
+    """
+    m = np.asarray(multiplier, np.int64).reshape(-1)
+    sh = -1 - np.asarray(shift, np.int64).reshape(-1)
+    if not INT8_MIN <= output_zp <= INT8_MAX:
+        return None
+    sh = np.where(m == 0, 0, sh)
+    if np.any((sh < 0) | (sh > 21)):
+        return None
+    offset = (2 * output_zp + 1) * (np.int64(1) << (31 + sh))
+    lo, hi = offset & 0xFFFFFFFF, offset >> 32
+    return np.stack([m, lo - (lo >> 31 << 32), hi, sh], axis=1).astype(np.int32)

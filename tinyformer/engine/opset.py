@@ -38,6 +38,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from tinyformer.engine.intmath import smlal_requant_table
 from tinyformer.engine.ir import Graph, Node
 from tinyformer.engine.ops.conv import (
     conv2d,
@@ -218,15 +219,18 @@ def _conv_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], s
     pads = ", ".join(str(p) for p in _padding(a))
     lo, hi = _act(a)
     x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.outputs[0])
-    rq = (
-        f"{_requant_args(node, ctx)}, {a['input_zp']}, {a['output_zp']}, "
-        f"{int(a.get('stride', 1))}, {pads}, {lo}, {hi}, {y}"
-    )
+    rest = f"{a['input_zp']}, {a['output_zp']}, {int(a.get('stride', 1))}, {pads}, {lo}, {hi}, {y}"
     if node.op == "depthwise_conv2d":
         bias = ctx.const(node.name + "_b", depthwise_bias(weights, _bias(graph, node)))
         wc = ctx.const(node.name + "_w", weights)
-        code = f"    tf_depthwise_conv2d_s8({x}, {h}, {w}, {c}, {wc}, {kh}, {kw}, {bias}, {rq});"
+        table = smlal_requant_table(a["multiplier"], a["shift"], int(a["output_zp"]))
+        tc = "NULL" if table is None else ctx.const(node.name + "_rq", table.ravel())
+        code = (
+            f"    tf_depthwise_conv2d_s8({x}, {h}, {w}, {c}, {wc}, {kh}, {kw}, {bias}, "
+            f"{_requant_args(node, ctx)}, {tc}, {rest});"
+        )
         return ["tf_depthwise_conv2d_s8.h"], code
+    rq = f"{_requant_args(node, ctx)}, {rest}"
     bias = ctx.const(node.name + "_b", fold_conv_bias(weights, _bias(graph, node), a["input_zp"]))
     if is_sparse(graph, node.inputs[1]):
         from tinyformer.engine.ops import sparse
