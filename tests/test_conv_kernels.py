@@ -12,6 +12,7 @@ from tinyformer.engine.ops.conv import (
     conv2d_scratch_bytes,
     depthwise_bias,
     depthwise_conv2d,
+    depthwise_weights_s16,
     fold_conv_bias,
     output_size,
     same_padding,
@@ -83,19 +84,35 @@ def c_conv2d(p: dict) -> np.ndarray:
     return out
 
 
+def test_depthwise_weights_s16_layout() -> None:
+    w = np.arange(-60, 60, dtype=np.int8)[: 2 * 3 * 6].reshape(2, 3, 6)
+    words = depthwise_weights_s16(w)
+    assert words.shape == (2, 2, 3, 2) and words.dtype == np.uint32
+    half = words.view(np.int16).reshape(2, 2, 3, 2, 2)  # [g][ky][kx][word][low, high]
+    np.testing.assert_array_equal(half[0, ..., 0, 0], w[..., 0])
+    np.testing.assert_array_equal(half[0, ..., 1, 0], w[..., 1])
+    np.testing.assert_array_equal(half[0, ..., 0, 1], w[..., 2])
+    np.testing.assert_array_equal(half[0, ..., 1, 1], w[..., 3])
+    np.testing.assert_array_equal(half[1, ..., 0, 0], w[..., 4])
+    np.testing.assert_array_equal(half[1, ..., 1, 0], w[..., 5])
+    assert not half[1, ..., :, 1].any()  # channels 6 and 7 do not exist
+
+
 def c_depthwise(p: dict) -> np.ndarray:
     """The C kernel's output, the same with the requant table (when the shifts allow one)
     as without."""
     h, w, c = p["x"].shape
     kh, kw, _ = p["weights"].shape
     bias = depthwise_bias(p["weights"], p["bias"])
+    weights = depthwise_weights_s16(p["weights"])
     table = smlal_requant_table(p["multiplier"], p["shift"], p["output_zp"])
     outs = []
     for requant in [None] if table is None else [None, table]:
         out, guard = guarded_out(out_shape(p, kh, c))
+        rq = (ptr(p["multiplier"]), ptr(p["shift"]), None) if requant is None else (
+            None, None, ptr(requant))  # fmt: skip
         load().tf_depthwise_conv2d_s8(
-            ptr(p["x"]), h, w, c, ptr(p["weights"]), kh, kw, ptr(bias), ptr(p["multiplier"]),
-            ptr(p["shift"]), None if requant is None else ptr(requant), p["input_zp"],
+            ptr(p["x"]), h, w, c, ptr(weights), kh, kw, ptr(bias), *rq, p["input_zp"],
             p["output_zp"], p["stride"], *p["padding"], p["act_min"], p["act_max"], ptr(out),
         )  # fmt: skip
         assert np.all(guard == 0x5A), "output overrun"
@@ -312,21 +329,24 @@ def test_depthwise_arm_matches_reference_on_qemu(tmp_path) -> None:
     tables = 0
     for i, p in enumerate(cases):
         cm.constants += [
-            CArray(f"c_w{i}", np.asarray(p["weights"], np.int8)),
+            CArray(f"c_w{i}", depthwise_weights_s16(p["weights"])),
             CArray(f"c_b{i}", depthwise_bias(p["weights"], p["bias"])),
-            CArray(f"c_m{i}", np.asarray(p["multiplier"], np.int32)),
-            CArray(f"c_s{i}", np.asarray(p["shift"], np.int32)),
         ]
         table = smlal_requant_table(p["multiplier"], p["shift"], p["output_zp"])
-        rq = "NULL"
         if i % 2 == 0 and table is not None:  # half the cases on the table's assembly path
-            rq, tables = f"c_rq{i}", tables + 1
-            cm.constants.append(CArray(rq, table.ravel()))
+            rq, tables = f"NULL, NULL, c_rq{i}", tables + 1
+            cm.constants.append(CArray(f"c_rq{i}", table.ravel()))
+        else:
+            rq = f"c_m{i}, c_s{i}, NULL"
+            cm.constants += [
+                CArray(f"c_m{i}", np.asarray(p["multiplier"], np.int32)),
+                CArray(f"c_s{i}", np.asarray(p["shift"], np.int32)),
+            ]
         (h, w, c), k = p["x"].shape, p["weights"].shape[0]
         pads = ", ".join(str(v) for v in p["padding"])
         code = (
             f"    tf_depthwise_conv2d_s8((arena + {in_offs[i]}), {h}, {w}, {c}, c_w{i}, {k}, "
-            f"{k}, c_b{i}, c_m{i}, c_s{i}, {rq}, {p['input_zp']}, {p['output_zp']}, {p['stride']}, "
+            f"{k}, c_b{i}, {rq}, {p['input_zp']}, {p['output_zp']}, {p['stride']}, "
             f"{pads}, {p['act_min']}, {p['act_max']}, (arena + {out_base + out_offs[i]}));"
         )
         cm.layers.append((f"depthwise {h}x{w}x{c} k={k}", code))

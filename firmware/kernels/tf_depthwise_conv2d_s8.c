@@ -25,10 +25,10 @@
 
 /* Everything the per-pixel helpers need, passed by one pointer to keep registers free. */
 typedef struct {
-    const int8_t *weights;
+    const uint32_t *weights; /* widened (see the header) */
     const int32_t *bias, *multiplier, *shift;
-    const int32_t *requant; /* NULL, or {M, rc, sh} per channel */
-    int32_t channels, in_w, k_w, input_zp, output_zp, act_min, act_max;
+    const int32_t *requant; /* NULL, or {M, lo, hi, sh} per channel */
+    int32_t channels, in_w, k_h, k_w, input_zp, output_zp, act_min, act_max;
     int32_t fast_shifts; /* every shift[c] in [-31, -1] */
 } dw_params_t;
 
@@ -130,73 +130,73 @@ static NOINLINE void finish_chunk(const dw_params_t *p, const int32_t *acc, int3
     }
 }
 
+/* Group g's widened weights of tap (ky, kx): words w[2 * ((g * k_h + ky) * k_w + kx)], +1. */
+#define WORDS_PER_TAP 2
+
 #if DW_ASM
-/* One tap of four channels: x - input_zp and w as halfword pairs (SXTAB16 adds -zp while it
- * sign-extends, so the zero point costs nothing), one SMLAxy per channel. Inputs at
- * [%[x] xo], weights at [wa] (address operands). */
-#define TAP4(xo, wa)                                                                           \
-    "ldr %[xv], [%[x]" xo "]\n\t"                                                               \
-    "ldr %[wv], " wa "\n\t"                                                                    \
+/* One tap of four channels: x - input_zp as halfword pairs (SXTAB16 adds -zp while it
+ * sign-extends, so the zero point costs nothing), the tap's widened weights (one LDRD that
+ * moves w on to the next tap), one SMLABB/SMLATT per channel. Inputs at [%[x] xo]. */
+#define TAP4(xo) TAP4_LDR("ldr", xo)
+#define TAP4_LDR(ldr, xo)                                                                      \
+    ldr " %[xv], [%[x]" xo "]\n\t"                                                              \
+    "ldrd %[we], %[wo], [%[w]], #8\n\t"                                                        \
     "sxtab16 %[xe], %[z], %[xv]\n\t"                                                           \
-    "sxtb16 %[we], %[wv]\n\t"                                                                  \
     "sxtab16 %[xv], %[z], %[xv], ror #8\n\t"                                                   \
-    "sxtb16 %[wv], %[wv], ror #8\n\t"                                                          \
     "smlabb %[a0], %[xe], %[we], %[a0]\n\t"                                                    \
     "smlatt %[a2], %[xe], %[we], %[a2]\n\t"                                                    \
-    "smlabb %[a1], %[xv], %[wv], %[a1]\n\t"                                                    \
-    "smlatt %[a3], %[xv], %[wv], %[a3]\n\t"
-/* TAP4 at [x] and [x + d], then x += ch, in 32-bit encodings only: TAP_BYTES, fixed, so
- * that a row can jump into a run of them. */
-#define TAPW                                                                                   \
-    "ldr.w %[xv], [%[x]]\n\t"                                                                   \
-    "ldr.w %[wv], [%[x], %[d]]\n\t"                                                            \
-    "sxtab16 %[xe], %[z], %[xv]\n\t"                                                           \
-    "sxtb16 %[we], %[wv]\n\t"                                                                  \
-    "sxtab16 %[xv], %[z], %[xv], ror #8\n\t"                                                   \
-    "sxtb16 %[wv], %[wv], ror #8\n\t"                                                          \
-    "smlabb %[a0], %[xe], %[we], %[a0]\n\t"                                                    \
-    "smlatt %[a2], %[xe], %[we], %[a2]\n\t"                                                    \
-    "smlabb %[a1], %[xv], %[wv], %[a1]\n\t"                                                    \
-    "smlatt %[a3], %[xv], %[wv], %[a3]\n\t"                                                    \
-    "add.w %[x], %[x], %[ch]\n\t"
-#define TAP_BYTES 44
-#define TAP_BYTES_STR "44"
+    "smlabb %[a1], %[xv], %[wo], %[a1]\n\t"                                                    \
+    "smlatt %[a3], %[xv], %[wo], %[a3]\n\t"
+/* TAP4 at [x], then x += ch, in 32-bit encodings only: TAP_BYTES, fixed, so that a row can
+ * jump into a run of them. */
+#define TAPW TAP4_LDR("ldr.w", "") "add.w %[x], %[x], %[ch]\n\t"
+#define TAP_BYTES 36
+#define TAP_BYTES_STR "36"
 #define UNROLL 8 /* taps a row, at most, of the unrolled path */
 #define UNROLL_STR "8"
 /* The accumulators (read and written, or "=&r" when the asm loads them) and the temporaries. */
 #define TAP4_OPERANDS(acc)                                                                     \
-    [a0] acc(a0), [a1] acc(a1), [a2] acc(a2), [a3] acc(a3), [xv] "=&r"(xv), [wv] "=&r"(wv),    \
-        [xe] "=&r"(xe), [we] "=&r"(we)
+    [a0] acc(a0), [a1] acc(a1), [a2] acc(a2), [a3] acc(a3), [xv] "=&r"(xv), [we] "=&r"(we),    \
+        [wo] "=&r"(wo), [xe] "=&r"(xe)
 #else
 /* The same in C: SSUB16 of the zero point stands in for SXTAB16's add of -zp. */
-#define MAC4(xv, wv, zp2)                                                                      \
+#define MAC4(xv, we, wo, zp2)                                                                  \
     do {                                                                                       \
-        const uint32_t xe_ = tf_ssub16(tf_sxtb16(xv), zp2), we_ = tf_sxtb16(wv);               \
-        const uint32_t xo_ = tf_ssub16(tf_sxtb16_ror8(xv), zp2), wo_ = tf_sxtb16_ror8(wv);     \
-        a0 = tf_smlabb(xe_, we_, a0);                                                          \
-        a2 = tf_smlatt(xe_, we_, a2);                                                          \
-        a1 = tf_smlabb(xo_, wo_, a1);                                                          \
-        a3 = tf_smlatt(xo_, wo_, a3);                                                          \
+        const uint32_t xe_ = tf_ssub16(tf_sxtb16(xv), zp2);                                    \
+        const uint32_t xo_ = tf_ssub16(tf_sxtb16_ror8(xv), zp2);                               \
+        a0 = tf_smlabb(xe_, we, a0);                                                           \
+        a2 = tf_smlatt(xe_, we, a2);                                                           \
+        a1 = tf_smlabb(xo_, wo, a1);                                                           \
+        a3 = tf_smlatt(xo_, wo, a3);                                                           \
     } while (0)
 #endif
 
+/* The window of one output pixel, for dot_groups: its valid rows x taps, where its first
+ * valid tap is in the input (x_step bytes a row) and in the weights (w_skip bytes skipped
+ * after each row's taps, w_back after the last row to reach the next group). */
+typedef struct {
+    int32_t rows, taps, x_step, w_skip, w_back;
+} span_t;
+
 #if DW_ASM
-/* Rows of more than UNROLL taps (k_w > 8), a tap a loop iteration: 13 instructions a tap. */
-static NOINLINE void long_rows(const int8_t *xp, int32_t d, int32_t ch, int32_t rows,
-                               int32_t taps, int32_t x_step, int32_t w_step, uint32_t neg_zp2,
-                               const int32_t *bias, int32_t *acc)
+/* Rows of more than UNROLL taps (k_w > 8), a tap a loop iteration: 12 instructions a tap. */
+static NOINLINE void long_rows(const int8_t *xp, const uint32_t *w, int32_t ch,
+                               const span_t *sp, uint32_t neg_zp2, const int32_t *bias,
+                               int32_t *acc)
 {
     int32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
-    uint32_t xv, wv, xe, we;
-    for (int32_t r = 0; r < rows; r++, xp += x_step - taps * ch, d += w_step - x_step) {
-        int32_t n = taps;
-        __asm__ volatile("1:\n\t" TAP4("", "[%[x], %[d]]")
+    uint32_t xv, we, wo, xe;
+    for (int32_t r = 0; r < sp->rows; r++) {
+        int32_t n = sp->taps;
+        __asm__ volatile("1:\n\t" TAP4("")
                          "add %[x], %[x], %[ch]\n\t"
                          "subs %[n], %[n], #1\n\t"
                          "bne 1b\n\t"
-                         : TAP4_OPERANDS("+r"), [x] "+r"(xp), [n] "+r"(n)
-                         : [ch] "r"(ch), [d] "r"(d), [z] "r"(neg_zp2)
+                         : TAP4_OPERANDS("+r"), [x] "+r"(xp), [w] "+r"(w), [n] "+r"(n)
+                         : [ch] "r"(ch), [z] "r"(neg_zp2)
                          : "cc", "memory");
+        xp += sp->x_step - sp->taps * ch;
+        w += sp->w_skip / 4;
     }
     acc[0] = a0;
     acc[1] = a1;
@@ -207,8 +207,9 @@ static NOINLINE void long_rows(const int8_t *xp, int32_t d, int32_t ch, int32_t 
 
 #if DW_ASM
 /* The group loop of the assembly paths, around their taps: the accumulators start from the
- * bias (LDRD), end in acc (STRD); x (and w) move on by 4 channels. Loop state lives in memory
- * operands (on the stack), since the taps need every register. */
+ * bias (LDRD), end in acc (STRD); x moves on by 4 channels, w by the rest of the group's
+ * taps. Loop state lives in memory operands (on the stack), since the taps need every
+ * register. */
 #define GROUP_BEGIN                                                                            \
     "1:\n\t"                                                                                   \
     "ldr %[xv], %[bias]\n\t"                                                                   \
@@ -222,55 +223,47 @@ static NOINLINE void long_rows(const int8_t *xp, int32_t d, int32_t ch, int32_t 
     "strd %[a0], %[a1], [%[xv]], #16\n\t"                                                      \
     "strd %[a2], %[a3], [%[xv], #-8]\n\t"                                                      \
     "str %[xv], %[acc]\n\t"                                                                    \
-    "ldr %[wv], %[acc_end]\n\t"                                                                \
-    "cmp %[xv], %[wv]\n\t"                                                                     \
+    "ldr %[we], %[acc_end]\n\t"                                                                \
+    "cmp %[xv], %[we]\n\t"                                                                     \
     "bne 1b\n\t"
-/* One row of a whole 3x3 window (taps at w, w + ch, w + 2ch; x moves with TAP4), then the
- * step to the next row. */
-#define ROW3                                                                                   \
-    TAP4("", "[%[w]]")                                                                         \
-    TAP4(", %[ch]", "[%[w], %[ch]]") TAP4(", %[ch], lsl #1", "[%[w], %[ch], lsl #1]")
-#define NEXT_ROW                                                                               \
-    "add %[x], %[x], %[xs]\n\t"                                                                \
-    "add %[w], %[w], %[ch]\n\t"                                                                \
-    "add %[w], %[w], %[ch], lsl #1\n\t"
+/* One row of a whole 3x3 window (inputs at x, x + ch, x + 2ch; the weights follow each
+ * other), then the step to the next row. */
+#define ROW3 TAP4("") TAP4(", %[ch]") TAP4(", %[ch], lsl #1")
+#define NEXT_ROW "add %[x], %[x], %[xs]\n\t"
 #define GROUP_OUTPUTS [bias] "+m"(bias), [acc] "+m"(acc)
 #define GROUP_INPUTS [acc_end] "m"(acc_end), [x_back] "m"(x_back)
 #endif
 
-/* `groups` (> 0) groups of four channels over the valid rows x taps of a window, starting
- * from the bias: x and w step by ch bytes per tap, by x_step and w_step per row, and by 4 per
- * group. Padded taps are real zeros (x - input_zp with x = input_zp) and are skipped. The hot
- * loop. On ARM it is assembly, since GCC 12 spills the accumulators: 10 instructions per tap
- * for a whole 3x3 window; otherwise rows of up to UNROLL taps, 11 per tap and 8 per row, with
- * w addressed from x (their distance is fixed within a row) so that one pointer moves. */
-static NOINLINE void dot_groups(const int8_t *x, const int8_t *w, const int32_t *bias,
-                                int32_t *acc, int32_t groups, int32_t ch, int32_t rows,
-                                int32_t taps, int32_t x_step, int32_t w_step, int32_t zp)
+/* `groups` (> 0) groups of four channels over a window's valid taps, starting from the bias:
+ * x steps by ch bytes per tap, by sp->x_step per row and by 4 per group; w (the first valid
+ * tap's widened weights of the first group) by a tap's 8 bytes, by sp->w_skip per row and
+ * sp->w_back per group. Padded taps are real zeros (x - input_zp with x = input_zp) and are
+ * skipped. The hot loop. On ARM it is assembly, since GCC 12 spills the accumulators: 8
+ * instructions per tap for a whole 3x3 window; otherwise rows of up to UNROLL taps, 9 per tap
+ * and 10 per row. */
+static NOINLINE void dot_groups(const int8_t *x, const uint32_t *w, const int32_t *bias,
+                                int32_t *acc, int32_t groups, int32_t ch, const span_t *sp,
+                                int32_t zp)
 {
 #if DW_ASM
     const uint32_t neg_zp2 = (uint32_t)(uint16_t)-zp * 0x10001u;
     const int32_t *const acc_end = acc + 4 * groups;
     int32_t a0, a1, a2, a3;
-    uint32_t xv, wv, xe, we;
-    if (rows == 3 && taps == 3 && w_step == 3 * ch) { /* a whole 3x3 window, unrolled */
-        const int32_t x_back = 4 - 2 * x_step, w_back = 4 - 6 * ch;
-        __asm__ volatile(GROUP_BEGIN ROW3 NEXT_ROW ROW3 NEXT_ROW ROW3
-                         "ldr %[xv], %[w_back]\n\t"
-                         "add %[w], %[w], %[xv]\n\t"
-                         GROUP_END
+    uint32_t xv, we, wo, xe;
+    const int32_t rows = sp->rows, taps = sp->taps, x_step = sp->x_step;
+    if (rows == 3 && taps == 3 && sp->w_skip == 0 && sp->w_back == 0) {
+        /* a whole 3x3 window, unrolled; the groups' weights follow each other */
+        const int32_t x_back = 4 - 2 * x_step;
+        __asm__ volatile(GROUP_BEGIN ROW3 NEXT_ROW ROW3 NEXT_ROW ROW3 GROUP_END
                          : TAP4_OPERANDS("=&r"), [x] "+r"(x), [w] "+r"(w), GROUP_OUTPUTS
-                         : [ch] "r"(ch), [xs] "r"(x_step), [z] "r"(neg_zp2),
-                           [w_back] "m"(w_back), GROUP_INPUTS
+                         : [ch] "r"(ch), [xs] "r"(x_step), [z] "r"(neg_zp2), GROUP_INPUTS
                          : "cc", "memory");
     } else if (taps <= UNROLL) {
         /* Each row enters UNROLL unrolled taps part-way (add pc). */
         const int32_t entry = (UNROLL - taps) * TAP_BYTES, x_back = 4 - rows * x_step;
-        const int32_t x_skip = x_step - taps * ch, d_skip = w_step - x_step;
-        const int32_t d0 = (int32_t)((uintptr_t)w - (uintptr_t)x); /* w - x, first row */
-        int32_t d, r;
+        const int32_t x_skip = x_step - taps * ch, w_skip = sp->w_skip, w_back = sp->w_back;
+        int32_t r;
         __asm__ volatile(GROUP_BEGIN
-                         "ldr %[d], %[d0]\n\t"
                          "ldr %[r], %[rows]\n\t"
                          "2:\n\t"
                          "ldr %[xv], %[entry]\n\t"
@@ -283,32 +276,35 @@ static NOINLINE void dot_groups(const int8_t *x, const int8_t *w, const int32_t 
                          ".endif\n\t"
                          "ldr %[xv], %[x_skip]\n\t"
                          "add %[x], %[x], %[xv]\n\t"
-                         "ldr %[xv], %[d_skip]\n\t"
-                         "add %[d], %[d], %[xv]\n\t"
+                         "ldr %[xv], %[w_skip]\n\t"
+                         "add %[w], %[w], %[xv]\n\t"
                          "subs %[r], %[r], #1\n\t"
                          "bne 2b\n\t"
+                         "ldr %[xv], %[w_back]\n\t"
+                         "add %[w], %[w], %[xv]\n\t"
                          GROUP_END
-                         : TAP4_OPERANDS("=&r"), [x] "+r"(x), [d] "=&r"(d), [r] "=&r"(r),
+                         : TAP4_OPERANDS("=&r"), [x] "+r"(x), [w] "+r"(w), [r] "=&r"(r),
                            GROUP_OUTPUTS
                          : [ch] "r"(ch), [z] "r"(neg_zp2), [entry] "m"(entry),
-                           [x_skip] "m"(x_skip), [d_skip] "m"(d_skip), [d0] "m"(d0),
+                           [x_skip] "m"(x_skip), [w_skip] "m"(w_skip), [w_back] "m"(w_back),
                            [rows] "m"(rows), GROUP_INPUTS
                          : "cc", "memory");
     } else {
-        for (int32_t g = 0; g < groups; g++, x += 4, w += 4, bias += 4, acc += 4) {
-            long_rows(x, (int32_t)((uintptr_t)w - (uintptr_t)x), ch, rows, taps, x_step,
-                      w_step, neg_zp2, bias, acc);
+        const int32_t group_words = (rows * (taps * 8 + sp->w_skip) + sp->w_back) / 4;
+        for (int32_t g = 0; g < groups; g++, x += 4, w += group_words, bias += 4, acc += 4) {
+            long_rows(x, w, ch, sp, neg_zp2, bias, acc);
         }
     }
 #else
     const uint32_t zp2 = (uint32_t)(uint16_t)zp * 0x10001u;
-    for (int32_t g = 0; g < groups; g++, x += 4, w += 4, bias += 4, acc += 4) {
+    for (int32_t g = 0; g < groups; g++, x += 4, bias += 4, acc += 4) {
         int32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
-        for (int32_t r = 0; r < rows; r++) {
-            for (int32_t t = 0; t < taps * ch; t += ch) {
-                MAC4(tf_read_u32(x + r * x_step + t), tf_read_u32(w + r * w_step + t), zp2);
+        for (int32_t r = 0; r < sp->rows; r++, w += sp->w_skip / 4) {
+            for (int32_t t = 0; t < sp->taps; t++, w += WORDS_PER_TAP) {
+                MAC4(tf_read_u32(x + r * sp->x_step + t * ch), w[0], w[1], zp2);
             }
         }
+        w += sp->w_back / 4;
         acc[0] = a0;
         acc[1] = a1;
         acc[2] = a2;
@@ -317,21 +313,28 @@ static NOINLINE void dot_groups(const int8_t *x, const int8_t *w, const int32_t 
 #endif
 }
 
+/* Channel c's weight at tap t (= ky * k_w + kx) of the widened layout. */
+static inline int32_t weight_at(const dw_params_t *p, int32_t c, int32_t t)
+{
+    const uint32_t word = p->weights[WORDS_PER_TAP * ((c / 4) * p->k_h * p->k_w + t) + (c & 1)];
+    return (int16_t)(uint16_t)(word >> (16 * ((c >> 1) & 1)));
+}
+
 /* All channels of one output pixel; x points at its first valid tap. */
 static NOINLINE void pixel(const dw_params_t *p, const window_t *win, const int8_t *x,
                            int8_t *out)
 {
     const int32_t ch = p->channels, k_w = p->k_w, zp = p->input_zp;
     const int32_t rows = win->ky1 - win->ky0, taps = win->kx1 - win->kx0;
-    const int32_t x_step = p->in_w * ch, w_step = k_w * ch;
-    const int8_t *w_first = p->weights + (win->ky0 * k_w + win->kx0) * ch;
+    const int32_t first = win->ky0 * k_w + win->kx0, group_taps = p->k_h * k_w;
+    const span_t sp = {rows, taps, p->in_w * ch, 8 * (k_w - taps), 8 * (p->k_h - rows) * k_w};
     int32_t acc[CHUNK];
     for (int32_t c0 = 0; c0 < ch; c0 += CHUNK) {
         const int32_t n = ch - c0 < CHUNK ? ch - c0 : CHUNK;
         int32_t i = n & ~3;
         if (rows > 0 && taps > 0 && i > 0) {
-            dot_groups(x + c0, w_first + c0, p->bias + c0, acc, i / 4, ch, rows, taps, x_step,
-                       w_step, zp);
+            const uint32_t *w = p->weights + WORDS_PER_TAP * ((c0 / 4) * group_taps + first);
+            dot_groups(x + c0, w, p->bias + c0, acc, i / 4, ch, &sp, zp);
         } else {
             for (int32_t j = 0; j < i; j++) {
                 acc[j] = p->bias[c0 + j];
@@ -342,7 +345,8 @@ static NOINLINE void pixel(const dw_params_t *p, const window_t *win, const int8
             int32_t a = p->bias[c];
             for (int32_t r = 0; r < rows; r++) {
                 for (int32_t t = 0; t < taps; t++) {
-                    a += (x[r * x_step + t * ch + c] - zp) * w_first[r * w_step + t * ch + c];
+                    const int32_t w = weight_at(p, c, first + r * k_w + t);
+                    a += (x[r * sp.x_step + t * ch + c] - zp) * w;
                 }
             }
             acc[i] = a;
@@ -352,16 +356,17 @@ static NOINLINE void pixel(const dw_params_t *p, const window_t *win, const int8
 }
 
 void tf_depthwise_conv2d_s8(const int8_t *input, int32_t in_h, int32_t in_w, int32_t channels,
-                            const int8_t *weights, int32_t k_h, int32_t k_w,
+                            const uint32_t *weights, int32_t k_h, int32_t k_w,
                             const int32_t *bias, const int32_t *multiplier,
                             const int32_t *shift, const int32_t *requant, int32_t input_zp,
                             int32_t output_zp, int32_t stride, int32_t pad_top,
                             int32_t pad_left, int32_t pad_bottom, int32_t pad_right,
                             int32_t act_min, int32_t act_max, int8_t *output)
 {
-    dw_params_t p = {weights,  bias,      multiplier, shift,   requant, channels, in_w,
-                     k_w,      input_zp,  output_zp,  act_min, act_max, 1};
-    for (int32_t c = 0; c < channels; c++) {
+    dw_params_t p = {weights,  bias,    multiplier, shift,     requant, channels,
+                     in_w,     k_h,     k_w,        input_zp,  output_zp, act_min,
+                     act_max,  1};
+    for (int32_t c = 0; requant == NULL && c < channels; c++) {
         p.fast_shifts &= shift[c] <= -1 && shift[c] >= -31;
     }
     const int32_t out_h = tf_conv2d_out_size(in_h, k_h, stride, pad_top, pad_bottom);

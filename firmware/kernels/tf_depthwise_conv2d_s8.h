@@ -4,9 +4,16 @@
  *
  * Shapes and layouts (row-major):
  *   input   [in_h][in_w][channels]   int8
- *   weights [k_h][k_w][channels]     int8 symmetric (TFLite's 1HWC without the 1)
+ *   weights [ceil(channels / 4)][k_h][k_w][2] uint32: the int8 symmetric weights w[ky][kx][c]
+ *                                    (TFLite's 1HWC without the 1) widened for the kernel, per
+ *                                    group of 4 channels c = 4g.. and tap the int16 pairs
+ *                                    (w[c], w[c + 2]) and (w[c + 1], w[c + 3]), low half
+ *                                    first, zero past the last channel (engine/ops/conv.py's
+ *                                    depthwise_weights_s16): twice the bytes in flash, so a
+ *                                    tap's weights are one LDRD
  *   bias    [channels]               int32, the layer's own (NOT folded with input_zp)
- *   multiplier, shift [channels]     per-channel requantization (see tf_math.h)
+ *   multiplier, shift [channels]     per-channel requantization (see tf_math.h); not read
+ *                                    (may be NULL) when requant is given
  *   requant [channels][4]            NULL, or per channel {M, lo, hi, sh} (engine/intmath.py's
  *                                    smlal_requant_table): the same requantization in two
  *                                    instructions, ((hi:lo + acc * M) >> 32) >> sh (SMLAL,
@@ -26,9 +33,9 @@
  * why the zero point is not folded into the bias here as it is for conv2d: the fold would
  * make every padded tap cost an input_zp * w.
  *
- * Four channels at a time: per tap one (unaligned) word of inputs and one of weights, SXTAB16
- * to halfword pairs x - input_zp (in [-255, 255]; the subtraction is free) and SXTB16 to w,
- * one SMLABB/SMLATT per channel. On ARM the groups of four channels loop in assembly: whole
+ * Four channels at a time: per tap one (unaligned) word of inputs, SXTAB16 to halfword pairs
+ * x - input_zp (in [-255, 255]; the subtraction is free), one LDRD of the widened weights,
+ * one SMLABB/SMLATT per channel: 8 instructions for 4 MACs. On ARM the groups of four channels loop in assembly: whole
  * 3x3 windows unrolled, other rows of up to 8 taps entered part-way into 8 unrolled taps,
  * longer rows a loop. Accumulators of up to 32 channels are then requantized together; when
  * a requant table is given, on ARM two channels at a time in assembly (LDM of the table,
@@ -44,7 +51,7 @@
 #include <stdint.h>
 
 void tf_depthwise_conv2d_s8(const int8_t *input, int32_t in_h, int32_t in_w, int32_t channels,
-                            const int8_t *weights, int32_t k_h, int32_t k_w,
+                            const uint32_t *weights, int32_t k_h, int32_t k_w,
                             const int32_t *bias, const int32_t *multiplier,
                             const int32_t *shift, const int32_t *requant, int32_t input_zp,
                             int32_t output_zp, int32_t stride, int32_t pad_top,

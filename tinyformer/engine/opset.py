@@ -45,6 +45,7 @@ from tinyformer.engine.ops.conv import (
     conv2d_scratch_bytes,
     depthwise_bias,
     depthwise_conv2d,
+    depthwise_weights_s16,
     fold_conv_bias,
 )
 from tinyformer.engine.ops.elementwise import add
@@ -222,12 +223,16 @@ def _conv_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], s
     rest = f"{a['input_zp']}, {a['output_zp']}, {int(a.get('stride', 1))}, {pads}, {lo}, {hi}, {y}"
     if node.op == "depthwise_conv2d":
         bias = ctx.const(node.name + "_b", depthwise_bias(weights, _bias(graph, node)))
-        wc = ctx.const(node.name + "_w", weights)
+        wc = ctx.const(node.name + "_w", depthwise_weights_s16(weights))
         table = smlal_requant_table(a["multiplier"], a["shift"], int(a["output_zp"]))
-        tc = "NULL" if table is None else ctx.const(node.name + "_rq", table.ravel())
+        rq = (
+            f"{_requant_args(node, ctx)}, NULL"
+            if table is None
+            else f"NULL, NULL, {ctx.const(node.name + '_rq', table.ravel())}"
+        )
         code = (
-            f"    tf_depthwise_conv2d_s8({x}, {h}, {w}, {c}, {wc}, {kh}, {kw}, {bias}, "
-            f"{_requant_args(node, ctx)}, {tc}, {rest});"
+            f"    tf_depthwise_conv2d_s8({x}, {h}, {w}, {c}, {wc}, {kh}, {kw}, {bias}, {rq}, "
+            f"{rest});"
         )
         return ["tf_depthwise_conv2d_s8.h"], code
     rq = f"{_requant_args(node, ctx)}, {rest}"

@@ -90,6 +90,20 @@ def depthwise_bias(weights: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
     return np.zeros(c, np.int32) if bias is None else np.asarray(bias, np.int32)
 
 
+def depthwise_weights_s16(weights: np.ndarray) -> np.ndarray:
+    """depthwise weights [k_h][k_w][C] int8 as the C kernel reads them, uint32
+    [ceil(C / 4)][k_h][k_w][2]: per group of 4 channels c = 4g.. and tap, the int16 pairs
+    (w[c], w[c + 2]) and (w[c + 1], w[c + 3]), low half first (SXTB16's order), zero past C."""
+    w = np.asarray(weights, np.int8)
+    kh, kw, c = w.shape
+    groups = -(-c // 4)
+    lanes = np.zeros((kh, kw, 4 * groups), np.int16)
+    lanes[..., :c] = w
+    lanes = lanes.reshape(kh, kw, groups, 4).transpose(2, 0, 1, 3).view(np.uint16)
+    words = lanes[..., [0, 1]].astype(np.uint32) | lanes[..., [2, 3]].astype(np.uint32) << 16
+    return np.ascontiguousarray(words)
+
+
 def conv2d(
     x: np.ndarray,
     weights: np.ndarray,
