@@ -43,6 +43,22 @@ def test_candidate_graph_follows_the_plan() -> None:
     assert graph_macs(graph) > 0
 
 
+def test_budget_estimate_bounds_the_linked_firmware(tmp_path) -> None:
+    """SuperNAS's flash estimate (emitted constants + a firmware allowance) is an upper
+    bound of the linked firmware, and not a loose one; its SRAM covers the arena."""
+    from tinyformer.engine import ir
+    from tinyformer.hil.deploy import compile_model
+    from tinyformer.nas.supernas import estimate_budget
+
+    config = SPACE.largest()
+    plan = {name: (4, 0.75) for name in prunable_layers(config)}
+    graph = config_graph(config, plan)
+    flash, sram = estimate_budget(graph)
+    report = compile_model(ir.save(graph, tmp_path / "m.tfir"), tmp_path / "out")
+    assert report.flash_bytes <= flash <= 1.25 * report.flash_bytes
+    assert report.arena_bytes < sram
+
+
 def test_supernas_writes_its_choice_and_reason(tmp_path) -> None:
     assert len(candidate_spaces(SPACE)) == 8
     chosen, scores = choose_space(SPACE, tmp_path, samples=2, seed=0)

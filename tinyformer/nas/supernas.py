@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyformer.engine.codegen import plan_graph
+from tinyformer.engine.codegen import generate, plan_graph
 from tinyformer.engine.ir import Graph
 from tinyformer.engine.work import graph_macs
 from tinyformer.hil.firmware import FLASH_BUDGET, RAM_BUDGET
@@ -37,9 +37,11 @@ FIRMWARE_RAM = 2_000
 
 
 def estimate_budget(graph: Graph) -> tuple[int, int]:
-    """(flash, peak SRAM) in bytes: constants + firmware, planned arena + firmware."""
-    constants = sum(int(t.data.nbytes) for t in graph.tensors.values() if t.is_constant)
-    return FIRMWARE_FLASH + constants, FIRMWARE_RAM + plan_graph(graph).arena_bytes
+    """(flash, peak SRAM) in bytes: the constants the code generator emits (weights as
+    stored, folded biases, requantization tables) + firmware, planned arena + firmware."""
+    plan = plan_graph(graph)
+    constants = sum(int(c.values.nbytes) for c in generate(graph, plan).constants)
+    return FIRMWARE_FLASH + constants, FIRMWARE_RAM + plan.arena_bytes
 
 
 def _scale(values: tuple[int, ...], factor: float) -> tuple[int, ...]:
