@@ -18,7 +18,13 @@ from tinyformer.engine.ops.layout import (
     transpose_s8,
 )
 from tinyformer.engine.ops.matmul import batch_matmul_av, batch_matmul_qk, bmm_scratch_bytes
-from tinyformer.engine.ops.norm import F_BITS, layernorm, layernorm_params, rsqrt_multiplier
+from tinyformer.engine.ops.norm import (
+    F_BITS,
+    layernorm,
+    layernorm_affine,
+    layernorm_params,
+    rsqrt_multiplier,
+)
 from tinyformer.engine.ops.softmax import softmax, softmax_exp_table
 
 
@@ -43,9 +49,8 @@ def out_qparams(real: np.ndarray) -> tuple[float, int]:
 def c_layernorm(x, gamma, beta, eps, output_zp, out=None):
     t, d = x.shape
     out = np.zeros_like(x) if out is None else out
-    load().tf_layernorm_s8(
-        ptr(x), ptr(gamma), ptr(beta), eps, output_zp, t, d, ptr(out)
-    )  # fmt: skip
+    affine = layernorm_affine(gamma, beta, output_zp)
+    load().tf_layernorm_s8(ptr(x), ptr(affine), eps, t, d, ptr(out))
     return out
 
 
@@ -278,11 +283,8 @@ def run_ln_softmax_on_qemu(tmp_path):
         data[xo : xo + x.size] = x.ravel()
         if kind == "ln":
             _, g, b, e, zp = c
-            cm.constants += [
-                CArray(f"g{i}", g.astype(np.int32)),
-                CArray(f"b{i}", b.astype(np.int32)),
-            ]
-            code = (f"    tf_layernorm_s8(arena + {xo}, g{i}, b{i}, {e}, {zp}, {x.shape[0]}, "
+            cm.constants.append(CArray(f"a{i}", layernorm_affine(g, b, zp).ravel()))
+            code = (f"    tf_layernorm_s8(arena + {xo}, a{i}, {e}, {x.shape[0]}, "
                     f"{x.shape[1]}, arena + {oo});")  # fmt: skip
         else:
             cm.constants.append(CArray(f"t{i}", c[1].astype(np.int32)))

@@ -42,22 +42,20 @@ static void rsqrt_multiplier(uint64_t s_val, int32_t *mult, int32_t *pre_shift)
     }
 }
 
-/* One output: n = SMMULR(c << p, m), then (n * gamma + (beta << F) + 2^31) >> 32 + zp as
- * one SMLAL onto the word pair {hi, lo} = ((beta + 2^19) << 12) + (zp << 32), so the
- * rounding term and the zero point ride in the accumulator (ADD, LSL, ADD-ASR). */
+/* One output: n = SMMULR(c << p, m), then the affine part, SMLAL of n * gamma onto the
+ * channel's hi:lo (beta, the rounding term and the zero point), whose high word it is. */
 static inline int8_t ln_out(int32_t x, uint32_t sum_p, uint32_t d_p, int32_t neg_mult,
-                            int32_t g, int32_t beta, int32_t zp)
+                            const int32_t *a)
 {
     /* c << p = (d << p) * x - (sum << p) cannot overflow (|c| <= sqrt(d * S), see
      * ops/norm.py), so the two terms may wrap in uint32 and the difference is exact.
      * Negating both factors of SMMULR keeps the product: one MLS, one SMMULR. */
     const int32_t n = tf_smmulr((int32_t)(sum_p - d_p * (uint32_t)x), neg_mult);
-    const int32_t b = beta + (1 << 19);
-    return (int8_t)tf_sat_s8(tf_smlal_hi((uint32_t)b << 12, zp + (b >> 20), n, g));
+    return (int8_t)tf_sat_s8(tf_smlal_hi((uint32_t)a[1], a[2], n, a[0]));
 }
 
-void tf_layernorm_s8(const int8_t *input, const int32_t *gamma, const int32_t *beta, int32_t eps,
-                     int32_t output_zp, int32_t t, int32_t d, int8_t *output)
+void tf_layernorm_s8(const int8_t *input, const int32_t *affine, int32_t eps, int32_t t,
+                     int32_t d, int8_t *output)
 {
     const uint32_t ones = 0x00010001u;
     for (int32_t row = 0; row < t; row++) {
@@ -84,18 +82,32 @@ void tf_layernorm_s8(const int8_t *input, const int32_t *gamma, const int32_t *b
         }
         const uint32_t d_p = (uint32_t)d << pre, sum_p = (uint32_t)sum << pre;
         const int32_t neg_mult = -mult;
-        i = 0;
-        for (; i + 4 <= d; i += 4) {
-            out[i] = ln_out(x[i], sum_p, d_p, neg_mult, gamma[i], beta[i], output_zp);
-            out[i + 1] = ln_out(x[i + 1], sum_p, d_p, neg_mult, gamma[i + 1], beta[i + 1],
-                                output_zp);
-            out[i + 2] = ln_out(x[i + 2], sum_p, d_p, neg_mult, gamma[i + 2], beta[i + 2],
-                                output_zp);
-            out[i + 3] = ln_out(x[i + 3], sum_p, d_p, neg_mult, gamma[i + 3], beta[i + 3],
-                                output_zp);
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+        /* ln_out in assembly: GCC loads the affine triple with three LDRs and a MOV. */
+        const int8_t *xp = x, *const end = out + d;
+        const int32_t *a = affine;
+        int32_t v;
+        /* LDM fills registers in ascending order: the triple is pinned to r4-r6. */
+        register int32_t g __asm__("r4"), lo __asm__("r5"), hi __asm__("r6");
+        __asm__ volatile("1:\n\t"
+                         "ldrsb %[v], [%[xp]], #1\n\t"
+                         "ldmia %[a]!, {%[g], %[lo], %[hi]}\n\t"
+                         "mls %[v], %[dp], %[v], %[sp]\n\t"
+                         "smmulr %[v], %[v], %[m]\n\t"
+                         "smlal %[lo], %[hi], %[v], %[g]\n\t"
+                         "ssat %[hi], #8, %[hi]\n\t"
+                         "strb %[hi], [%[out]], #1\n\t"
+                         "cmp %[out], %[end]\n\t"
+                         "bne 1b\n\t"
+                         : [v] "=&r"(v), [g] "=&r"(g), [lo] "=&r"(lo), [hi] "=&r"(hi),
+                           [xp] "+r"(xp), [a] "+r"(a), [out] "+r"(out)
+                         : [dp] "r"(d_p), [sp] "r"(sum_p), [m] "r"(neg_mult), [end] "r"(end)
+                         : "cc", "memory");
+#else
+        const int32_t *a = affine;
+        for (i = 0; i < d; i++, a += 3) {
+            out[i] = ln_out(x[i], sum_p, d_p, neg_mult, a);
         }
-        for (; i < d; i++) {
-            out[i] = ln_out(x[i], sum_p, d_p, neg_mult, gamma[i], beta[i], output_zp);
-        }
+#endif
     }
 }

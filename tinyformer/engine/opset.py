@@ -53,7 +53,7 @@ from tinyformer.engine.ops.gelu import lut
 from tinyformer.engine.ops.layout import transpose_s8
 from tinyformer.engine.ops.linear import fc_scratch_bytes, fold_input_zero_point, fully_connected
 from tinyformer.engine.ops.matmul import batch_matmul_av, batch_matmul_qk, bmm_scratch_bytes
-from tinyformer.engine.ops.norm import layernorm
+from tinyformer.engine.ops.norm import layernorm, layernorm_affine
 from tinyformer.engine.ops.pool import avgpool, global_avgpool
 from tinyformer.engine.ops.softmax import softmax
 
@@ -298,11 +298,13 @@ def _layernorm_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[st
     a = node.attrs
     shape = _shape(graph, node.inputs[0])
     t, d = int(np.prod(shape[:-1])), shape[-1]
-    gamma = ctx.const(node.name + "_g", _i32(graph.tensors[node.inputs[1]].data))
-    beta = ctx.const(node.name + "_beta", _i32(graph.tensors[node.inputs[2]].data))
+    gamma, beta = (graph.tensors[name].data for name in node.inputs[1:3])
+    affine = ctx.const(
+        node.name + "_affine", layernorm_affine(gamma, beta, int(a["output_zp"])).ravel()
+    )
     code = (
-        f"    tf_layernorm_s8({ctx.ptr(node.inputs[0])}, {gamma}, {beta}, {int(a['eps'])}, "
-        f"{int(a['output_zp'])}, {t}, {d}, {ctx.ptr(node.outputs[0])});"
+        f"    tf_layernorm_s8({ctx.ptr(node.inputs[0])}, {affine}, {int(a['eps'])}, {t}, {d}, "
+        f"{ctx.ptr(node.outputs[0])});"
     )
     return ["tf_layernorm_s8.h"], code
 

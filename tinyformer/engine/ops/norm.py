@@ -80,6 +80,17 @@ def layernorm_params(
     return g.astype(np.int32), b.astype(np.int32), int(eps_q)
 
 
+def layernorm_affine(gamma: np.ndarray, beta: np.ndarray, output_zp: int) -> np.ndarray:
+    """The C kernel's per-channel {gamma, lo, hi}, int32 [D][3]: hi:lo is the 64-bit
+    (beta << F_BITS) + 2^31 + (output_zp << 32) that one SMLAL adds n * gamma to, so that
+    its high word is the output before saturation (layernorm's last line)."""
+    b = np.asarray(beta, np.int64) + (1 << (31 - F_BITS))
+    lo = (b << F_BITS) & 0xFFFFFFFF
+    hi = (b >> (32 - F_BITS)) + int(output_zp)
+    g = np.asarray(gamma, np.int64)
+    return np.stack([g, lo - (lo >> 31 << 32), hi], axis=1).astype(np.int32)
+
+
 def layernorm(
     x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: int, output_zp: int
 ) -> np.ndarray:
