@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import subprocess
@@ -44,19 +43,6 @@ def build_id() -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
-
-
-def firmware_id() -> str:
-    """A hash of the firmware sources (kernels, runtime, Makefile, linker script).
-
-    Counts measured with other sources are stale: the latency model only uses samples
-    whose firmware_id is the current one.
-    """
-    h = hashlib.sha256()
-    for path in sorted(p for p in FIRMWARE_DIR.rglob("*") if p.is_file()):
-        if path.suffix in (".c", ".h", ".ld", ".S") or path.name == "Makefile":
-            h.update(str(path.relative_to(FIRMWARE_DIR)).encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()[:12]
 
 
 def build(

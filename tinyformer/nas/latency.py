@@ -3,8 +3,8 @@
 Every RUN on a target reports one count per layer, so each measured model yields one
 sample per op: (op kind, shape signature, features, count). Samples accumulate in
 ``results/latency_samples.csv`` across runs, one model per (target, unit), fitted only on
-samples measured with the current firmware sources (``firmware_id``): a kernel change makes
-older counts stale.
+samples measured with the current firmware sources and code generator (``firmware_id``): a
+kernel or code generator change makes older counts stale.
 
 Prediction per layer: a signature already measured on that target is answered with its
 measured count (QEMU counts are exact and repeatable); otherwise a linear model of the
@@ -26,8 +26,8 @@ from scipy.optimize import nnls
 
 from tinyformer.engine.ir import Graph, Node
 from tinyformer.engine.work import weight_storage
-from tinyformer.hil.firmware import firmware_id
 from tinyformer.hil.results import append_rows, now_iso, read_table, write_atomic
+from tinyformer.hil.source_hash import firmware_id
 
 SAMPLES = "latency_samples.csv"
 COLUMNS = [
