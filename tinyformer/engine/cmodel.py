@@ -8,12 +8,12 @@ one static arena, and ``tf_model_run`` calling ``tf_layer_done(i)`` after layer 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from tinyformer.atomic_write import write_atomic_text
 
 _CTYPES = {
     np.dtype(np.int8): "int8_t",
@@ -99,11 +99,4 @@ void tf_model_run(void)
 
     def write(self, out_dir: Path) -> Path:
         """Write ``out_dir/model.c`` atomically; returns its path."""
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / "model.c"
-        fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(self.render())
-        os.replace(tmp, path)
-        return path
+        return write_atomic_text(self.render(), Path(out_dir) / "model.c")

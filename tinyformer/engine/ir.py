@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from tinyformer.atomic_write import write_atomic_bytes
 
 MAGIC = b"TFIR"
 FORMAT_VERSION = 1
@@ -200,13 +200,7 @@ def from_bytes(data: bytes, source: str = "IR data") -> Graph:
 
 def save(graph: Graph, path: Path) -> Path:
     """Write atomically: a crash leaves the old file or the new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(to_bytes(graph))
-    os.replace(tmp, path)
-    return path
+    return write_atomic_bytes(to_bytes(graph), Path(path))
 
 
 def load(path: Path) -> Graph:

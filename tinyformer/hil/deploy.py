@@ -12,10 +12,10 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tinyformer.atomic_write import write_atomic_text
 from tinyformer.engine import ir
 from tinyformer.engine.codegen import generate, plan_graph
 from tinyformer.hil.firmware import DEFAULT_STACK, RAM_BUDGET, Firmware, build
-from tinyformer.hil.results import write_atomic_text
 from tinyformer.hil.stackusage import predicted_stack_bytes
 
 

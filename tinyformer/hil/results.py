@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+
+from tinyformer.atomic_write import write_atomic_text
 
 COLUMNS = ["model_id", "target", "metric", "value", "unit", "source", "git_rev", "time"]
 DEFAULT_RESULTS = Path("results")
@@ -35,22 +35,6 @@ def _locked(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def write_atomic_text(text: str, path: Path) -> None:
-    """Write a file so readers see the old one or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def write_atomic(frame: pd.DataFrame, path: Path) -> None:

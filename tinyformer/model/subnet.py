@@ -22,11 +22,13 @@ Tensors are NCHW in torch; the exporter maps them to NHWC, where the token view 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from tinyformer.atomic_write import write_atomic_bytes
 from tinyformer.model.config import SubnetConfig
 
 SUBNET_FILE_VERSION = 1
@@ -201,15 +203,18 @@ class Subnet(nn.Module):
 
 
 def save_subnet(subnet: Subnet, path: str | Path) -> None:
-    """Config (as JSON text) and weights in one torch file; load with ``load_subnet``."""
+    """Config (as JSON text) and weights in one torch file, written atomically; load with
+    ``load_subnet``."""
+    buf = io.BytesIO()
     torch.save(
         {
             "version": SUBNET_FILE_VERSION,
             "config": subnet.config.to_json(),
             "state_dict": subnet.state_dict(),
         },
-        path,
+        buf,
     )
+    write_atomic_bytes(buf.getvalue(), Path(path))
 
 
 def load_subnet(path: str | Path, map_location: str | torch.device = "cpu") -> Subnet:

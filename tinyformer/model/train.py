@@ -13,6 +13,7 @@ on the same device, a resumed run gives the same weights as an uninterrupted one
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 import os
 import time
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from tinyformer.atomic_write import write_atomic_bytes
 from tinyformer.data.augment import default_augment
 from tinyformer.data.datasets import DatasetSplits, ImageDataset, iterate_batches, num_batches
 from tinyformer.model.config import SubnetConfig, SupernetSpace
@@ -238,15 +240,10 @@ def set_rng_state(state: dict[str, Any], np_rng: np.random.Generator, gen: torch
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Write ``state`` to a temporary file next to ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write ``state`` atomically: a crash leaves the previous checkpoint whole."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    write_atomic_bytes(buf.getvalue(), Path(path))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -16,10 +16,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from tinyformer.atomic_write import write_atomic_text
 from tinyformer.data import load_dataset
 from tinyformer.hil.accuracy import evaluate_on_target
 from tinyformer.hil.deploy import compile_model, firmware_in
-from tinyformer.hil.results import now_iso, write_atomic, write_atomic_text
+from tinyformer.hil.results import now_iso, write_atomic
 from tinyformer.hil.targets.base import Target
 from tinyformer.model import Supernet, SupernetSpace, TrainConfig, train_supernet
 from tinyformer.nas.fitness import SupernetFitness

@@ -29,11 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tinyformer.atomic_write import write_atomic_text
 from tinyformer.engine import ir
 from tinyformer.hil.deploy import compile_model, firmware_in
 from tinyformer.hil.firmware import FLASH_BUDGET, RAM_BUDGET
 from tinyformer.hil.measure import measure
-from tinyformer.hil.results import write_atomic, write_atomic_text
+from tinyformer.hil.results import write_atomic
 from tinyformer.hil.targets.base import Target
 from tinyformer.model.config import SupernetSpace
 from tinyformer.nas.candidate import config_graph

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyformer.atomic_write import write_atomic_text
 from tinyformer.engine.codegen import generate, plan_graph
 from tinyformer.engine.ir import Graph
 from tinyformer.engine.work import graph_macs
 from tinyformer.hil.firmware import FLASH_BUDGET, RAM_BUDGET
-from tinyformer.hil.results import write_atomic_text
 from tinyformer.model.config import SupernetSpace, TransformerStageSpace
 from tinyformer.nas.candidate import config_graph
 from tinyformer.nas.latency import LatencyModel
