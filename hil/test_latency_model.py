@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pandas as pd
 
+from tinyformer.engine import ir
 from tinyformer.nas.calibrate import measure_graph, random_candidates
 from tinyformer.nas.latency import LatencyModel, SampleStore, mape, samples_of
 
@@ -32,6 +37,18 @@ def test_fit_on_measured_models_predicts_held_out_ones(target, tmp_path) -> None
     # Counts measured with other firmware sources are stale: kept, but never fitted on.
     stale = again.assign(firmware="0123456789ab")
     assert not LatencyModel.fit(stale, target.name, unit).coefs
+    # `compile --layers` shows each layer's prediction before any run (QEMU's counts).
+    if target.name == "qemu":
+        ir.save(graphs[4], tmp_path / "unseen.tfir")
+        cmd = [sys.executable, "-m", "tinyformer.cli", "compile", "unseen.tfir", "-o", "out",
+               "--layers", "--results", "results", "--json"]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        layers = json.loads(proc.stdout)["layers"]
+        compiled = ir.load(tmp_path / "out" / "model.tfir")
+        expected = [round(model.predict_node(n, compiled)) for n in compiled.nodes]
+        assert [row["predicted"] for row in layers] == expected
+        assert sum(row["flash_bytes"] for row in layers) > 0
 
 
 def test_sample_table_from_before_firmware_ids_is_upgraded(tmp_path) -> None:

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from tinyformer.engine.builder import random_hybrid_graph
+from tinyformer.engine.codegen import generate
 from tinyformer.engine.sparse_format import prune_blocks
 from tinyformer.engine.storage import encode_weights
 from tinyformer.engine.work import graph_macs, node_macs
@@ -29,6 +30,17 @@ def test_rows_follow_the_graph_and_add_up() -> None:
     assert rows[i].weights == "B8 75%"
     assert rows[i].macs_per_count == round(node_macs(first, graph) / counts[i], 3)
     assert {r.weights for r in rows if r.op == "layernorm"} == {""}
+
+
+def test_without_a_run_the_profile_is_the_compile_time_one() -> None:
+    graph = random_hybrid_graph(seed=2)
+    rows = layer_profile(graph, predict=lambda node, g: 7.0 if node.op == "softmax" else None)
+    emitted = sum(int(c.values.nbytes) for c in generate(graph).constants)
+    assert sum(r.flash_bytes for r in rows) == emitted
+    assert all(r.count is None and r.share is None for r in rows)
+    assert {r.predicted for r in rows if r.op == "softmax"} == {7}
+    assert {r.predicted for r in rows if r.op != "softmax"} == {None}
+    assert any(r.scratch_bytes > 0 for r in rows if r.op == "linear")
 
 
 def test_a_run_of_another_model_is_a_clear_error() -> None:

@@ -84,21 +84,27 @@ def _print_measurement(summary: dict[str, Any], extra: dict[str, Any]) -> None:
     console.print(table)
 
 
-def _print_profile(profile: list[Any], unit: str) -> None:
+def _print_profile(profile: list[Any], unit: str, measured: bool) -> None:
+    """The per-layer table: measured (run) or planned (compile: flash, scratch, predicted)."""
+    kind = f"count = {unit}" if measured else f"predicted {unit} (latency model)"
     table = Table(
-        title=f"per layer: count = {unit}, MACs dense (pruned ones included), weights dense"
-        " or block-sparse B<size> <pruned>",
+        title=f"per layer: {kind}, MACs dense (pruned ones included), weights dense or "
+        "block-sparse B<size> <pruned>",
         box=None,
     )
-    for name in ("#", "op", "output", "weights", "MACs", "count", "share", "MAC/cnt"):
+    tail = ("count", "share", "MAC/cnt") if measured else ("flash", "scratch", "predicted")
+    for name in ("#", "op", "output", "weights", "MACs", *tail):
         left = name in ("op", "output", "weights")
         table.add_column(name, justify="left" if left else "right", no_wrap=True)
     for row in profile:
-        table.add_row(
-            str(row.layer), row.op, row.output, row.weights, f"{row.macs:,}" if row.macs else "",
-            f"{row.count:,}", f"{row.share:.1%}",
-            f"{row.macs_per_count:.2f}" if row.macs_per_count else "",
-        )  # fmt: skip
+        if measured:
+            cells = (f"{row.count:,}", f"{row.share:.1%}",
+                     f"{row.macs_per_count:.2f}" if row.macs_per_count else "")  # fmt: skip
+        else:
+            guess = "" if row.predicted is None else f"{row.predicted:,}"
+            cells = (f"{row.flash_bytes:,}", f"{row.scratch_bytes:,}", guess)
+        macs = f"{row.macs:,}" if row.macs else ""
+        table.add_row(str(row.layer), row.op, row.output, row.weights, macs, *cells)
     console.print(table)
 
 
@@ -109,17 +115,33 @@ def compile(
     out: Annotated[Path, typer.Option("-o", "--out", help="output folder")],
     board: Annotated[str, typer.Option(help="mps2-an500 (QEMU) or stm32f746")] = "mps2-an500",
     as_json: JsonOpt = False,
+    layers: Annotated[
+        bool,
+        typer.Option(help="per layer: MACs, flash, scratch and the latency model's prediction"),
+    ] = False,
+    results: ResultsOpt = Path("results"),
 ) -> None:
     """Compile an IR model into firmware; print flash, arena and predicted peak SRAM."""
     from dataclasses import asdict
 
+    from tinyformer.engine import ir
     from tinyformer.hil.deploy import compile_model
+    from tinyformer.hil.profile import layer_profile
+    from tinyformer.nas.latency import SampleStore
 
     report = compile_model(model, out, board=board)
+    profile = []
+    if layers:
+        # QEMU counts instructions; a board, cycles (its samples come from --target board).
+        target, unit = ("qemu", "instructions") if board == "mps2-an500" else ("board", "cycles")
+        latency = SampleStore(results).model(target, unit)
+        profile = layer_profile(ir.load(out / "model.tfir"), predict=latency.predict_known)
     if as_json:
-        print(json.dumps(asdict(report)))
+        print(json.dumps({**asdict(report), **({"layers": [asdict(r) for r in profile]})}))
     else:
         _print_measurement(asdict(report), {"folder": str(out)})
+        if layers:
+            _print_profile(profile, unit, measured=False)
 
 
 @app.command()
@@ -179,7 +201,7 @@ def run(
     else:
         _print_measurement(m.summary(), extra)
         if layers:
-            _print_profile(profile, m.count_unit)
+            _print_profile(profile, m.count_unit, measured=True)
     if not extra["matches_reference"]:
         raise HilError("the firmware's output differs from the numpy reference")
 

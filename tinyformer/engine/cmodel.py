@@ -56,6 +56,7 @@ class CModel:
     includes: list[str] = field(default_factory=list)
     constants: list[CArray] = field(default_factory=list)
     layers: list[tuple[str, str]] = field(default_factory=list)  # (comment, C statements)
+    layer_constant_bytes: list[int] = field(default_factory=list)  # flash each layer added
 
     def digest(self) -> bytes:
         """sha256 over everything that defines the model's behaviour."""

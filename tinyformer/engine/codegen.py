@@ -55,11 +55,13 @@ def generate(graph: Graph, plan: MemoryPlan | None = None) -> CModel:
     plan = plan or plan_graph(graph)
     ctx = _Ctx(plan, [])
     includes: list[str] = []
-    layers = []
+    layers, layer_bytes = [], []
     for node in graph.nodes:
+        first = len(ctx.constants)
         incs, code = opdef(node.op).emit(node, graph, ctx)
         includes += incs
         layers.append((f"{node.op} {node.name}", code))
+        layer_bytes.append(sum(int(c.values.nbytes) for c in ctx.constants[first:]))
     x, y = graph.inputs[0], graph.outputs[0]
     return CModel(
         name=graph.name,
@@ -71,4 +73,5 @@ def generate(graph: Graph, plan: MemoryPlan | None = None) -> CModel:
         includes=includes,
         constants=ctx.constants,
         layers=layers,
+        layer_constant_bytes=layer_bytes,
     )

@@ -1,23 +1,24 @@
 """The firmware id: a hash of what decides an inference's counts, blind to comments.
 
-Counts measured with other sources are stale: the latency model only uses samples whose
-firmware id is the current one. The counts depend on the firmware sources (kernels,
-runtime, Makefile, linker script) and on the code generator that writes the model's C
-(tinyformer/engine: which kernel, which tables, which layouts). Comments, docstrings and
-blank lines change neither, so they are left out: editing them keeps the samples.
+Counts measured with another firmware id are stale: the latency model only uses samples
+whose id is the current one. Two things decide the counts:
+- the firmware sources (kernels, runtime, Makefile, linker script), hashed without their
+  comments and blank lines, so editing those keeps the samples;
+- the C the code generator writes for a layer (which kernel, which tables, which layouts),
+  hashed as the generated C of probe models that hold every op kind, dense and block-sparse
+  at every block size: a code generator change that changes no generated C (a refactor, an
+  analysis field) keeps the samples, one that does change it makes them stale.
 """
 
 from __future__ import annotations
 
-import ast
+import dataclasses
 import functools
 import hashlib
 import re
 from pathlib import Path
 
 from tinyformer.hil.firmware import FIRMWARE_DIR
-
-ENGINE_DIR = Path(__file__).resolve().parents[1] / "engine"
 
 # C comments, or a string / character literal (kept: it may hold "//" or assembly).
 _C_TOKEN = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'', re.S)
@@ -29,52 +30,51 @@ def c_code(text: str) -> str:
     return "\n".join(line.rstrip() for line in stripped.splitlines() if line.strip())
 
 
-def python_code(text: str) -> str:
-    """Python's syntax tree without docstrings (comments are not in it)."""
-    tree = ast.parse(text)
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (
-            isinstance(body, list)
-            and body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)
-        ):
-            body.pop(0)
-    return ast.dump(tree)
+@functools.lru_cache(maxsize=1)
+def generated_code_digest() -> str:
+    """sha256 of the C generated for the probe models (fixed for a process's lifetime)."""
+    from tinyformer.engine.builder import random_hybrid_graph
+    from tinyformer.engine.codegen import generate
+    from tinyformer.engine.sparse_format import BLOCKS, prune_blocks
+    from tinyformer.engine.storage import encode_weights
+
+    h = hashlib.sha256()
+    for block in (None, *BLOCKS):
+        graph = random_hybrid_graph(seed=0)
+        for node in graph.nodes:
+            if block is not None and node.op in ("linear", "conv2d"):
+                w = graph.tensors[node.inputs[1]]
+                pruned = prune_blocks(w.data, block, 0.75)
+                graph.tensors[w.name] = dataclasses.replace(w, data=pruned)
+                node.attrs["block"] = block
+        h.update(generate(encode_weights(graph)).render().encode())
+    return h.hexdigest()
 
 
-def _sources(firmware_dir: Path, engine_dir: Path) -> list[tuple[Path, Path]]:
-    """(root, file) of everything the id covers, in a fixed order."""
-    out = []
-    for root, pattern in ((firmware_dir, "*"), (engine_dir, "*.py")):
-        for path in sorted(p for p in root.rglob(pattern) if p.is_file()):
-            if path.suffix in (".c", ".h", ".S", ".py", ".ld") or path.name == "Makefile":
-                out.append((root, path))
-    return out
-
-
-def _normalized(path: Path) -> str:
-    text = path.read_text()
-    if path.suffix in (".c", ".h", ".S"):
-        return c_code(text)
-    return python_code(text) if path.suffix == ".py" else text
+def _firmware_files(firmware_dir: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in firmware_dir.rglob("*")
+        if p.is_file() and (p.suffix in (".c", ".h", ".S", ".ld") or p.name == "Makefile")
+    )
 
 
 @functools.lru_cache(maxsize=8)
-def _digest(files: tuple[tuple[Path, Path, int, int], ...]) -> str:
+def _sources_digest(firmware_dir: Path, files: tuple[tuple[Path, int, int], ...]) -> str:
     h = hashlib.sha256()
-    for root, path, _, _ in files:
-        h.update(f"{root.name}/{path.relative_to(root)}\0{_normalized(path)}\0".encode())
-    return h.hexdigest()[:12]
+    for path, _, _ in files:
+        text = path.read_text()
+        code = text if path.suffix == ".ld" or path.name == "Makefile" else c_code(text)
+        h.update(f"{path.relative_to(firmware_dir)}\0{code}\0".encode())
+    return h.hexdigest()
 
 
-def firmware_id(firmware_dir: Path = FIRMWARE_DIR, engine_dir: Path = ENGINE_DIR) -> str:
-    """12 hex digits over the firmware's C and build files and the engine's Python (cached
-    while no file's size or modification time changes)."""
+def firmware_id(firmware_dir: Path = FIRMWARE_DIR) -> str:
+    """12 hex digits over the firmware's sources and the code generator's output (the
+    sources' hash cached while no file's size or modification time changes)."""
     files = tuple(
-        (root, path, (st := path.stat()).st_mtime_ns, st.st_size)
-        for root, path in _sources(firmware_dir, engine_dir)
+        (path, (st := path.stat()).st_mtime_ns, st.st_size)
+        for path in _firmware_files(firmware_dir)
     )
-    return _digest(files)
+    combined = _sources_digest(firmware_dir, files) + generated_code_digest()
+    return hashlib.sha256(combined.encode()).hexdigest()[:12]

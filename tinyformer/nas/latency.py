@@ -137,6 +137,13 @@ class LatencyModel:
             raise KeyError(f"no {self.target} measurements of {kind} yet: measure one first")
         return float(sum(coef.get(k, 0.0) * v for k, v in feats.items()))
 
+    def predict_known(self, node: Node, graph: Graph) -> float | None:
+        """predict_node, or None for an op kind this target has no measurements of."""
+        try:
+            return self.predict_node(node, graph)
+        except KeyError:
+            return None
+
     def predict(self, graph: Graph) -> float:
         """Predicted count of one inference of ``graph``."""
         return sum(self.predict_node(node, graph) for node in graph.nodes)
