@@ -95,7 +95,7 @@ def test_run_layers_profiles_every_layer(pytestconfig, tmp_path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     run = json.loads(proc.stdout)
-    layers = run["layers"]
+    layers = run["per_layer"]
     compiled = ir.load(tmp_path / "out" / "model.tfir")
     assert [row["op"] for row in layers] == [node.op for node in compiled.nodes]
     assert [row["count"] for row in layers] == run["layer_counts"]

@@ -44,8 +44,10 @@ def test_fit_on_measured_models_predicts_held_out_ones(target, tmp_path) -> None
                "--layers", "--results", "results", "--json"]  # fmt: skip
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
-        layers = json.loads(proc.stdout)["layers"]
+        report = json.loads(proc.stdout)
+        layers = report["per_layer"]
         compiled = ir.load(tmp_path / "out" / "model.tfir")
+        assert report["layers"] == len(compiled.nodes)  # the report's own count stays
         expected = [round(model.predict_node(n, compiled)) for n in compiled.nodes]
         assert [row["predicted"] for row in layers] == expected
         assert sum(row["flash_bytes"] for row in layers) > 0

@@ -137,7 +137,10 @@ def compile(
         latency = SampleStore(results).model(target, unit)
         profile = layer_profile(ir.load(out / "model.tfir"), predict=latency.predict_known)
     if as_json:
-        print(json.dumps({**asdict(report), **({"layers": [asdict(r) for r in profile]})}))
+        summary = asdict(report)
+        if layers:
+            summary["per_layer"] = [asdict(r) for r in profile]  # "layers" is the count
+        print(json.dumps(summary))
     else:
         _print_measurement(asdict(report), {"folder": str(out)})
         if layers:
@@ -196,7 +199,8 @@ def run(
     if record:
         append_rows(m.rows(), results / MEASUREMENTS)
     if as_json:
-        extra.update({"layers": [asdict(row) for row in profile]} if layers else {})
+        if layers:
+            extra["per_layer"] = [asdict(row) for row in profile]
         print(json.dumps({**m.summary(), **extra}))
     else:
         _print_measurement(m.summary(), extra)
