@@ -36,13 +36,16 @@ def test_compile_then_run_a_folder(pytestconfig, tmp_path) -> None:
     ir.save(demo_graph(5, 12, 64, 32), tmp_path / "m.tfir")
     base = [sys.executable, "-m", "tinyformer.cli"]
     proc = subprocess.run(
-        [*base, "compile", "m.tfir", "-o", "out", "--board", board, "--json"],
+        [*base, "compile", "m.tfir", "-o", "out", "--board", board, "--json", "--library"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["arena_bytes"] > 12 * 64 and report["flash_bytes"] > 64 * 32
     assert (tmp_path / "out" / "plan.png").is_file()
+    # tests/test_library.py builds and runs such a library
+    assert report["library"] == "out/library"
+    assert (tmp_path / "out" / "library" / "model.c").is_file()
     target = pytestconfig.getoption("--target")
     proc = subprocess.run(
         [*base, "run", "out", "--target", target, "--json"],

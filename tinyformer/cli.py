@@ -120,12 +120,17 @@ def compile(
         typer.Option(help="per layer: MACs, flash, scratch and the latency model's prediction"),
     ] = False,
     results: ResultsOpt = Path("results"),
+    library: Annotated[
+        bool,
+        typer.Option(help="also OUT/library: the model's C and kernels for your own application"),
+    ] = False,
 ) -> None:
     """Compile an IR model into firmware; print flash, arena and predicted peak SRAM."""
     from dataclasses import asdict
 
     from tinyformer.engine import ir
     from tinyformer.hil.deploy import compile_model
+    from tinyformer.hil.library import export_library
     from tinyformer.hil.profile import layer_profile
     from tinyformer.nas.latency import SampleStore
 
@@ -136,15 +141,23 @@ def compile(
         target, unit = ("qemu", "instructions") if board == "mps2-an500" else ("board", "cycles")
         latency = SampleStore(results).model(target, unit)
         profile = layer_profile(ir.load(out / "model.tfir"), predict=latency.predict_known)
+    lib = export_library(out) if library else None
     if as_json:
         summary = asdict(report)
         if layers:
             summary["per_layer"] = [asdict(r) for r in profile]  # "layers" is the count
+        if lib:
+            summary["library"] = str(lib.folder)
         print(json.dumps(summary))
     else:
         _print_measurement(asdict(report), {"folder": str(out)})
         if layers:
             _print_profile(profile, unit, measured=False)
+        if lib:
+            console.print(
+                f"C library: {lib.folder} ({len(lib.files)} files; `make -C {lib.folder}` "
+                "builds libtinyformer_model.a, its README shows the API)"
+            )
 
 
 @app.command()
