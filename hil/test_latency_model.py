@@ -62,4 +62,5 @@ def test_sample_table_from_before_firmware_ids_is_upgraded(tmp_path) -> None:
     store = SampleStore(tmp_path)  # a results folder written by an older TinyFormer
     table = store.load()
     assert list(table["firmware"]) == ["unknown"]
+    assert "signature" not in table.columns  # op + features again: dropped
     assert not store.model("qemu", "instructions").coefs

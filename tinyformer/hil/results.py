@@ -27,7 +27,8 @@ def now_iso() -> str:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
+    """Hold the table's lock file: one writer at a time, across processes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -48,7 +49,7 @@ def append_rows(rows: Iterable[dict], path: Path, columns: list[str] = COLUMNS) 
     missing = new[columns].isna().any(axis=1)
     if missing.any():
         raise ValueError(f"rows lack values: {new[missing].to_dict('records')}")
-    with _locked(path):
+    with locked(path):
         old = read_table(path, columns) if path.exists() else None
         table = new if old is None or old.empty else pd.concat([old, new], ignore_index=True)
         write_atomic(table, path)

@@ -1,10 +1,10 @@
 """Latency model: per-op instruction (or cycle) counts predicted from op features.
 
 Every RUN on a target reports one count per layer, so each measured model yields one
-sample per op: (op kind, shape signature, features, count). Samples accumulate in
-``results/latency_samples.csv`` across runs, one model per (target, unit), fitted only on
-samples measured with the current firmware sources and code generator (``firmware_id``): a
-kernel or code generator change makes older counts stale.
+sample per op: (op kind, features, count); kind + features is the layer's signature.
+Samples accumulate in ``results/latency_samples.csv`` across runs, one model per (target,
+unit), fitted only on samples measured with the current firmware sources and code
+generator (``firmware_id``): a kernel or code generator change makes older counts stale.
 
 Prediction per layer: a signature already measured on that target is answered with its
 measured count (QEMU counts are exact and repeatable); otherwise a linear model of the
@@ -26,13 +26,11 @@ from scipy.optimize import nnls
 
 from tinyformer.engine.ir import Graph, Node
 from tinyformer.engine.work import weight_storage
-from tinyformer.hil.results import append_rows, now_iso, read_table, write_atomic
+from tinyformer.hil.results import append_rows, locked, now_iso, read_table, write_atomic
 from tinyformer.hil.source_hash import firmware_id
 
 SAMPLES = "latency_samples.csv"
-COLUMNS = [
-    "target", "unit", "op", "signature", "features", "count", "model_id", "firmware", "time",
-]  # fmt: skip
+COLUMNS = ["target", "unit", "op", "features", "count", "model_id", "firmware", "time"]
 
 
 def _shape(graph: Graph, name: str) -> tuple[int, ...]:
@@ -95,10 +93,9 @@ def op_features(node: Node, graph: Graph) -> tuple[str, dict[str, float]]:
     return node.op, {"one": 1.0, "elements": n_in, "rows": rows, "outputs": n_out}
 
 
-def signature(node: Node, graph: Graph) -> str:
-    """The op kind and features as one string: equal strings mean equal work."""
-    kind, feats = op_features(node, graph)
-    return kind + json.dumps(feats, sort_keys=True)
+def features_json(feats: dict[str, float]) -> str:
+    """Features as stored in the samples table; op kind + this is a layer's signature."""
+    return json.dumps(feats, sort_keys=True)
 
 
 @dataclass
@@ -116,7 +113,7 @@ class LatencyModel:
             & (samples["firmware"] == firmware_id())
         ]
         model = cls(target, unit)
-        model.exact = rows.groupby("signature")["count"].median().to_dict()
+        model.exact = rows.groupby(rows["op"] + rows["features"])["count"].median().to_dict()
         for kind, group in rows.groupby("op"):
             feats = [json.loads(f) for f in group["features"]]
             names = sorted({k for f in feats for k in f})
@@ -129,7 +126,7 @@ class LatencyModel:
 
     def predict_node(self, node: Node, graph: Graph) -> float:
         kind, feats = op_features(node, graph)
-        sig = kind + json.dumps(feats, sort_keys=True)
+        sig = kind + features_json(feats)
         if sig in self.exact:
             return float(self.exact[sig])
         coef = self.coefs.get(kind)
@@ -166,8 +163,7 @@ def samples_of(
                 "target": target,
                 "unit": unit,
                 "op": kind,
-                "signature": kind + json.dumps(feats, sort_keys=True),
-                "features": json.dumps(feats, sort_keys=True),
+                "features": features_json(feats),
                 "count": int(count),
                 "model_id": model_id or graph.name,
                 "firmware": fw,
@@ -193,13 +189,18 @@ class SampleStore:
         return read_table(self.path, COLUMNS)
 
     def _upgrade(self) -> None:
-        """Tables written before samples carried a firmware id: kept, marked unknown."""
+        """Older tables, rewritten once: samples from before firmware ids are kept, marked
+        unknown; the 'signature' column (op + features again, half the file) goes."""
         if not self.path.exists():
             return
-        table = pd.read_csv(self.path)
-        if "firmware" not in table.columns:
-            table.insert(COLUMNS.index("firmware"), "firmware", "unknown")
-            write_atomic(table, self.path)
+        header = pd.read_csv(self.path, nrows=0).columns
+        if "firmware" in header and "signature" not in header:
+            return
+        with locked(self.path):  # a search's workers may append meanwhile
+            table = pd.read_csv(self.path)
+            if "firmware" not in table.columns:
+                table.insert(COLUMNS.index("firmware"), "firmware", "unknown")
+            write_atomic(table.drop(columns=["signature"], errors="ignore"), self.path)
 
     def model(self, target: str, unit: str) -> LatencyModel:
         return LatencyModel.fit(self.load(), target, unit)
