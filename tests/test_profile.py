@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from tinyformer.engine.builder import random_hybrid_graph
-from tinyformer.engine.codegen import generate
+from tinyformer.engine.codegen import generate, plan_graph
 from tinyformer.engine.sparse_format import prune_blocks
 from tinyformer.engine.storage import encode_weights
 from tinyformer.engine.work import graph_macs, node_macs
@@ -41,6 +41,14 @@ def test_without_a_run_the_profile_is_the_compile_time_one() -> None:
     assert {r.predicted for r in rows if r.op == "softmax"} == {7}
     assert {r.predicted for r in rows if r.op != "softmax"} == {None}
     assert any(r.scratch_bytes > 0 for r in rows if r.op == "linear")
+    # the arena in use per layer: at least the buffers the layer itself touches (an in-place
+    # output shares its input's), and its largest value is the planner's lower bound
+    plan = plan_graph(graph)
+    for r, node in zip(rows, graph.nodes, strict=True):
+        touched = [t for t in (*node.inputs, *node.outputs) if t in plan.offsets]
+        own = {plan.offsets[t]: plan.sizes[t] for t in touched}
+        assert r.live_bytes >= sum(own.values()) + r.scratch_bytes
+    assert max(r.live_bytes for r in rows) == plan.lower_bound
 
 
 def test_a_run_of_another_model_is_a_clear_error() -> None:

@@ -85,14 +85,20 @@ def _print_measurement(summary: dict[str, Any], extra: dict[str, Any]) -> None:
 
 
 def _print_profile(profile: list[Any], unit: str, measured: bool) -> None:
-    """The per-layer table: measured (run) or planned (compile: flash, scratch, predicted)."""
-    kind = f"count = {unit}" if measured else f"predicted {unit} (latency model)"
+    """The per-layer table: measured (run) or planned (compile: flash, scratch, live arena,
+    predicted)."""
+    kind = (
+        f"count = {unit}"
+        if measured
+        else f"predicted {unit} (latency model), live = arena in use (* the peak)"
+    )
     table = Table(
         title=f"per layer: {kind}, MACs dense (pruned ones included), weights dense or "
         "block-sparse B<size> <pruned>",
         box=None,
     )
-    tail = ("count", "share", "MAC/cnt") if measured else ("flash", "scratch", "predicted")
+    tail = ("count", "share", "MAC/cnt") if measured else ("flash", "scratch", "live", "predicted")
+    peak = max((row.live_bytes for row in profile), default=0)
     for name in ("#", "op", "output", "weights", "MACs", *tail):
         left = name in ("op", "output", "weights")
         table.add_column(name, justify="left" if left else "right", no_wrap=True)
@@ -102,7 +108,8 @@ def _print_profile(profile: list[Any], unit: str, measured: bool) -> None:
                      f"{row.macs_per_count:.2f}" if row.macs_per_count else "")  # fmt: skip
         else:
             guess = "" if row.predicted is None else f"{row.predicted:,}"
-            cells = (f"{row.flash_bytes:,}", f"{row.scratch_bytes:,}", guess)
+            live = f"{row.live_bytes:,}" + ("*" if row.live_bytes == peak else " ")
+            cells = (f"{row.flash_bytes:,}", f"{row.scratch_bytes:,}", live, guess)
         macs = f"{row.macs:,}" if row.macs else ""
         table.add_row(str(row.layer), row.op, row.output, row.weights, macs, *cells)
     console.print(table)

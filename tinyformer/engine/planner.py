@@ -55,6 +55,10 @@ class MemoryPlan:
     def ratio(self) -> float:
         return self.arena_bytes / self.lower_bound if self.lower_bound else 1.0
 
+    def live_bytes(self, step: int) -> int:
+        """Arena bytes in use during ``step``; the lower bound is the largest of these."""
+        return _live_bytes(self.buffers, step)
+
     def report(self) -> dict[str, float]:
         return {
             "arena_bytes": self.arena_bytes,
@@ -94,6 +98,12 @@ class MemoryPlan:
         fig.savefig(path, dpi=130)
         plt.close(fig)
         return path
+
+
+def _live_bytes(buffers: list[Buffer], step: int) -> int:
+    """Bytes of the buffers alive at ``step``: its inputs, outputs and scratch, and every
+    tensor made earlier that a later step still reads."""
+    return sum(b.size for b in buffers if b.first <= step <= b.last)
 
 
 def _buffers(
@@ -160,7 +170,7 @@ def plan_memory(
         b.offset = offset
         placed.append(b)
     n = max(len(steps), 1)
-    lower = max(sum(b.size for b in buffers if b.first <= i <= b.last) for i in range(n))
+    lower = max(_live_bytes(buffers, i) for i in range(n))
     offsets, out_sizes = {}, {}
     for b in buffers:
         for t in b.tensors:

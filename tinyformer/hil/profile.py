@@ -1,5 +1,6 @@
-"""Per-layer profile of a model: what each layer costs in flash, scratch and MACs, what the
-latency model predicts for it, and, after a run, where the instructions (or cycles) went."""
+"""Per-layer profile of a model: what each layer costs in flash, scratch, live arena and MACs,
+what the latency model predicts for it, and, after a run, where the instructions (or cycles)
+went."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class LayerProfile:
     macs: int  # dense multiply-accumulates (pruned blocks included)
     flash_bytes: int  # the constants the layer's call reads: weights as stored, tables
     scratch_bytes: int  # its kernel's scratch in the arena
+    live_bytes: int  # arena in use during the layer (the largest is the plan's lower bound)
     predicted: int | None = None  # the latency model's count, when it has one
     count: int | None = None  # instructions or cycles, as measured
     share: float | None = None  # of the whole inference
@@ -75,6 +77,7 @@ def layer_profile(
                 macs=macs,
                 flash_bytes=flash[i],
                 scratch_bytes=plan.sizes.get(f"{node.name}:scratch", 0),
+                live_bytes=plan.live_bytes(i),
                 predicted=None if guess is None else round(guess),
                 **measured,  # type: ignore[arg-type]
             )
