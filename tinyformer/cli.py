@@ -46,6 +46,10 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except (HilError, ValueError, FileNotFoundError) as exc:  # IRFormatError is a ValueError
             err.print(f"[bold red]error:[/] {exc}", highlight=False)
             sys.exit(1)
+        except OSError as exc:  # a folder given for a file, no permission, disk full, ...
+            where = f"{exc.filename}: " if exc.filename else ""
+            err.print(f"[bold red]error:[/] {where}{exc.strerror or exc}", highlight=False)
+            sys.exit(1)
 
     return wrapper
 

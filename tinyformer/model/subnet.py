@@ -22,13 +22,12 @@ Tensors are NCHW in torch; the exporter maps them to NHWC, where the token view 
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from tinyformer.atomic_write import write_atomic_bytes
+from tinyformer.model import torch_file
 from tinyformer.model.config import SubnetConfig
 
 SUBNET_FILE_VERSION = 1
@@ -205,20 +204,18 @@ class Subnet(nn.Module):
 def save_subnet(subnet: Subnet, path: str | Path) -> None:
     """Config (as JSON text) and weights in one torch file, written atomically; load with
     ``load_subnet``."""
-    buf = io.BytesIO()
-    torch.save(
+    torch_file.save(
         {
             "version": SUBNET_FILE_VERSION,
             "config": subnet.config.to_json(),
             "state_dict": subnet.state_dict(),
         },
-        buf,
+        path,
     )
-    write_atomic_bytes(buf.getvalue(), Path(path))
 
 
 def load_subnet(path: str | Path, map_location: str | torch.device = "cpu") -> Subnet:
-    data = torch.load(path, map_location=map_location, weights_only=True)
+    data = torch_file.load(path, map_location)
     if not isinstance(data, dict) or data.get("version") != SUBNET_FILE_VERSION:
         raise ValueError(f"{path}: not a TinyFormer subnet file (version {SUBNET_FILE_VERSION})")
     subnet = Subnet.from_config(SubnetConfig.from_json(data["config"]))

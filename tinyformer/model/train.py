@@ -13,7 +13,6 @@ on the same device, a resumed run gives the same weights as an uninterrupted one
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import os
 import time
@@ -28,9 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from tinyformer.atomic_write import write_atomic_bytes
 from tinyformer.data.augment import default_augment
 from tinyformer.data.datasets import DatasetSplits, ImageDataset, iterate_batches, num_batches
+from tinyformer.model import torch_file
 from tinyformer.model.config import SubnetConfig, SupernetSpace
 from tinyformer.model.subnet import Subnet
 from tinyformer.model.supernet import Supernet
@@ -241,18 +240,14 @@ def set_rng_state(state: dict[str, Any], np_rng: np.random.Generator, gen: torch
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Write ``state`` atomically: a crash leaves the previous checkpoint whole."""
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    write_atomic_bytes(buf.getvalue(), Path(path))
+    torch_file.save(state, path)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+        state = torch_file.load(path, map_location)
+    except torch_file.TorchFileError as exc:
+        raise CheckpointError(f"cannot read checkpoint: {exc}") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a TinyFormer supernet checkpoint")
     if state.get("version") != CHECKPOINT_VERSION:

@@ -45,6 +45,7 @@ from tinyformer.data.datasets import ImageDataset, num_batches
 from tinyformer.engine import ir
 from tinyformer.engine.ir import Graph
 from tinyformer.engine.reference import outputs as reference_outputs
+from tinyformer.model import torch_file
 from tinyformer.model.config import SubnetConfig, SupernetSpace
 from tinyformer.model.subnet import Subnet, load_subnet, save_subnet
 from tinyformer.model.train import (
@@ -281,8 +282,7 @@ def save_qat(model: QuantSubnet, path: str | Path, meta: dict[str, Any] | None =
 
     ``meta`` (JSON-able) comes back as ``load_qat(path).meta``; the pipeline stores the graph's
     name and metadata there (``graph_name``, ``graph_meta``) so a re-export is identical."""
-    path = Path(path)
-    torch.save(
+    return torch_file.save(
         {
             "format": QAT_FORMAT,
             "version": QAT_VERSION,
@@ -294,25 +294,19 @@ def save_qat(model: QuantSubnet, path: str | Path, meta: dict[str, Any] | None =
         },
         path,
     )
-    return path
 
 
 def is_qat_checkpoint(path: str | Path) -> bool:
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
+        data = torch_file.load(path)
+    except torch_file.TorchFileError:
         return False
     return isinstance(data, dict) and data.get("format") == QAT_FORMAT
 
 
 def load_qat(path: str | Path, map_location: str | torch.device = "cpu") -> QuantSubnet:
     """A frozen, eval-mode ``QuantSubnet`` from :func:`save_qat`'s file."""
-    try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        raise ValueError(f"cannot read QAT checkpoint {path}: {exc}") from exc
+    data = torch_file.load(path, map_location)
     if not isinstance(data, dict) or data.get("format") != QAT_FORMAT:
         raise ValueError(f"{path} is not a TinyFormer QAT checkpoint")
     if data.get("version") != QAT_VERSION:
@@ -558,11 +552,10 @@ def export_checkpoint(
     else:
         try:
             subnet = load_subnet(checkpoint)
-        except Exception as exc:
+        except ValueError as exc:
             raise ValueError(
-                f"{checkpoint} is neither a QAT checkpoint (qat.pt) nor a subnet file "
-                f"(subnet.pt): {exc}"
-            ) from exc
+                f"{exc}; export takes a QAT checkpoint (qat.pt) or a subnet file (subnet.pt)"
+            ) from None
         if plan is None:
             sibling = checkpoint.with_name("plan.json")
             plan = SparsityPlan.load(sibling) if sibling.exists() else SparsityPlan()
