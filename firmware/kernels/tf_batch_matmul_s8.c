@@ -47,32 +47,8 @@ static inline uint32_t pack(int32_t lo, int32_t hi)
     return ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16);
 }
 
-/* SXTAB16: each halfword of acc plus the sign-extended byte 0 / 2 of x (ROR 8: 1 / 3). With
- * acc = (-zp, -zp) it widens and subtracts the zero point in one instruction. */
-#if BMM_ASM
-static inline uint32_t sxtab16(uint32_t acc, uint32_t x)
-{
-    uint32_t r;
-    __asm__("sxtab16 %0, %1, %2" : "=r"(r) : "r"(acc), "r"(x));
-    return r;
-}
-static inline uint32_t sxtab16_ror8(uint32_t acc, uint32_t x)
-{
-    uint32_t r;
-    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(acc), "r"(x));
-    return r;
-}
-#else
-static inline uint32_t sxtab16(uint32_t acc, uint32_t x)
-{
-    return pack((int16_t)(acc & 0xFFFFu) + (int8_t)(x & 0xFFu),
-                (int16_t)(acc >> 16) + (int8_t)((x >> 16) & 0xFFu));
-}
-static inline uint32_t sxtab16_ror8(uint32_t acc, uint32_t x)
-{
-    return sxtab16(acc, (x >> 8) | (x << 24));
-}
-#endif
+/* The extends below run SXTAB16 onto nzp = (-zp, -zp): it widens the bytes and subtracts the
+ * zero point in one instruction. */
 
 /* PKHBT (a.lo, b.lo) and PKHTB (a.hi, b.hi) as GCC recognises them. */
 static inline uint32_t lo_lo(uint32_t a, uint32_t b) { return (a & 0xFFFFu) | (b << 16); }
@@ -107,10 +83,10 @@ static inline void extend_left(const int8_t *a, int32_t a_stride, int32_t rows, 
     const int32_t full = k / 4;
     for (int32_t g = 0; g < full; g++) {
         const uint32_t x0 = tf_read_u32(a + 4 * g), x1 = tf_read_u32(a1 + 4 * g);
-        dst[4 * g] = sxtab16(nzp, x0);
-        dst[4 * g + 1] = sxtab16(nzp, x1);
-        dst[4 * g + 2] = sxtab16_ror8(nzp, x0);
-        dst[4 * g + 3] = sxtab16_ror8(nzp, x1);
+        dst[4 * g] = tf_sxtab16(nzp, x0);
+        dst[4 * g + 1] = tf_sxtab16(nzp, x1);
+        dst[4 * g + 2] = tf_sxtab16_ror8(nzp, x0);
+        dst[4 * g + 3] = tf_sxtab16_ror8(nzp, x1);
     }
     if (full < groups) {
         extend_slow(a, 1, k, zp, dst, 2, full, groups);
@@ -134,14 +110,14 @@ static void extend_keys(const int8_t *k, int32_t k_stride, int32_t t_k, int32_t 
                 const uint32_t x0 = tf_read_u32(p), x1 = tf_read_u32(p + k_stride);
                 const uint32_t x2 = tf_read_u32(p + 2 * k_stride);
                 const uint32_t x3 = tf_read_u32(p + 3 * k_stride);
-                dst[0] = sxtab16(nzp, x0);
-                dst[1] = sxtab16(nzp, x1);
-                dst[2] = sxtab16(nzp, x2);
-                dst[3] = sxtab16(nzp, x3);
-                dst[4] = sxtab16_ror8(nzp, x0);
-                dst[5] = sxtab16_ror8(nzp, x1);
-                dst[6] = sxtab16_ror8(nzp, x2);
-                dst[7] = sxtab16_ror8(nzp, x3);
+                dst[0] = tf_sxtab16(nzp, x0);
+                dst[1] = tf_sxtab16(nzp, x1);
+                dst[2] = tf_sxtab16(nzp, x2);
+                dst[3] = tf_sxtab16(nzp, x3);
+                dst[4] = tf_sxtab16_ror8(nzp, x0);
+                dst[5] = tf_sxtab16_ror8(nzp, x1);
+                dst[6] = tf_sxtab16_ror8(nzp, x2);
+                dst[7] = tf_sxtab16_ror8(nzp, x3);
             }
         }
         if (g0 < groups) {
@@ -173,8 +149,8 @@ static void extend_values(const int8_t *v, int32_t v_stride, int32_t t_k, int32_
                 for (int32_t odd = 0; odd < 2; odd++) { /* tokens (4g, 4g+2), (4g+1, 4g+3) */
                     const uint32_t x0 = tf_read_u32(p + odd * v_stride);
                     const uint32_t x2 = tf_read_u32(p + (odd + 2) * v_stride);
-                    const uint32_t e0 = sxtab16(nzp, x0), e2 = sxtab16(nzp, x2);
-                    const uint32_t o0 = sxtab16_ror8(nzp, x0), o2 = sxtab16_ror8(nzp, x2);
+                    const uint32_t e0 = tf_sxtab16(nzp, x0), e2 = tf_sxtab16(nzp, x2);
+                    const uint32_t o0 = tf_sxtab16_ror8(nzp, x0), o2 = tf_sxtab16_ror8(nzp, x2);
                     uint32_t *w = dst + 4 * (2 * g + odd);
                     w[0] = lo_lo(e0, e2);
                     w[1] = lo_lo(o0, o2);

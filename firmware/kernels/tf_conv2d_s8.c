@@ -17,11 +17,9 @@ static void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
     }
 }
 
-/* One output pixel's patch [k_h][k_w][in_c] into dst; (y0, x0) is its top-left input
- * coordinate (negative inside the padding); taps outside the input become pad_value. */
-static void gather_patch(const int8_t *input, int32_t in_h, int32_t in_w, int32_t in_c,
-                         int32_t k_h, int32_t k_w, int32_t y0, int32_t x0, int8_t pad_value,
-                         int8_t *dst)
+void tf_conv2d_gather_patch(const int8_t *input, int32_t in_h, int32_t in_w, int32_t in_c,
+                            int32_t k_h, int32_t k_w, int32_t y0, int32_t x0, int8_t pad_value,
+                            int8_t *dst)
 {
     const int32_t row = k_w * in_c;
     int32_t kx0, kx1;
@@ -120,8 +118,8 @@ static __attribute__((noinline)) void conv_im2col(
         }
         int32_t oy = p / out_w, ox = p % out_w;
         for (int32_t t = 0; t < n; t++) {
-            gather_patch(input, in_h, in_w, in_c, k_h, k_w, oy * stride - pad_top,
-                         ox * stride - pad_left, (int8_t)input_zp, cols + t * depth);
+            tf_conv2d_gather_patch(input, in_h, in_w, in_c, k_h, k_w, oy * stride - pad_top,
+                                   ox * stride - pad_left, (int8_t)input_zp, cols + t * depth);
             if (++ox == out_w) {
                 ox = 0;
                 oy++;

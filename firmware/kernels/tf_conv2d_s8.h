@@ -60,6 +60,13 @@ static inline void tf_conv2d_valid_taps(int32_t start, int32_t size, int32_t k, 
     *k1 = b < a ? a : b;
 }
 
+/* One output pixel's patch [k_h][k_w][in_c] into dst (im2col); (y0, x0) is its top-left input
+ * coordinate (negative inside the padding); taps outside the input become pad_value. Shared
+ * with tf_sparse_conv2d_s8. */
+void tf_conv2d_gather_patch(const int8_t *input, int32_t in_h, int32_t in_w, int32_t in_c,
+                            int32_t k_h, int32_t k_w, int32_t y0, int32_t x0, int8_t pad_value,
+                            int8_t *dst);
+
 /* Scratch: the fully connected kernel's, then TF_CONV_PIXELS patches of k_h*k_w*in_c bytes. */
 static inline uint32_t tf_conv2d_s8_scratch_bytes(int32_t in_c, int32_t k_h, int32_t k_w)
 {

@@ -27,6 +27,19 @@ static inline int32_t tf_smlad(uint32_t a, uint32_t b, int32_t acc)
 {
     return __smlad((int16x2_t)a, (int16x2_t)b, acc);
 }
+/* SXTAB16: each halfword of acc plus the sign-extended byte 0 / 2 of x (ROR 8: 1 / 3). */
+static inline uint32_t tf_sxtab16(uint32_t acc, uint32_t x)
+{
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2" : "=r"(r) : "r"(acc), "r"(x));
+    return r;
+}
+static inline uint32_t tf_sxtab16_ror8(uint32_t acc, uint32_t x)
+{
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(acc), "r"(x));
+    return r;
+}
 
 #else
 
@@ -43,6 +56,16 @@ static inline int32_t tf_smlad(uint32_t a, uint32_t b, int32_t acc)
     const int32_t hi = (int32_t)(int16_t)(a >> 16) * (int32_t)(int16_t)(b >> 16);
     /* SMLAD wraps modulo 2^32 (it only sets the Q flag); do the same without UB. */
     return (int32_t)((uint32_t)acc + (uint32_t)lo + (uint32_t)hi);
+}
+static inline uint32_t tf_sxtab16(uint32_t acc, uint32_t x)
+{
+    const uint32_t lo = (acc + (uint32_t)(int32_t)(int8_t)(x & 0xFFu)) & 0xFFFFu;
+    const uint32_t hi = ((acc >> 16) + (uint32_t)(int32_t)(int8_t)((x >> 16) & 0xFFu)) & 0xFFFFu;
+    return lo | (hi << 16);
+}
+static inline uint32_t tf_sxtab16_ror8(uint32_t acc, uint32_t x)
+{
+    return tf_sxtab16(acc, (x >> 8) | (x << 24));
 }
 
 #endif

@@ -1,48 +1,6 @@
 /* tf_sparse_conv2d_s8 - see the header for shapes, layouts and the formula. */
 #include "tf_sparse_conv2d_s8.h"
 
-#include <string.h>
-
-#include "tf_dsp.h"
-
-/* Word copy: newlib-nano's memcpy is a byte loop, and patch rows are short. */
-static void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
-{
-    for (; n >= 4; n -= 4, dst += 4, src += 4) {
-        tf_write_u32(dst, tf_read_u32(src));
-    }
-    for (; n > 0; n--) {
-        *dst++ = *src++;
-    }
-}
-
-/* One output pixel's patch [k_h][k_w][in_c] into dst; (y0, x0) is its top-left input
- * coordinate (negative inside the padding); taps outside the input become pad_value. */
-static void gather_patch(const int8_t *input, int32_t in_h, int32_t in_w, int32_t in_c,
-                         int32_t k_h, int32_t k_w, int32_t y0, int32_t x0, int8_t pad_value,
-                         int8_t *dst)
-{
-    const int32_t row = k_w * in_c;
-    int32_t kx0, kx1;
-    tf_conv2d_valid_taps(x0, in_w, k_w, &kx0, &kx1);
-    const int32_t before = kx0 * in_c, valid = (kx1 - kx0) * in_c;
-    const int32_t after = row - before - valid;
-    for (int32_t ky = 0; ky < k_h; ky++, dst += row) {
-        const int32_t iy = y0 + ky;
-        if (iy < 0 || iy >= in_h || valid == 0) {
-            memset(dst, pad_value, (size_t)row);
-            continue;
-        }
-        if (before > 0) {
-            memset(dst, pad_value, (size_t)before);
-        }
-        copy_bytes(dst + before, input + (iy * in_w + x0 + kx0) * in_c, valid);
-        if (after > 0) {
-            memset(dst + before + valid, pad_value, (size_t)after);
-        }
-    }
-}
-
 /* Fill `groups` widened groups of token slot dst with the padding value (zz in each word). */
 static uint32_t *fill_groups(uint32_t *dst, int32_t groups, uint32_t zz)
 {
@@ -111,8 +69,8 @@ int32_t tf_sparse_conv2d_s8(const int8_t *input, int32_t in_h, int32_t in_w, int
             if (direct) {
                 widen_patch(input, in_h, in_w, in_c, k_h, k_w, y0, x0, zz, plan.xs + 2 * t);
             } else {
-                gather_patch(input, in_h, in_w, in_c, k_h, k_w, y0, x0, (int8_t)input_zp,
-                             cols + t * depth);
+                tf_conv2d_gather_patch(input, in_h, in_w, in_c, k_h, k_w, y0, x0,
+                                       (int8_t)input_zp, cols + t * depth);
             }
             if (++ox == out_w) {
                 ox = 0;
