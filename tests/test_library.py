@@ -3,7 +3,8 @@
 The library is built with its own Makefile, for the host (portable C) and for the Cortex-M7
 (DSP assembly), both with -Werror. The host build is linked into a small application that
 runs the model: its outputs must match the numpy reference bit for bit, through the weak
-default tf_layer_done and through an application's own one.
+default tf_layer_done and through an application's own one, and with two models, each
+under its own API name, in one application.
 """
 
 from __future__ import annotations
@@ -45,14 +46,36 @@ int main(void)
 }
 """
 
+# Two models in one application: stdin holds m1's input then m2's, stdout gets both outputs.
+TWO_C = """\
+#include <stdio.h>
+#include "m1.h"
+#include "m2.h"
+
+int main(void)
+{
+    if (fread(m1_input(), 1, m1_info.input_bytes, stdin) != m1_info.input_bytes ||
+        fread(m2_input(), 1, m2_info.input_bytes, stdin) != m2_info.input_bytes)
+        return 2;
+    m1_run();
+    m2_run();
+    fwrite(m1_output(), 1, m1_info.output_bytes, stdout);
+    fwrite(m2_output(), 1, m2_info.output_bytes, stdout);
+    return 0;
+}
+"""
+
+
+def _compiled(tmp: Path, seed: int, **shape) -> tuple[ir.Graph, Path]:
+    graph = random_hybrid_graph(seed, **shape)
+    ir.save(graph, tmp / f"m{seed}.tfir")
+    compile_model(tmp / f"m{seed}.tfir", tmp / f"out{seed}")
+    return graph, tmp / f"out{seed}"
+
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory) -> tuple[ir.Graph, Path]:
-    tmp = tmp_path_factory.mktemp("library")
-    graph = random_hybrid_graph(seed=4)
-    ir.save(graph, tmp / "model.tfir")
-    compile_model(tmp / "model.tfir", tmp / "out")
-    return graph, tmp / "out"
+    return _compiled(tmp_path_factory.mktemp("library"), 4)
 
 
 def _make(lib: Path, *args: str) -> Path:
@@ -61,14 +84,34 @@ def _make(lib: Path, *args: str) -> Path:
         ["make", "-s", "-C", str(lib), "EXTRA_CFLAGS=-Werror", *args],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
-    return lib / "libtinyformer_model.a"
+    return next(lib.glob("lib*.a"))
+
+
+def _host_archive(lib: Path) -> Path:
+    return _make(lib, "CC=gcc", "AR=ar", "ARCH=")
+
+
+def _link(app_c: str, tmp: Path, libs: list[Path], archives: list[Path], *flags: str) -> Path:
+    (tmp / "app.c").write_text(app_c)
+    app = tmp / "app"
+    includes = [f"-I{lib}" for lib in libs]
+    cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-Werror", *includes, *flags, str(tmp / "app.c")]
+    subprocess.run([*cmd, *map(str, archives), "-lm", "-o", str(app)],
+                   check=True, capture_output=True, text=True)  # fmt: skip
+    return app
+
+
+def _input(graph: ir.Graph, rng: np.random.Generator) -> np.ndarray:
+    shape = graph.tensors[graph.inputs[0]].shape
+    return rng.integers(-128, 128, shape, dtype=np.int8)
 
 
 def test_library_holds_the_model_and_only_the_kernels_it_calls(compiled) -> None:
     graph, out = compiled
     report = export_library(out)
     names = sorted(p.name for p in report.folder.iterdir())
-    assert names == report.files
+    assert names == report.files and report.archive == "libtf_model.a"
+    # the default API is the firmware's: the very model.c that was built and measured
     assert (report.folder / "model.c").read_bytes() == (out / "model" / "model.c").read_bytes()
     assert {"tf_model.h", "tf_model_hooks.c", "Makefile", "README.md", "tf_dsp.h"} <= set(names)
     # a kernel the model does not call stays out; one a called kernel calls comes along
@@ -77,6 +120,7 @@ def test_library_holds_the_model_and_only_the_kernels_it_calls(compiled) -> None
     assert "tf_fully_connected_s8.c" in names  # conv2d runs its patches through it
     readme = (report.folder / "README.md").read_text()
     assert f"{report.arena_bytes:,}" in readme and graph.name in readme
+    assert "tf_model_run();" in readme
     assert report.constant_bytes > 0
 
 
@@ -91,16 +135,11 @@ def test_kernel_closure_follows_includes() -> None:
 def test_host_build_of_the_library_matches_reference(compiled, tmp_path, count) -> None:
     graph, out = compiled
     lib = export_library(out).folder
-    archive = _make(lib, "CC=gcc", "AR=ar", "ARCH=")
-    (tmp_path / "app.c").write_text(APP_C)
-    app = tmp_path / "app"
-    cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{lib}", str(tmp_path / "app.c")]
-    subprocess.run([*cmd, *(["-DCOUNT"] if count else []), str(archive), "-lm", "-o", str(app)],
-                   check=True, capture_output=True, text=True)  # fmt: skip
+    flags = ["-DCOUNT"] if count else []
+    app = _link(APP_C, tmp_path, [lib], [_host_archive(lib)], *flags)
     rng = np.random.default_rng(11)
-    shape = graph.tensors[graph.inputs[0]].shape
     for _ in range(3):
-        x = rng.integers(-128, 128, shape, dtype=np.int8)
+        x = _input(graph, rng)
         got = subprocess.run([str(app)], input=x.tobytes(), capture_output=True, check=True)
         want = reference.outputs(graph, x)
         np.testing.assert_array_equal(np.frombuffer(got.stdout[: want.size], np.int8), want.ravel())
@@ -108,6 +147,26 @@ def test_host_build_of_the_library_matches_reference(compiled, tmp_path, count) 
             assert int.from_bytes(got.stdout[want.size :], "little") == len(graph.nodes)
         else:
             assert len(got.stdout) == want.size
+
+
+def test_two_models_under_their_own_names_in_one_application(compiled, tmp_path) -> None:
+    g1, out1 = compiled
+    g2, out2 = _compiled(tmp_path, 5, size=12, channels=3, width=8, dim=24, heads=2, blocks=1)
+    libs, archives = [], []
+    for api, out in (("m1", out1), ("m2", out2)):
+        report = export_library(out, api)
+        assert {f"{api}.c", f"{api}.h"} <= set(report.files) and "model.c" not in report.files
+        assert f"{api}_run();" in (report.folder / "README.md").read_text()
+        libs.append(report.folder)
+        archives.append(_host_archive(report.folder))
+    assert [a.name for a in archives] == ["libm1.a", "libm2.a"]
+    app = _link(TWO_C, tmp_path, libs, archives)
+    rng = np.random.default_rng(3)
+    x1, x2 = _input(g1, rng), _input(g2, rng)
+    got = subprocess.run([str(app)], input=x1.tobytes() + x2.tobytes(), capture_output=True,
+                         check=True).stdout  # fmt: skip
+    want1, want2 = reference.outputs(g1, x1).ravel(), reference.outputs(g2, x2).ravel()
+    np.testing.assert_array_equal(np.frombuffer(got, np.int8), np.concatenate([want1, want2]))
 
 
 @pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="needs arm-none-eabi-gcc")
@@ -133,3 +192,9 @@ def test_cortex_m7_build_of_the_library_links(compiled, tmp_path) -> None:
 def test_library_of_a_folder_that_is_not_compiled(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="not a compiled model"):
         export_library(tmp_path)
+
+
+@pytest.mark.parametrize("api", ["Kws", "tf_kws", "2nd", "kws-net"])
+def test_library_api_names_that_cannot_prefix_c_names(compiled, api) -> None:
+    with pytest.raises(ValueError, match="library API name"):
+        export_library(compiled[1], api)

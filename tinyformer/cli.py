@@ -135,16 +135,22 @@ def compile(
         bool,
         typer.Option(help="also OUT/library: the model's C and kernels for your own application"),
     ] = False,
+    api: Annotated[
+        str,
+        typer.Option(help="--library's C names: API_run(), API_input(), ... (one per model)"),
+    ] = "tf_model",
 ) -> None:
     """Compile an IR model into firmware; print flash, arena and predicted peak SRAM."""
     from dataclasses import asdict
 
     from tinyformer.engine import ir
     from tinyformer.hil.deploy import compile_model
-    from tinyformer.hil.library import export_library
+    from tinyformer.hil.library import check_api, export_library
     from tinyformer.hil.profile import layer_profile
     from tinyformer.nas.latency import SampleStore
 
+    if library:
+        check_api(api)  # before the build, not after
     report = compile_model(model, out, board=board)
     profile = []
     if layers:
@@ -152,7 +158,7 @@ def compile(
         target, unit = ("qemu", "instructions") if board == "mps2-an500" else ("board", "cycles")
         latency = SampleStore(results).model(target, unit)
         profile = layer_profile(ir.load(out / "model.tfir"), predict=latency.predict_known)
-    lib = export_library(out) if library else None
+    lib = export_library(out, api) if library else None
     if as_json:
         summary = asdict(report)
         if layers:
@@ -167,7 +173,7 @@ def compile(
         if lib:
             console.print(
                 f"C library: {lib.folder} ({len(lib.files)} files; `make -C {lib.folder}` "
-                "builds libtinyformer_model.a, its README shows the API)"
+                f"builds {lib.archive}, its README shows the API)"
             )
 
 

@@ -69,7 +69,10 @@ class CModel:
             h.update(code.encode())
         return h.digest()
 
-    def render(self) -> str:
+    def render(self, api: str = "tf_model") -> str:
+        """model.c; ``api`` names what it defines (``{api}_info``, ``_input``, ``_output``,
+        ``_run``): the firmware's runtime calls tf_model_*, an application that links several
+        models gives each its own (tinyformer.hil.library)."""
         digest = ", ".join(f"0x{b:02x}" for b in self.digest())
         includes = "".join(f'#include "{h}"\n' for h in sorted(set(self.includes)))
         layers = "".join(
@@ -85,15 +88,15 @@ static int8_t arena[{max(self.arena_bytes, 4)}] __attribute__((aligned({ARENA_AL
 static uint32_t layer_counts[{max(len(self.layers), 1)}];
 
 {"".join(c.render() for c in self.constants)}
-const tf_model_info_t tf_model_info = {{
+const tf_model_info_t {api}_info = {{
     "{self.name}", {{{digest}}}, {self.input_bytes}u, {self.output_bytes}u,
     {self.arena_bytes}u, {len(self.layers)}u, layer_counts,
 }};
 
-int8_t *tf_model_input(void) {{ return arena + {self.input_offset}; }}
-const int8_t *tf_model_output(void) {{ return arena + {self.output_offset}; }}
+int8_t *{api}_input(void) {{ return arena + {self.input_offset}; }}
+const int8_t *{api}_output(void) {{ return arena + {self.output_offset}; }}
 
-void tf_model_run(void)
+void {api}_run(void)
 {{
 {layers}}}
 """
