@@ -170,8 +170,9 @@ exact integer square root of LayerNorm starts from a float estimate (VSQRT on an
   application to time or trace layers.
 - `{api}_run()` is not reentrant. To link several models into one application, export
   each with its own name (`tinyformer compile ... --library --api NAME`): each library then
-  defines `NAME_run()`, `NAME_input()`, ... in `NAME.c` / `NAME.h`, and the kernels the
-  libraries share resolve once.
+  defines `NAME_run()`, `NAME_input()`, ... in `NAME.c` / `NAME.h`. Linked as archives,
+  the kernels the libraries share resolve once; added as sources, add each `tf_*.c` once
+  (they are the same files).
 """
 
 
