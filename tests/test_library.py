@@ -9,6 +9,7 @@ under its own API name, in one application.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -122,6 +123,10 @@ def test_library_holds_the_model_and_only_the_kernels_it_calls(compiled) -> None
     assert f"{report.arena_bytes:,}" in readme and graph.name in readme
     assert "tf_model_run();" in readme
     assert report.constant_bytes > 0
+    # the stack under tf_model_run alone: less than the whole firmware's, runtime included
+    firmware_stack = json.loads((out / "compile.json").read_text())["predicted_stack_bytes"]
+    assert 0 < report.stack_bytes < firmware_stack
+    assert f"up to {report.stack_bytes:,}" in readme
 
 
 def test_kernel_closure_follows_includes() -> None:

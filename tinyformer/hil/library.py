@@ -25,6 +25,7 @@ from tinyformer.atomic_write import write_atomic_text
 from tinyformer.engine import ir
 from tinyformer.engine.codegen import generate, plan_graph
 from tinyformer.hil.firmware import FIRMWARE_DIR
+from tinyformer.hil.stackusage import CallGraph
 
 KERNELS = FIRMWARE_DIR / "kernels"
 MODEL_HEADER = FIRMWARE_DIR / "common" / "tf_model.h"
@@ -147,9 +148,10 @@ const int8_t *output = {api}_output();  /* {outp.nbytes} bytes, int8 */
 |---|---|
 | model data in flash (weights, bias, requantization tables) | {report.constant_bytes:,} |
 | arena (static RAM inside `{c_file}`: activations and scratch) | {report.arena_bytes:,} |
-| stack, static call-graph bound ({board} firmware, runtime included) | up to {stack:,} |
+| stack under `{api}_run()` (its call tree's frames, {board} build) | up to {stack:,} |
 
-The kernels' code comes on top of the model data. Nothing is allocated at run time.
+The kernels' code comes on top of the model data. Nothing is allocated at run time. Add your
+caller's frames and your interrupts' to the stack figure.
 
 ## Build
 
@@ -220,7 +222,7 @@ def export_library(folder: Path, api: str = DEFAULT_API) -> LibraryReport:
         files=sorted([*(p.name for p in out.iterdir()), "README.md"]),
         arena_bytes=cmodel.arena_bytes,
         constant_bytes=sum(cmodel.layer_constant_bytes),
-        stack_bytes=int(meta["predicted_stack_bytes"]),
+        stack_bytes=CallGraph.from_build(folder / "build").worst("tf_model_run"),
     )
     write_atomic_text(_readme(graph, meta, report, header, f"{stem}.c"), out / "README.md")
     return report
