@@ -77,6 +77,7 @@ def test_run_layers_profiles_every_layer(pytestconfig, tmp_path) -> None:
     from tinyformer.engine.sparse_format import prune_blocks
     from tinyformer.engine.storage import encode_weights
     from tinyformer.engine.work import graph_macs
+    from tinyformer.nas.latency import SampleStore, samples_of
 
     board = "stm32f746" if pytestconfig.getoption("--target") != "qemu" else "mps2-an500"
     graph = random_hybrid_graph(seed=0)
@@ -112,3 +113,16 @@ def test_run_layers_profiles_every_layer(pytestconfig, tmp_path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "per layer" in proc.stdout and "layernorm" in proc.stdout
+    # No samples in this results folder: no predictions. Once this run's counts are samples,
+    # the latency model answers each layer from them (the median of layers that do the same
+    # work: same op kind and features).
+    assert {row["predicted"] for row in layers} == {None}
+    unit = "instructions" if "instructions" in run else "cycles"  # the summary's count key
+    SampleStore(tmp_path / "results").add(samples_of(compiled, run["layer_counts"], target, unit))
+    proc = subprocess.run(
+        [*base, "run", "out", "--target", target, "--json", "--layers"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    predicted = [row["predicted"] for row in json.loads(proc.stdout)["per_layer"]]
+    assert None not in predicted
+    assert abs(sum(predicted) - run[unit]) <= 0.02 * run[unit]

@@ -92,7 +92,7 @@ def _print_profile(profile: list[Any], unit: str, measured: bool) -> None:
     """The per-layer table: measured (run) or planned (compile: flash, scratch, live arena,
     predicted)."""
     kind = (
-        f"count = {unit}"
+        f"count = {unit}, predicted by the latency model (error vs the count)"
         if measured
         else f"predicted {unit} (latency model), live = arena in use (* the peak)"
     )
@@ -101,17 +101,26 @@ def _print_profile(profile: list[Any], unit: str, measured: bool) -> None:
         "block-sparse B<size> <pruned>",
         box=None,
     )
-    tail = ("count", "share", "MAC/cnt") if measured else ("flash", "scratch", "live", "predicted")
+    tail = (
+        ("count", "share", "MAC/cnt", "predicted", "error")
+        if measured
+        else ("flash", "scratch", "live", "predicted")
+    )
     peak = max((row.live_bytes for row in profile), default=0)
     for name in ("#", "op", "output", "weights", "MACs", *tail):
         left = name in ("op", "output", "weights")
         table.add_column(name, justify="left" if left else "right", no_wrap=True)
     for row in profile:
+        guess = "" if row.predicted is None else f"{row.predicted:,}"
         if measured:
-            cells = (f"{row.count:,}", f"{row.share:.1%}",
-                     f"{row.macs_per_count:.2f}" if row.macs_per_count else "")  # fmt: skip
+            error = (
+                f"{(row.predicted - row.count) / row.count:+.1%}"
+                if row.predicted is not None and row.count
+                else ""
+            )
+            per = f"{row.macs_per_count:.2f}" if row.macs_per_count else ""
+            cells = (f"{row.count:,}", f"{row.share:.1%}", per, guess, error)
         else:
-            guess = "" if row.predicted is None else f"{row.predicted:,}"
             live = f"{row.live_bytes:,}" + ("*" if row.live_bytes == peak else " ")
             cells = (f"{row.flash_bytes:,}", f"{row.scratch_bytes:,}", live, guess)
         macs = f"{row.macs:,}" if row.macs else ""
@@ -192,7 +201,11 @@ def run(
     record: Annotated[bool, typer.Option(help="append the measurement to results/")] = False,
     results: ResultsOpt = Path("results"),
     layers: Annotated[
-        bool, typer.Option(help="profile: each layer's count, share and MACs per count")
+        bool,
+        typer.Option(
+            help="profile: each layer's count, share, MACs per count and the latency model's "
+            "prediction (from --results)"
+        ),
     ] = False,
 ) -> None:
     """Run a compiled model (default: an int8 linear 64x96->192) on a target and measure it."""
@@ -208,6 +221,7 @@ def run(
     from tinyformer.hil.measure import measure
     from tinyformer.hil.profile import layer_profile
     from tinyformer.hil.results import MEASUREMENTS, append_rows
+    from tinyformer.nas.latency import SampleStore
 
     tgt = _target(target, port, probe, pyocd_target)
     with tempfile.TemporaryDirectory(prefix="tinyformer-run-") as tmp:
@@ -225,7 +239,10 @@ def run(
     if n_macs:
         extra["macs"] = n_macs
         extra[f"macs_per_{m.count_unit[:-1]}"] = round(n_macs / max(m.total, 1), 4)
-    profile = layer_profile(graph, m.layer_counts) if layers else []
+    profile = []
+    if layers:  # beside each count, what the search's latency model would have said
+        latency = SampleStore(results).model(tgt.name, m.count_unit)
+        profile = layer_profile(graph, m.layer_counts, predict=latency.predict_known)
     if record:
         append_rows(m.rows(), results / MEASUREMENTS)
     if as_json:
