@@ -126,3 +126,43 @@ def test_run_layers_profiles_every_layer(pytestconfig, tmp_path) -> None:
     predicted = [row["predicted"] for row in json.loads(proc.stdout)["per_layer"]]
     assert None not in predicted
     assert abs(sum(predicted) - run[unit]) <= 0.02 * run[unit]
+
+
+def test_own_images_train_compile_evaluate(tmp_path) -> None:
+    """A user's image folder (10x12 grey images, not square) end to end: `train` needs
+    --image-size, then `evaluate` converts the test images to the model's input by itself."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(("dark", "light")):
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for i in range(20):
+            np.save(tmp_path / "imgs" / name / f"{i}.npy",
+                    rng.integers(0, 80, (10, 12), dtype=np.uint8) + 170 * c)  # fmt: skip
+    base = [sys.executable, "-m", "tinyformer.cli"]
+    epochs = ["--epochs", "1", "--prune-epochs", "1", "--finetune-epochs", "1", "--qat-epochs", "1"]
+    train = [*base, "train", "--dataset", "folder", "--root", "imgs", "-o", "m", "--no-progress",
+             *epochs]  # fmt: skip
+    proc = subprocess.run(train, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 1 and "--image-size" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = subprocess.run([*train, "--image-size", "8"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run([*base, "compile", "m/model.tfir", "-o", "fw"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run(
+        [*base, "evaluate", "fw", "--dataset", "folder", "--root", "imgs", "--json"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    acc = json.loads(proc.stdout)
+    assert acc["images"] == 8  # the folder's seeded 20 % test split of 40 images
+    assert acc["agreement"] == 1.0 and acc["bit_exact"] == 1.0
+    # post-training calibration of the float subnet reads the folder at the subnet's size
+    proc = subprocess.run(
+        [*base, "export", "m/subnet.pt", "-o", "ptq.tfir", "--dataset", "folder", "--root", "imgs"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr

@@ -70,6 +70,8 @@ def test_load_dataset_by_name() -> None:
         load_dataset("mnist")
     with pytest.raises(DatasetError, match="needs a root"):
         load_dataset("cifar10")
+    with pytest.raises(DatasetError, match="apply to image folders only"):
+        load_dataset("digits", image_size=8)
 
 
 # ----------------------------------------------------------------------------- CIFAR-10

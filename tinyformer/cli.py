@@ -33,6 +33,12 @@ ProbeOpt = Annotated[str | None, typer.Option(help="board: pyOCD probe unique id
 PyocdTargetOpt = Annotated[str | None, typer.Option(help="board: pyOCD target name")]
 ResultsOpt = Annotated[Path, typer.Option(help="folder of the results tables")]
 RootOpt = Annotated[Path | None, typer.Option(help="data folder (cifar10, folder)")]
+ImageSizeOpt = Annotated[
+    int | None, typer.Option(help="folder data: resize every image to this square size")
+]
+ChannelsOpt = Annotated[
+    int | None, typer.Option(help="folder data: 1 (luminance) or 3 (RGB); default 3 if any colour")
+]
 FreshOpt = Annotated[bool, typer.Option(help="start over, replacing an earlier run in OUT")]
 
 
@@ -301,7 +307,9 @@ def evaluate(
 
     tgt = _target(target, None, None, None)
     fw, graph = firmware_in(model_dir, tgt.board)
-    test = load_dataset(dataset, root).test
+    # a folder's images are converted to the model's input (H, W, C); others have one shape
+    h, _, c = graph.tensors[graph.inputs[0]].shape
+    test = load_dataset(dataset, root, *((h, c) if dataset == "folder" else (None, None))).test
     acc = evaluate_on_target(tgt, fw, graph, model_input(test.images), test.labels)
     if as_json:
         print(json.dumps(acc.to_dict()))
@@ -383,6 +391,8 @@ def train(
     out: Annotated[Path, typer.Option("-o", "--out", help="output folder")],
     dataset: Annotated[str, typer.Option(help="digits, cifar10 or folder")] = "digits",
     root: RootOpt = None,
+    image_size: ImageSizeOpt = None,
+    channels: ChannelsOpt = None,
     config: Annotated[
         str | None, typer.Option(help="largest (default), smallest, a JSON file or inline JSON")
     ] = None,
@@ -419,6 +429,8 @@ def train(
         plan=plan,
         dataset=dataset,
         root=root,
+        image_size=image_size,
+        channels=channels,
         supernet=supernet,
         sparsity=sparsity,
         block=block,

@@ -19,20 +19,32 @@ from tinyformer.data.folder import load_folder_splits
 DATASET_NAMES = ("digits", "cifar10", "folder")
 
 
-def load_dataset(name: str = "digits", root: str | Path | None = None, **kwargs) -> DatasetSplits:
+def load_dataset(
+    name: str = "digits",
+    root: str | Path | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+    **kwargs,
+) -> DatasetSplits:
     """Load a data set by name: ``digits`` (default, embedded), ``cifar10`` or ``folder``.
 
     ``root`` is the ``cifar-10-batches-py`` folder (or its parent) for cifar10, and the image
-    tree for folder; extra keyword arguments go to the loader.
+    tree for folder. ``image_size`` and ``channels`` convert a folder's images (the others
+    have fixed shapes); extra keyword arguments go to the loader.
     """
+    if name not in DATASET_NAMES:
+        raise DatasetError(f"unknown data set '{name}'; choose one of {', '.join(DATASET_NAMES)}")
+    if name != "folder" and (image_size is not None or channels is not None):
+        raise DatasetError(
+            f"image size and channels apply to image folders only; {name} images have a fixed shape"
+        )
     if name == "digits":
         return load_digits_splits(**kwargs)
-    if name in ("cifar10", "folder"):
-        if root is None:
-            raise DatasetError(f"data set '{name}' needs a root folder")
-        loader = load_cifar10_splits if name == "cifar10" else load_folder_splits
-        return loader(root, **kwargs)
-    raise DatasetError(f"unknown data set '{name}'; choose one of {', '.join(DATASET_NAMES)}")
+    if root is None:
+        raise DatasetError(f"data set '{name}' needs a root folder")
+    if name == "cifar10":
+        return load_cifar10_splits(root, **kwargs)
+    return load_folder_splits(root, image_size, channels, **kwargs)
 
 
 __all__ = [

@@ -168,8 +168,8 @@ def load_files(
         if len(shapes) != 1 or next(iter(shapes))[0] != next(iter(shapes))[1]:
             first = sorted(shapes)[:3]
             raise DatasetError(
-                f"images differ in size or are not square ({first} ...); pass image_size to "
-                "resize them all to one square size"
+                f"images differ in size or are not square ({first} ...); pass image_size "
+                "(tinyformer train --image-size) to resize them all to one square size"
             )
         image_size = next(iter(shapes))[0]
     stacked = np.stack([resize(convert_channels(im, channels), image_size) for im in images])

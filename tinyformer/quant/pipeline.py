@@ -83,6 +83,8 @@ class PipelineConfig:
 
     dataset: str = "digits"
     root: str | None = None  # data folder for cifar10 / folder
+    image_size: int | None = None  # folder data: resize to this square size (default: as is)
+    channels: int | None = None  # folder data: 1 or 3 (default: 3 if any image has colour)
     config: SubnetConfig | str | None = None  # a config, "largest" (None) or "smallest"
     supernet: str | None = None  # inherit weights from this supernet checkpoint
     plan: SparsityPlan | None = None  # None: uniform(sparsity, block)
@@ -439,7 +441,7 @@ def run_pipeline(out_dir: str | Path, cfg: PipelineConfig | None = None) -> Pipe
         configure_threads(cfg.num_threads)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    data = load_dataset(cfg.dataset, cfg.root)
+    data = load_dataset(cfg.dataset, cfg.root, cfg.image_size, cfg.channels)
     timings: dict[str, float] = {}
     metrics: dict[str, Any] = {"dataset": data.name, "settings": cfg.to_dict()}
 
@@ -560,7 +562,9 @@ def export_checkpoint(
             sibling = checkpoint.with_name("plan.json")
             plan = SparsityPlan.load(sibling) if sibling.exists() else SparsityPlan()
         masks_from_zeros(subnet, plan)
-        data = load_dataset(dataset, root)
+        # a folder's images calibrate at the size and channels the subnet takes
+        size = (subnet.config.image_size, subnet.config.in_channels)
+        data = load_dataset(dataset, root, *(size if dataset == "folder" else (None, None)))
         model = QuantSubnet.from_subnet(subnet, plan)
         calibrate(model, data.train, calib_batches, 64)
         model.freeze()
