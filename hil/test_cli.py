@@ -128,9 +128,10 @@ def test_run_layers_profiles_every_layer(pytestconfig, tmp_path) -> None:
     assert abs(sum(predicted) - run[unit]) <= 0.02 * run[unit]
 
 
-def test_own_images_train_compile_evaluate(tmp_path) -> None:
+def test_own_images_train_compile_evaluate_search(tmp_path) -> None:
     """A user's image folder (10x12 grey images, not square) end to end: `train` needs
-    --image-size, then `evaluate` converts the test images to the model's input by itself."""
+    --image-size, then `evaluate` converts the test images to the model's input by itself;
+    `export` calibrates on them and `search` fits its space to them."""
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -166,3 +167,12 @@ def test_own_images_train_compile_evaluate(tmp_path) -> None:
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
+    # the search on them: SuperNAS fits the space to the folder's 8x8x1 images and 2 classes
+    search = [*base, "search", "--dataset", "folder", "--root", "imgs", "--image-size", "8",
+              "--supernet-epochs", "1", "--population", "4", "--generations", "1", "--top-k", "1",
+              "-o", "s"]  # fmt: skip
+    proc = subprocess.run(search, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    space = json.loads((tmp_path / "s" / "supernas.json").read_text())["space"]
+    assert (space["image_size"], space["in_channels"], space["num_classes"]) == (8, 1, 2)
+    assert (tmp_path / "s" / "search" / "chosen" / "model.tfir").is_file()

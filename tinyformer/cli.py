@@ -324,8 +324,10 @@ def evaluate(
 @_model_errors
 def search(
     out: Annotated[Path, typer.Option("-o", help="output folder")] = Path("build/search"),
-    dataset: Annotated[str, typer.Option(help="digits (embedded) or cifar10")] = "digits",
+    dataset: Annotated[str, typer.Option(help="digits (embedded), cifar10 or folder")] = "digits",
     root: RootOpt = None,
+    image_size: ImageSizeOpt = None,
+    channels: ChannelsOpt = None,
     target: TargetOpt = "qemu",
     results: ResultsOpt = Path("results"),
     max_latency: Annotated[
@@ -347,6 +349,8 @@ def search(
     opts = SearchOptions(
         dataset=dataset,
         root=None if root is None else str(root),
+        image_size=image_size,
+        channels=channels,
         supernet_epochs=supernet_epochs,
         population=population,
         generations=generations,

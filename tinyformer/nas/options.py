@@ -10,6 +10,8 @@ from dataclasses import dataclass
 class SearchOptions:
     dataset: str = "digits"
     root: str | None = None  # data folder for cifar10 / folder
+    image_size: int | None = None  # folder data: resize to this square size
+    channels: int | None = None  # folder data: 1 or 3
     supernet_epochs: int = 60
     population: int = 16
     generations: int = 10

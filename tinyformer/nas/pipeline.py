@@ -72,7 +72,7 @@ def search(
     state = out / "search" / SEARCH_STATE
     if state.exists() and not resume:  # before hours of training, not after
         raise SearchStateError(f"{state} exists: pass --resume or another folder")
-    data = load_dataset(opts.dataset, opts.root)
+    data = load_dataset(opts.dataset, opts.root, opts.image_size, opts.channels)
     out.mkdir(parents=True, exist_ok=True)
     space_file = out / "supernas.json"
     if resume and space_file.exists():
@@ -80,7 +80,10 @@ def search(
     else:
         latency = SampleStore(results).model(target.name, "instructions")
         space, _ = choose_space(
-            SupernetSpace.for_dataset(opts.dataset),
+            # an image folder's size, channels and classes (digits' and CIFAR's as defaults)
+            SupernetSpace.for_dataset(
+                data.name, data.image_size, data.in_channels, data.num_classes
+            ),
             out,
             opts.space_samples,
             opts.seed,
@@ -150,6 +153,8 @@ def demo(
         PipelineConfig(
             dataset=opts.dataset,
             root=opts.root,
+            image_size=opts.image_size,
+            channels=opts.channels,
             config=cand.config,
             supernet=str(ckpt),
             plan=plan,
@@ -163,7 +168,7 @@ def demo(
     log(f"pruned + QAT: int8 test accuracy {trained.metrics['qat_test_acc']:.4f}")
     report = compile_model(trained.paths["model"], out / "firmware", target.board)
     fw, graph = firmware_in(out / "firmware", target.board)
-    data = load_dataset(opts.dataset, opts.root)
+    data = load_dataset(opts.dataset, opts.root, opts.image_size, opts.channels)
     acc = evaluate_on_target(target, fw, graph, model_input(data.test.images), data.test.labels)
     summary = {
         "model": graph.name,
