@@ -26,6 +26,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from tinyformer.atomic_write import write_atomic_text
+
 CONFIG_VERSION = 1
 
 
@@ -229,7 +231,7 @@ class SubnetConfig:
         return cls.from_dict(data)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json() + "\n")
+        write_atomic_text(self.to_json() + "\n", Path(path))
 
     @classmethod
     def load(cls, path: str | Path) -> SubnetConfig:

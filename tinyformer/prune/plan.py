@@ -25,6 +25,8 @@ from typing import Any
 
 from torch import nn
 
+from tinyformer.atomic_write import write_atomic_text
+
 PLAN_VERSION = 1
 BLOCKS = (1, 2, 4, 8, 16)
 # Layers a uniform plan leaves dense by default: the first conv sees raw pixels through a
@@ -132,9 +134,7 @@ class SparsityPlan:
         return cls.from_dict(data)
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(self.to_json() + "\n")
-        return path
+        return write_atomic_text(self.to_json() + "\n", Path(path))
 
     @classmethod
     def load(cls, path: str | Path) -> SparsityPlan:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import io
 import json
 import time
 from collections.abc import Callable
@@ -40,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from tinyformer.atomic_write import write_atomic_text
 from tinyformer.data import DatasetSplits, default_augment, iterate_batches, load_dataset
 from tinyformer.data.datasets import ImageDataset, num_batches
 from tinyformer.engine import ir
@@ -423,11 +425,12 @@ def pipeline_config(
 
 def _write_history(rows: list[dict[str, Any]], path: Path) -> None:
     keys = ["phase", "epoch", "loss", "val_acc", "sparsity", "seconds"]
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row.get(k) for k in keys})
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=keys)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k) for k in keys})
+    write_atomic_text(buf.getvalue(), path)
 
 
 def run_pipeline(out_dir: str | Path, cfg: PipelineConfig | None = None) -> PipelineResult:
@@ -514,7 +517,7 @@ def run_pipeline(out_dir: str | Path, cfg: PipelineConfig | None = None) -> Pipe
 
     paths["metrics"] = out / "metrics.json"
     paths["history"] = out / "history.csv"
-    paths["metrics"].write_text(json.dumps(metrics, indent=2) + "\n")
+    write_atomic_text(json.dumps(metrics, indent=2) + "\n", paths["metrics"])
     _write_history(history, paths["history"])
     return PipelineResult(paths, metrics, history)
 
