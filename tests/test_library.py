@@ -4,7 +4,8 @@ The library is built with its own Makefile, for the host (portable C) and for th
 (DSP assembly), both with -Werror. The host build is linked into a small application that
 runs the model: its outputs must match the numpy reference bit for bit, through the weak
 default tf_layer_done and through an application's own one, and with two models, each
-under its own API name, in one application.
+under its own API name, in one application (linked by hand and through their
+CMakeLists.txt).
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ def test_library_holds_the_model_and_only_the_kernels_it_calls(compiled) -> None
     assert names == report.files and report.archive == "libtf_model.a"
     # the default API is the firmware's: the very model.c that was built and measured
     assert (report.folder / "model.c").read_bytes() == (out / "model" / "model.c").read_bytes()
-    assert {"tf_model.h", "tf_model_hooks.c", "Makefile", "README.md", "tf_dsp.h"} <= set(names)
+    expected = {"tf_model.h", "tf_model_hooks.c", "Makefile", "CMakeLists.txt", "README.md"}
+    assert expected <= set(names) and "tf_dsp.h" in names
     # a kernel the model does not call stays out; one a called kernel calls comes along
     assert "transpose" not in {n.op for n in graph.nodes}
     assert "tf_transpose_s8.c" not in names
@@ -172,6 +174,31 @@ def test_two_models_under_their_own_names_in_one_application(compiled, tmp_path)
                          check=True).stdout  # fmt: skip
     want1, want2 = reference.outputs(g1, x1).ravel(), reference.outputs(g2, x2).ravel()
     np.testing.assert_array_equal(np.frombuffer(got, np.int8), np.concatenate([want1, want2]))
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="needs cmake")
+def test_cmake_project_with_two_models(compiled, tmp_path) -> None:
+    """The libraries' CMakeLists.txt: add_subdirectory() both, link both targets."""
+    g1, out1 = compiled
+    g2, out2 = _compiled(tmp_path, 6, size=8, channels=1, width=8, dim=16, heads=2, blocks=1)
+    libs = [export_library(out, api).folder for api, out in (("m1", out1), ("m2", out2))]
+    (tmp_path / "app.c").write_text(TWO_C)
+    (tmp_path / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.13)\nproject(app C)\n"
+        f'add_subdirectory("{libs[0]}" m1)\nadd_subdirectory("{libs[1]}" m2)\n'
+        "add_executable(app app.c)\ntarget_link_libraries(app PRIVATE m1 m2)\n"
+    )
+    build = tmp_path / "build"
+    for cmd in (["cmake", "-S", str(tmp_path), "-B", str(build), "-DCMAKE_C_COMPILER=gcc",
+                 "-DCMAKE_C_FLAGS=-Werror"], ["cmake", "--build", str(build)]):  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    rng = np.random.default_rng(5)
+    x1, x2 = _input(g1, rng), _input(g2, rng)
+    got = subprocess.run([str(build / "app")], input=x1.tobytes() + x2.tobytes(),
+                         capture_output=True, check=True).stdout  # fmt: skip
+    want = np.concatenate([reference.outputs(g1, x1).ravel(), reference.outputs(g2, x2).ravel()])
+    np.testing.assert_array_equal(np.frombuffer(got, np.int8), want)
 
 
 @pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="needs arm-none-eabi-gcc")

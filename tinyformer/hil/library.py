@@ -5,8 +5,8 @@ protocol, counters). An application wants only the model: ``library/`` gets the 
 (the code generator's, as the firmware was built from it), ``tf_model.h``, the kernels it
 calls (the closure of its ``#include``s over firmware/kernels), a weak no-op
 ``tf_layer_done`` (the per-layer hook the firmware uses for its counts), a Makefile that
-builds ``lib<api>.a`` and a README with the tensors' shapes and quantization and the memory
-the model needs.
+builds ``lib<api>.a``, a CMakeLists.txt with the target ``<api>`` and a README with the
+tensors' shapes and quantization and the memory the model needs.
 
 The API is ``tf_model_run()``, ``tf_model_input()``, ... as the firmware's, or, with another
 ``api`` name, ``<api>_run()`` ... declared in ``<api>.h``: an application links several
@@ -63,6 +63,23 @@ OBJECTS := $(SOURCES:.c=.o)
 .PHONY: clean
 clean:
 \trm -f $(OBJECTS) {archive}
+"""
+
+CMAKE = """\
+# TinyFormer model "{name}" as a CMake library target: add_subdirectory() this folder and
+# target_link_libraries(your_app PRIVATE {api}). The compiler and its -mcpu / float-ABI
+# flags are your project's; keep -O1 or higher for the kernels' DSP assembly paths.
+cmake_minimum_required(VERSION 3.13)
+project({api} C)
+file(GLOB TINYFORMER_SOURCES CONFIGURE_DEPENDS "${{CMAKE_CURRENT_SOURCE_DIR}}/*.c")
+add_library({api} STATIC ${{TINYFORMER_SOURCES}})
+target_include_directories({api} PUBLIC "${{CMAKE_CURRENT_SOURCE_DIR}}")
+target_compile_options({api} PRIVATE -O2 -Wall -Wextra)
+# LayerNorm's square root starts from a float estimate: sqrtf without an FPU, and on a host
+find_library(TINYFORMER_LIBM m)
+if(TINYFORMER_LIBM)
+  target_link_libraries({api} PUBLIC ${{TINYFORMER_LIBM}})
+endif()
 """
 
 API_HEADER = """\
@@ -156,7 +173,8 @@ caller's frames and your interrupts' to the stack figure.
 ## Build
 
 `make` builds `{report.archive}` for a Cortex-M7 with hard float (see the Makefile for
-other cores and for a host build), or add these files to your project:
+other cores and for a host build). In a CMake project, `add_subdirectory()` this folder and
+link the target `{api}`. Or add these files to your project:
 
 {sources}
 
@@ -215,6 +233,7 @@ def export_library(folder: Path, api: str = DEFAULT_API) -> LibraryReport:
     write_atomic_text(HOOKS_C, out / "tf_model_hooks.c")
     archive = f"lib{api}.a"
     write_atomic_text(MAKEFILE.format(name=graph.name, archive=archive), out / "Makefile")
+    write_atomic_text(CMAKE.format(name=graph.name, api=api), out / "CMakeLists.txt")
     report = LibraryReport(
         folder=out,
         api=api,
