@@ -123,6 +123,17 @@ def test_search_cli_errors_are_one_line(tmp_path) -> None:
         (["search", "-o", out, "--resume", "--fresh"], "pick one"),
         (["demo", "-o", out, "--resume", "--fresh"], "pick one"),
         (["evaluate", out, "--dataset", "folder"], "not a compiled model"),
+        (["search", "-o", out, "--population", "0"], "--population must be at least 2"),
+        (["search", "-o", out, "--generations", "-1"], "--generations must be at least 1"),
+        (["search", "-o", out, "--max-latency", "-5"], "--max-latency must be positive"),
+        (["search", "-o", out, "--dataset", "digits", "--image-size", "16"],
+         "apply to image folders only"),
+        # train: refused before the first epoch, not after it
+        (["train", "-o", out, "--sparsity", "1.5"], "sparsity must be in [0, 1]"),
+        (["train", "-o", out, "--block", "3"], "block size must be one of"),
+        (["train", "-o", out, "--qat-epochs", "-1"], "--qat-epochs must be at least 0"),
+        (["train", "-o", out, "--dataset", "folder", "--root", str(tmp_path), "--image-size", "0"],
+         "image size must be at least 1 pixel"),
     ]  # fmt: skip
     for args, message in cases:
         result = runner.invoke(app, args)

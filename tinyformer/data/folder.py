@@ -196,6 +196,8 @@ def load_folder_splits(
     seed: int = FOLDER_SEED,
 ) -> DatasetSplits:
     """Images under ``root`` as train / val / test (see the module docstring for layouts)."""
+    if image_size is not None and image_size < 1:
+        raise DatasetError(f"image size must be at least 1 pixel, got {image_size}")
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DatasetError(f"image folder not found: {root}")

@@ -27,6 +27,18 @@ class SearchOptions:
     finetune_epochs: int = 5
     qat_epochs: int = 5
 
+    def __post_init__(self) -> None:
+        """Refuse settings that cannot run before anything trains (one clear line)."""
+        for name, low in (("population", 2), ("generations", 1), ("top_k", 1),
+                          ("supernet_epochs", 0), ("space_samples", 1), ("workers", 1),
+                          ("epochs", 0), ("prune_epochs", 0), ("finetune_epochs", 0),
+                          ("qat_epochs", 0)):  # fmt: skip
+            if getattr(self, name) < low:
+                flag = name.replace("_", "-")
+                raise ValueError(f"--{flag} must be at least {low}, got {getattr(self, name)}")
+        if self.max_latency is not None and not self.max_latency > 0:
+            raise ValueError(f"--max-latency must be positive, got {self.max_latency}")
+
 
 # ``make demo``: the same pipeline, smaller
 QUICK = SearchOptions(supernet_epochs=15, population=8, generations=3, top_k=2, space_samples=8)

@@ -64,6 +64,7 @@ from tinyformer.model.train import (
 from tinyformer.prune import (
     GradualPruner,
     GradualSchedule,
+    LayerSparsity,
     SparsityPlan,
     apply_masks,
     attach,
@@ -113,6 +114,15 @@ class PipelineConfig:
     progress: bool = False
     encode: bool = True  # store weights dense or block-sparse per the engine's cost model
     name: str | None = None  # graph name (default tinyformer_<dataset>)
+
+    def __post_init__(self) -> None:
+        """Refuse settings that cannot run before the first epoch, not after it."""
+        for name in ("epochs", "prune_epochs", "finetune_epochs", "qat_epochs"):
+            if getattr(self, name) < 0:
+                flag = name.replace("_", "-")
+                raise ValueError(f"--{flag} must be at least 0, got {getattr(self, name)}")
+        if self.plan is None:
+            LayerSparsity(self.block, self.sparsity)  # the plan's own checks (PlanError)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
