@@ -200,7 +200,7 @@ def run(
     ] = None,
     target: TargetOpt = "qemu",
     as_json: JsonOpt = False,
-    seed: Annotated[int, typer.Option(help="seed of the random input (and demo layer)")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="seed of the random input (and demo layer)")] = 0,
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
@@ -339,7 +339,7 @@ def search(
         int, typer.Option(help="candidates measured per generation")
     ] = SearchOptions.top_k,
     supernet_epochs: int = SearchOptions.supernet_epochs,
-    seed: int = SearchOptions.seed,
+    seed: Annotated[int, typer.Option(min=0)] = SearchOptions.seed,
     resume: Annotated[bool, typer.Option(help="continue from the checkpoint in OUT")] = False,
     fresh: FreshOpt = False,
 ) -> None:
@@ -419,7 +419,7 @@ def train(
     distill: Annotated[
         bool | None, typer.Option(help="distil from the dense model while pruning and in QAT (on)")
     ] = None,
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
     as_json: JsonOpt = False,
 ) -> None:
