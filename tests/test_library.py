@@ -20,7 +20,7 @@ import pytest
 
 from tinyformer.engine import ir, reference
 from tinyformer.engine.builder import random_hybrid_graph
-from tinyformer.hil.deploy import compile_model
+from tinyformer.hil.deploy import compile_model, firmware_in
 from tinyformer.hil.library import export_library, kernel_closure
 
 # Reads the input from stdin, runs the model, writes the output to stdout; with COUNT it
@@ -221,9 +221,16 @@ def test_cortex_m7_build_of_the_library_links(compiled, tmp_path) -> None:
     assert " T tf_model_run" in syms and " W tf_layer_done" in syms
 
 
-def test_library_of_a_folder_that_is_not_compiled(tmp_path) -> None:
+def test_library_of_a_folder_that_is_not_compiled(compiled, tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="not a compiled model"):
         export_library(tmp_path)
+    # a damaged compile report is named, for the library and for running the folder
+    folder = shutil.copytree(compiled[1], tmp_path / "copy")
+    for text, message in (("garbage", "is damaged"), ('{"board": "x"}', "not a compile report")):
+        (folder / "compile.json").write_text(text)
+        for call in (lambda: export_library(folder), lambda: firmware_in(folder, "mps2-an500")):
+            with pytest.raises(ValueError, match=message):
+                call()
 
 
 @pytest.mark.parametrize("api", ["Kws", "tf_kws", "2nd", "kws-net"])

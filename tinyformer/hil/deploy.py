@@ -74,13 +74,27 @@ def compile_model(ir_path: Path, out_dir: Path, board: str = "mps2-an500") -> Co
     return report
 
 
+def compile_report(folder: Path) -> dict:
+    """``compile.json`` of a compiled folder, with clear errors when it is missing or damaged."""
+    meta = Path(folder) / "compile.json"
+    if not meta.is_file() or not (Path(folder) / "model.tfir").is_file():
+        raise FileNotFoundError(f"{folder} is not a compiled model: run `tinyformer compile`")
+    try:
+        report = json.loads(meta.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{meta} is damaged ({exc}): run `tinyformer compile` again") from None
+    if not isinstance(report, dict) or not {"board", "model_hash"} <= set(report):
+        raise ValueError(f"{meta} is not a compile report: run `tinyformer compile` again")
+    return report
+
+
 def firmware_in(folder: Path, board: str) -> tuple[Firmware, ir.Graph]:
     """The firmware and IR of a compiled folder (clear errors when it is not one)."""
     folder = Path(folder)
-    elf, meta = folder / "build" / "firmware.elf", folder / "compile.json"
-    if not elf.is_file() or not meta.is_file():
+    elf = folder / "build" / "firmware.elf"
+    if not elf.is_file():
         raise FileNotFoundError(f"{folder} is not a compiled model: run `tinyformer compile`")
-    built_for = json.loads(meta.read_text())["board"]
+    built_for = compile_report(folder)["board"]
     if built_for != board:
         raise ValueError(f"{folder} was compiled for {built_for}, the target runs {board}")
     return Firmware(elf, board, DEFAULT_STACK), ir.load(folder / "model.tfir")

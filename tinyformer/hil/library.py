@@ -15,7 +15,6 @@ models that way (the kernels they share resolve once).
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pathlib import Path
 from tinyformer.atomic_write import write_atomic_text
 from tinyformer.engine import ir
 from tinyformer.engine.codegen import generate, plan_graph
+from tinyformer.hil.deploy import compile_report
 from tinyformer.hil.firmware import FIRMWARE_DIR
 from tinyformer.hil.stackusage import CallGraph
 
@@ -210,10 +210,7 @@ def export_library(folder: Path, api: str = DEFAULT_API) -> LibraryReport:
     """Write ``folder/library`` from a folder made by ``tinyformer compile``."""
     folder = Path(folder)
     check_api(api)
-    meta_path = folder / "compile.json"
-    if not meta_path.is_file() or not (folder / "model.tfir").is_file():
-        raise FileNotFoundError(f"{folder} is not a compiled model: run `tinyformer compile`")
-    meta = json.loads(meta_path.read_text())
+    meta = compile_report(folder)
     graph = ir.load(folder / "model.tfir")
     cmodel = generate(graph, plan_graph(graph))
     out = folder / "library"
