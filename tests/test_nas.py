@@ -128,6 +128,14 @@ def test_search_cli_errors_are_one_line(tmp_path) -> None:
         (["search", "-o", out, "--max-latency", "-5"], "--max-latency must be positive"),
         (["search", "-o", out, "--dataset", "digits", "--image-size", "16"],
          "apply to image folders only"),
+        # board options reach the board target (a lab's second board), and are refused
+        # elsewhere: without --target board they would have measured the emulator
+        (["bench", "kernels", "--target", "board", "--port", "/dev/tf-no-such-port"],
+         "/dev/tf-no-such-port"),
+        (["bench", "latency", "--port", "/dev/ttyACM1"], "--port: only with --target board"),
+        (["evaluate", out, "--probe", "0669FF"], "--probe: only with --target board"),
+        (["search", "-o", out, "--pyocd-target", "stm32f746zg"], "only with --target board"),
+        (["demo", "-o", out, "--port", "/dev/ttyACM1"], "only with --target board"),
         # train: refused before the first epoch, not after it
         (["train", "-o", out, "--sparsity", "1.5"], "sparsity must be in [0, 1]"),
         (["train", "-o", out, "--block", "3"], "block size must be one of"),

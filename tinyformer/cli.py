@@ -81,6 +81,10 @@ def _target(name: str, port: str | None, probe: str | None, pyocd_target: str | 
 
     if name == "board":
         return make_target(name, port=port, probe_id=probe, pyocd_target=pyocd_target)
+    given = [f for f, v in (("--port", port), ("--probe", probe), ("--pyocd-target", pyocd_target))
+             if v is not None]  # fmt: skip
+    if given:  # a lab user who forgot --target board would measure the emulator instead
+        raise ValueError(f"{', '.join(given)}: only with --target board (not {name})")
     return make_target(name)
 
 
@@ -276,6 +280,9 @@ def _summary_table(summary: dict[str, Any], title: str) -> None:
 def demo(
     out: Annotated[Path, typer.Option("-o", help="output folder")] = Path("build/demo"),
     target: TargetOpt = "qemu",
+    port: PortOpt = None,
+    probe: ProbeOpt = None,
+    pyocd_target: PyocdTargetOpt = None,
     results: ResultsOpt = Path("results"),
     resume: Annotated[bool, typer.Option(help="continue an interrupted demo")] = False,
     fresh: FreshOpt = False,
@@ -283,7 +290,8 @@ def demo(
     """The main job on digits: SuperNAS, supernet, SparseNAS, prune + QAT, firmware, target."""
     from tinyformer.nas.pipeline import demo as run_demo
 
-    summary = run_demo(QUICK, _target(target, None, None, None), out, results, resume, fresh=fresh)
+    tgt = _target(target, port, probe, pyocd_target)
+    summary = run_demo(QUICK, tgt, out, results, resume, fresh=fresh)
     summary.pop("config")
     _summary_table(summary, f"TinyFormer demo ({out})")
     console.print(f"recorded in {results / 'digits_model.csv'}")
@@ -297,6 +305,9 @@ def evaluate(
     dataset: Annotated[str, typer.Option(help="digits (embedded), cifar10 or folder")] = "digits",
     root: RootOpt = None,
     target: TargetOpt = "qemu",
+    port: PortOpt = None,
+    probe: ProbeOpt = None,
+    pyocd_target: PyocdTargetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run every test image on the target; accuracy and agreement with the host reference."""
@@ -305,7 +316,7 @@ def evaluate(
     from tinyformer.hil.deploy import firmware_in
     from tinyformer.quant.pipeline import model_input
 
-    tgt = _target(target, None, None, None)
+    tgt = _target(target, port, probe, pyocd_target)
     fw, graph = firmware_in(model_dir, tgt.board)
     # a folder's images are converted to the model's input (H, W, C); others have one shape
     h, _, c = graph.tensors[graph.inputs[0]].shape
@@ -329,6 +340,9 @@ def search(
     image_size: ImageSizeOpt = None,
     channels: ChannelsOpt = None,
     target: TargetOpt = "qemu",
+    port: PortOpt = None,
+    probe: ProbeOpt = None,
+    pyocd_target: PyocdTargetOpt = None,
     results: ResultsOpt = Path("results"),
     max_latency: Annotated[
         float | None, typer.Option(help="latency target in the target's counts")
@@ -358,7 +372,8 @@ def search(
         max_latency=max_latency,
         seed=seed,
     )
-    cand, _ = run_search(opts, _target(target, None, None, None), out, results, resume, fresh=fresh)
+    tgt = _target(target, port, probe, pyocd_target)
+    cand, _ = run_search(opts, tgt, out, results, resume, fresh=fresh)
     console.print(f"chosen {cand.key}: {out / 'search' / 'chosen'} (IR and firmware)")
 
 
@@ -367,18 +382,22 @@ def search(
 def bench(
     what: Annotated[str, typer.Argument(help="kernels or latency")] = "kernels",
     target: TargetOpt = "qemu",
+    port: PortOpt = None,
+    probe: ProbeOpt = None,
+    pyocd_target: PyocdTargetOpt = None,
     results: ResultsOpt = Path("results"),
 ) -> None:
     """kernels: results/kernels.csv. latency: latency-model MAPE on held-out candidates."""
+    tgt = _target(target, port, probe, pyocd_target)
     if what == "kernels":
         from tinyformer.hil.bench import bench_kernels
 
-        table = bench_kernels(_target(target, None, None, None), results / "kernels.csv")
+        table = bench_kernels(tgt, results / "kernels.csv")
         console.print(table.drop(columns=["git_rev", "time"]).to_string(index=False))
     elif what == "latency":
         from tinyformer.nas.calibrate import LATENCY_REPORT, check_latency_model
 
-        table = check_latency_model(_target(target, None, None, None), results)
+        table = check_latency_model(tgt, results)
         console.print(table.drop(columns=["time"]).to_string(index=False))
         console.print(f"MAPE {table['mape_pct'].iloc[0]:.2f} % -> {results / LATENCY_REPORT}")
     else:
