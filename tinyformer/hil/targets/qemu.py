@@ -70,6 +70,9 @@ class QemuTarget(Target):
                 try:
                     client.handshake(self.boot_timeout, "QEMU's UART socket", elf.model_hash)
                 except HilError:
+                    # a link broken by QEMU's exit can fail before the exit is visible
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(timeout=1.0)
                     if proc.poll() is None:
                         raise
                     raise HilError(f"QEMU exited: {emulator.describe_log(log)}") from None
