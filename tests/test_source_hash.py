@@ -52,3 +52,14 @@ def test_generated_code_changes_the_id(firmware: Path, monkeypatch: pytest.Monke
 def test_c_code_keeps_string_literals() -> None:
     src = 'int a; // gone\n/* gone\ntoo */ const char *s = "socket://x /* kept */";\n\n'
     assert c_code(src) == 'int a;\n  const char *s = "socket://x /* kept */";'
+
+
+def test_version_names_the_firmware_id() -> None:
+    """`tinyformer --version`: what a bug report about a count needs."""
+    from typer.testing import CliRunner
+
+    from tinyformer.cli import app
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.startswith("tinyformer ") and f"firmware {firmware_id()}" in result.output

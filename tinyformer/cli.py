@@ -26,6 +26,32 @@ app = typer.Typer(
 console = Console()
 err = Console(stderr=True)
 
+
+def _version(value: bool) -> None:
+    """--version: the package, the checkout and the firmware id that tags latency samples
+    (what a bug report about a count needs)."""
+    if not value:
+        return
+    from importlib.metadata import version
+
+    from tinyformer.hil.firmware import build_id
+    from tinyformer.hil.source_hash import firmware_id
+
+    ids = f"git {build_id()}, firmware {firmware_id()}"
+    console.print(f"tinyformer {version('tinyformer')} ({ids})")
+    raise typer.Exit()
+
+
+@app.callback()
+def options(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version"),
+    ] = False,
+) -> None:
+    """Design, compile and measure sparse transformer models for Cortex-M MCUs."""
+
+
 TargetOpt = Annotated[str, typer.Option("--target", "-t", help="qemu, renode or board")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object")]
 PortOpt = Annotated[str | None, typer.Option(help="board: serial port, e.g. /dev/ttyACM0")]
