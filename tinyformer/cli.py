@@ -337,16 +337,15 @@ def evaluate(
     as_json: JsonOpt = False,
 ) -> None:
     """Run every test image on the target; accuracy and agreement with the host reference."""
-    from tinyformer.data import load_dataset
+    from tinyformer.data import load_dataset_for_input
     from tinyformer.hil.accuracy import evaluate_on_target
     from tinyformer.hil.deploy import firmware_in
     from tinyformer.quant.pipeline import model_input
 
     tgt = _target(target, port, probe, pyocd_target)
     fw, graph = firmware_in(model_dir, tgt.board)
-    # a folder's images are converted to the model's input (H, W, C); others have one shape
-    h, _, c = graph.tensors[graph.inputs[0]].shape
-    test = load_dataset(dataset, root, *((h, c) if dataset == "folder" else (None, None))).test
+    h, _, c = graph.tensors[graph.inputs[0]].shape  # NHWC without the N
+    test = load_dataset_for_input(dataset, root, h, c).test
     acc = evaluate_on_target(tgt, fw, graph, model_input(test.images), test.labels)
     if as_json:
         print(json.dumps(acc.to_dict()))

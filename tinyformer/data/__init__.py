@@ -47,6 +47,15 @@ def load_dataset(
     return load_folder_splits(root, image_size, channels, **kwargs)
 
 
+def load_dataset_for_input(
+    name: str, root: str | Path | None, image_size: int, channels: int
+) -> DatasetSplits:
+    """The data set for a model that takes image_size x image_size x channels inputs: a
+    folder's images are converted to that; digits' and CIFAR-10's have their own shape."""
+    folder = name == "folder"
+    return load_dataset(name, root, image_size if folder else None, channels if folder else None)
+
+
 __all__ = [
     "DATASET_NAMES",
     "Augment",
@@ -57,6 +66,7 @@ __all__ = [
     "iterate_batches",
     "load_cifar10_splits",
     "load_dataset",
+    "load_dataset_for_input",
     "load_digits_splits",
     "load_folder_splits",
     "random_crop",

@@ -42,7 +42,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tinyformer.atomic_write import write_atomic_text
-from tinyformer.data import DatasetSplits, default_augment, iterate_batches, load_dataset
+from tinyformer.data import (
+    DatasetSplits,
+    default_augment,
+    iterate_batches,
+    load_dataset,
+    load_dataset_for_input,
+)
 from tinyformer.data.datasets import ImageDataset, num_batches
 from tinyformer.engine import ir
 from tinyformer.engine.ir import Graph
@@ -575,9 +581,9 @@ def export_checkpoint(
             sibling = checkpoint.with_name("plan.json")
             plan = SparsityPlan.load(sibling) if sibling.exists() else SparsityPlan()
         masks_from_zeros(subnet, plan)
-        # a folder's images calibrate at the size and channels the subnet takes
-        size = (subnet.config.image_size, subnet.config.in_channels)
-        data = load_dataset(dataset, root, *(size if dataset == "folder" else (None, None)))
+        data = load_dataset_for_input(
+            dataset, root, subnet.config.image_size, subnet.config.in_channels
+        )
         model = QuantSubnet.from_subnet(subnet, plan)
         calibrate(model, data.train, calib_batches, 64)
         model.freeze()
