@@ -66,12 +66,12 @@ def test_corrupt_frame_gets_error_and_link_recovers(dut) -> None:
     frame = bytearray(p.encode_frame(p.Frame(p.Msg.INFO, 77, b"")))
     frame[2] ^= 0x10  # damage the body, keep the delimiter
     dut.port.write(b"\x00" + bytes(frame))
-    reply = dut._await(77, timeout=2.0)  # BAD_CRC replies make _await return None
-    assert reply is None
+    reply = dut._await(77, p.Msg.INFO, timeout=2.0)  # a BAD_CRC error: resend
+    assert reply == "damaged"
     raw = p.encode_frame(p.Frame(0x42, 78, b""))  # a type the firmware does not know
     dut.port.write(raw)
-    reply = dut._await(78, timeout=2.0)
-    assert reply is not None and reply.type == p.Msg.ERROR
+    reply = dut._await(78, p.Msg.INFO, timeout=2.0)
+    assert isinstance(reply, p.Frame) and reply.type == p.Msg.ERROR
     assert reply.payload[0] == p.ErrorCode.UNKNOWN_TYPE
     assert dut.info().n_layers == 1  # the link keeps working
 

@@ -12,6 +12,9 @@
 
 static tf_frame_t req;
 static uint8_t reply[TF_MAX_PAYLOAD];
+/* Set by INPUT, cleared by RUN (which overwrites the input) and by a reset (.bss): tracking
+ * consumption costs one byte, where keeping the input safe from the model would cost its size. */
+static uint8_t input_fresh;
 
 static void send_error(uint8_t seq, uint8_t code, uint8_t type)
 {
@@ -56,12 +59,25 @@ static void handle_input(void)
         return;
     }
     memcpy(tf_model_input() + offset, req.payload + 4, len);
+    input_fresh = 1;
     tf_put_u32(reply, offset + len);
     tf_frame_send(TF_MSG_ACK, req.seq, reply, 4);
 }
 
 static void handle_run(void)
 {
+    if (req.len != 4) {
+        send_error(req.seq, TF_ERR_BAD_ARGS, req.type);
+        return;
+    }
+    /* The CRCs are taken outside tf_run_model(), so they are not in the counts. */
+    const uint32_t input_crc = tf_crc32(0, (const uint8_t *)tf_model_input(),
+                                        tf_model_info.input_bytes);
+    if (!input_fresh || input_crc != tf_get_u32(req.payload)) {
+        send_error(req.seq, TF_ERR_STALE_INPUT, req.type);
+        return;
+    }
+    input_fresh = 0;
     const tf_run_result_t r = tf_run_model();
     tf_put_u32(reply + 0, (uint32_t)r.total);
     tf_put_u32(reply + 4, (uint32_t)(r.total >> 32));
@@ -71,7 +87,12 @@ static void handle_run(void)
     tf_put_u32(reply + 12, r.stack_used);
     tf_put_u32(reply + 16, tf_stack_bytes());
     tf_put_u32(reply + 20, tf_model_info.output_bytes);
-    tf_frame_send(TF_MSG_RUN_R, req.seq, reply, 24);
+    tf_put_u32(reply + 24, input_crc);
+    tf_put_u32(reply + 28, tf_crc32(0, (const uint8_t *)tf_model_output(),
+                                    tf_model_info.output_bytes));
+    tf_put_u32(reply + 32, tf_crc32(0, (const uint8_t *)tf_model_info.layer_counts,
+                                    4u * tf_model_info.n_layers));
+    tf_frame_send(TF_MSG_RUN_R, req.seq, reply, 36);
 }
 
 static void handle_read(void)
@@ -117,6 +138,9 @@ static void dispatch(void)
         break;
     case TF_MSG_READ:
         handle_read();
+        break;
+    case TF_MSG_PING:
+        tf_frame_send(TF_MSG_PONG, req.seq, 0, 0);
         break;
     case TF_MSG_RESET:
         tf_frame_send(TF_MSG_RESET_R, req.seq, 0, 0);

@@ -8,6 +8,12 @@
  * On the wire it is COBS-encoded and terminated by one 0x00 byte, so a receiver resyncs on
  * the next 0x00 after any damage. CRC-32 is the IEEE 802.3 polynomial (zlib's crc32).
  * Every request gets exactly one reply with the request's seq: the reply type, or ERROR.
+ *
+ * Exactly-once inference: the model overwrites its input (it lives in the arena) and a reset
+ * wipes it, so RUN names the input it expects (CRC-32 of all input bytes) and runs only on
+ * an input written by INPUT since the last RUN whose CRC matches; otherwise STALE_INPUT and
+ * the host sends INPUT again. RUN_R echoes that CRC and carries the CRCs of the output and of
+ * the layer counts, so the host can prove what it READs is the output of its input.
  */
 #ifndef TF_PROTOCOL_H
 #define TF_PROTOCOL_H
@@ -15,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TF_PROTOCOL_VERSION 1u
+#define TF_PROTOCOL_VERSION 2u
 #define TF_MAX_PAYLOAD 1024u
 #define TF_FRAME_OVERHEAD 8u /* type, seq, len, crc */
 
@@ -23,16 +29,19 @@ enum tf_msg_type {
     /* host -> device */
     TF_MSG_INFO = 0x01,  /* -> INFO_R */
     TF_MSG_INPUT = 0x02, /* u32 offset, data -> ACK(u32 end) */
-    TF_MSG_RUN = 0x03,   /* -> RUN_R */
+    TF_MSG_RUN = 0x03,   /* u32 input_crc -> RUN_R, or ERROR(STALE_INPUT) */
     TF_MSG_READ = 0x04,  /* u8 what, u8 0, u16 len, u32 offset -> DATA(u32 offset, data) */
     TF_MSG_RESET = 0x05, /* -> RESET_R, then the device reboots and sends BOOT */
+    TF_MSG_PING = 0x06,  /* -> PONG: the smallest "are you idle?" while a RUN reply is due */
     /* device -> host */
     TF_MSG_INFO_R = 0x81,
     TF_MSG_ACK = 0x82,
-    TF_MSG_RUN_R = 0x83,
+    TF_MSG_RUN_R = 0x83, /* u32 total lo, hi, u8 unit, u8 0, u16 n_layers, u32 stack_used,
+                          * stack_bytes, output_bytes, input_crc, output_crc, counts_crc */
     TF_MSG_DATA = 0x84,
     TF_MSG_RESET_R = 0x85,
     TF_MSG_BOOT = 0x86,  /* unsolicited, seq 0, once after start-up */
+    TF_MSG_PONG = 0x87,
     TF_MSG_ERROR = 0xE0, /* u8 code, u8 offending type, u16 0 */
     TF_MSG_FAULT = 0xEF, /* unsolicited: u32 pc, lr, sp, xpsr, cfsr, hfsr, mmfar, bfar */
 };
@@ -45,6 +54,7 @@ enum tf_error_code {
     TF_ERR_UNKNOWN_TYPE = 3,
     TF_ERR_BAD_ARGS = 4, /* offset/length out of range */
     TF_ERR_OVERFLOW = 5, /* frame longer than the receive buffer */
+    TF_ERR_STALE_INPUT = 6, /* RUN: input consumed by a run, wiped by a reset, or not the one named */
 };
 
 typedef struct {

@@ -1,23 +1,46 @@
 """Request/reply client for the firmware's serial protocol, over any pyserial-like port.
 
-Each request is retried when the device reports a damaged frame or when the reply does not
-come; stale replies (an old sequence number) are dropped. A FAULT frame from the device
-becomes a :class:`TargetFault` at once.
+Nothing wrong is accepted. Every frame is CRC-checked, and an inference is accepted only when
+the RUN reply names the CRC of the input we sent and what we READ back matches the CRCs of
+the output and counts it reports (tf_protocol.h). A refused RUN (STALE_INPUT: the input was
+consumed by an earlier run or wiped by a reset), a reset (BOOT) during a request or a CRC
+mismatch restarts the inference from INPUT. Requests are idempotent (INPUT and READ name
+their offsets, RUN is guarded as above), so any damaged or missing reply is simply resent.
+
+Failures are told apart: a FAULT frame (TargetFault), a device that answers nothing for the
+whole run timeout, pings included (TargetTimeout: it hangs, or the model is slower than the
+timeout), replies that keep arriving damaged (LinkError naming the noise) and repeated resets
+(BootLoop).
 """
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from tinyformer.hil import protocol as p
-from tinyformer.hil.errors import LinkError, TargetFault, TargetTimeout, WrongFirmware
+from tinyformer.hil.errors import (
+    BootLoop,
+    InputLost,
+    LinkError,
+    TargetFault,
+    TargetTimeout,
+    WrongFirmware,
+)
 
-# Errors that mean "your frame arrived damaged": resend it.
+# Errors that mean "a frame arrived damaged": resend (whichever request it was, resending is
+# harmless, and the error's own seq may be the damaged part).
 _RESEND = {p.ErrorCode.BAD_CRC, p.ErrorCode.BAD_FRAME, p.ErrorCode.OVERFLOW}
+# Requests whose meaning a reset does not change: a BOOT while they wait is not a failure.
+_STATELESS = {p.Msg.INFO, p.Msg.PING}
+# Resets within one inference that make it a boot loop rather than bad luck.
+BOOT_LOOP_RESETS = 3
+_DAMAGED, _SILENT = "damaged", "silent"
 
 
 class SerialPort(Protocol):
@@ -46,7 +69,7 @@ class DeviceClient:
         *,
         reply_timeout: float = 2.0,
         run_timeout: float = 60.0,
-        retries: int = 4,
+        retries: int = 6,
         describe_pc: Callable[[int], str] | None = None,
     ) -> None:
         self.port = port
@@ -55,12 +78,20 @@ class DeviceClient:
         self.retries = retries
         self.describe_pc = describe_pc or (lambda pc: f"0x{pc:08x}")
         self._reader = p.FrameReader()
-        self._pending: list[p.Frame] = []
+        self._pending: list[p.Frame | p.FrameError] = []
         self._seq = 0
-        self.resends = 0  # how many requests had to be sent again (link quality)
+        # link quality, for reports and tests
+        self.resends = 0  # requests sent again
+        self.damaged = 0  # frames that arrived damaged
+        self.restarts = 0  # inferences started again from INPUT
+        self.boots = 0  # BOOT frames seen after the first
         self.booted = False
 
     # -- low level ---------------------------------------------------------------------
+
+    def _next_seq(self) -> int:
+        self._seq = self._seq % 255 + 1  # 0 is the BOOT frame's
+        return self._seq
 
     def _send(self, ftype: int, seq: int, payload: bytes) -> None:
         # A leading delimiter flushes whatever partial frame damaged bytes left behind.
@@ -79,11 +110,11 @@ class DeviceClient:
                 data = self.port.read(max(1, self.port.in_waiting))
             except OSError as exc:  # a board unplugged, an emulator gone
                 raise LinkError(f"the serial link failed: {exc}") from None
-            for item in self._reader.feed(data):
-                if isinstance(item, p.FrameError):
-                    return item
-                self._pending.append(item)
-        return self._pending.pop(0)
+            self._pending += self._reader.feed(data)
+        item = self._pending.pop(0)
+        if isinstance(item, p.FrameError):
+            self.damaged += 1
+        return item
 
     def _raise_fault(self, frame: p.Frame) -> None:
         fault = p.FaultInfo.unpack(frame.payload)
@@ -91,66 +122,93 @@ class DeviceClient:
             f"firmware fault at {self.describe_pc(fault.pc)}: {fault.describe()}", fault
         )
 
-    def _await(self, seq: int, timeout: float) -> p.Frame | None:
-        """The reply to ``seq``; None when it did not come or came damaged."""
-        deadline = time.monotonic() + timeout
+    def _saw_boot(self, during: p.Msg) -> None:
+        if self.booted:
+            self.boots += 1
+        self.booted = True
+        if during not in _STATELESS:
+            raise InputLost(f"the device restarted (BOOT) during {during.name}")
+
+    def _await(self, seq: int, ftype: p.Msg, timeout: float) -> p.Frame | str:
+        """The reply to ``seq``, or _DAMAGED / _SILENT when it cannot come any more.
+
+        While a RUN reply is due the device is silent, so silence proves nothing: a PING (at
+        growing intervals, so a long run does not fill the device's receive buffer) tells a
+        device that is still computing from one that finished or never got the request. The
+        device answers in order, so a PONG before the RUN reply means that reply is lost.
+        """
+        now = time.monotonic()
+        deadline = now + timeout
+        interval = self.reply_timeout
+        next_ping = now + interval if ftype == p.Msg.RUN else deadline
+        pings: set[int] = set()
         while True:
-            item = self._next_frame(deadline)
-            if item is None or isinstance(item, p.FrameError):
-                return None
+            item = self._next_frame(min(deadline, next_ping))
+            if item is None:
+                if time.monotonic() >= deadline:
+                    return _SILENT
+                ping = self._next_seq()
+                pings.add(ping)
+                self._send(p.Msg.PING, ping, b"")
+                interval = min(2 * interval, 30.0)
+                next_ping = time.monotonic() + interval
+                continue
+            if isinstance(item, p.FrameError):
+                return _DAMAGED
             if item.type == p.Msg.FAULT:
                 self._raise_fault(item)
             if item.type == p.Msg.BOOT:
-                self.booted = True
+                self._saw_boot(ftype)
                 continue
-            if item.seq != seq:
-                continue  # a late reply to an earlier try
+            if item.type == p.Msg.PONG and item.seq in pings:
+                return _SILENT
             if item.type == p.Msg.ERROR and item.payload and item.payload[0] in _RESEND:
-                return None
-            return item
+                return _DAMAGED
+            if item.seq == seq and item.type != p.Msg.PONG:
+                return item
 
     def request(self, ftype: p.Msg, payload: bytes = b"", timeout: float | None = None) -> p.Frame:
         timeout = self.reply_timeout if timeout is None else timeout
-        self._seq = self._seq % 255 + 1  # 0 is the BOOT frame's
-        seq = self._seq
+        seq = self._next_seq()
+        outcomes: list[str] = []
         for attempt in range(self.retries + 1):
             if attempt:
                 self.resends += 1
             self._send(ftype, seq, payload)
-            reply = self._await(seq, timeout)
-            if reply is None and ftype == p.Msg.RUN:
-                reply = self._probe_after_run_timeout(seq)
-            if reply is None:
+            reply = self._await(seq, ftype, timeout)
+            if isinstance(reply, str):
+                if reply == _SILENT and ftype == p.Msg.RUN:
+                    self._raise_no_run_reply(timeout)
+                outcomes.append(reply)
                 continue
             if reply.type == p.Msg.ERROR:
+                code = reply.payload[0] if reply.payload else 0
+                if code == p.ErrorCode.STALE_INPUT:
+                    raise InputLost("the device no longer holds our input (STALE_INPUT)")
                 raise LinkError(f"device rejected {ftype.name}: {p.error_text(reply.payload)}")
             return reply
-        raise LinkError(
-            f"no valid reply to {ftype.name} after {self.retries + 1} tries "
-            f"({timeout:g} s each): the serial link is down or too noisy"
+        raise self._gave_up(ftype, outcomes, timeout)
+
+    def _raise_no_run_reply(self, timeout: float) -> None:
+        raise TargetTimeout(
+            f"the firmware did not finish RUN within {timeout:g} s and answered no ping in "
+            "that time: it hangs, or the model is slower than the run timeout (raise "
+            "--run-timeout if it is just slow)"
         )
 
-    def _probe_after_run_timeout(self, run_seq: int) -> p.Frame | None:
-        """A RUN got no reply: tell a lost request (device answers a ping) from a hang."""
-        self._seq = self._seq % 255 + 1
-        ping = self._seq
-        self._send(p.Msg.INFO, ping, b"")
-        deadline = time.monotonic() + self.reply_timeout
-        while True:
-            item = self._next_frame(deadline)
-            if item is None:
-                raise TargetTimeout(
-                    f"the firmware did not finish RUN within {self.run_timeout:g} s and "
-                    "no longer answers: it hangs"
-                )
-            if isinstance(item, p.FrameError):
-                continue
-            if item.type == p.Msg.FAULT:
-                self._raise_fault(item)
-            if item.seq == run_seq and item.type == p.Msg.RUN_R:
-                return item  # the run was just slow
-            if item.seq == ping:
-                return None  # alive: the RUN request was lost, so send it again
+    def _gave_up(self, ftype: p.Msg, outcomes: list[str], timeout: float) -> LinkError:
+        tries = len(outcomes)
+        damaged = outcomes.count(_DAMAGED)
+        if damaged:
+            return LinkError(
+                f"no valid reply to {ftype.name} after {tries} tries: {damaged} of them came "
+                "back damaged (CRC or framing errors): the serial link is too noisy (check the "
+                "cable and the baud rate)"
+            )
+        return LinkError(
+            f"no reply to {ftype.name} after {tries} tries ({timeout:g} s each): nothing came "
+            "back, the serial link is down or the device stopped answering"
+        )
 
     def _expect(self, frame: p.Frame, ftype: p.Msg) -> bytes:
         if frame.type != ftype:
@@ -235,24 +293,46 @@ class DeviceClient:
             out += data[4:]
         return bytes(out)
 
-    def run(self, input_data: bytes | None = None) -> RunResult:
-        if input_data is not None:
-            self.write_input(input_data)
-        reply = self.request(p.Msg.RUN, timeout=self.run_timeout)
+    def run(self, input_data: bytes) -> RunResult:
+        """One inference on ``input_data``, exactly once: see the module docstring."""
+        boots = self.boots
+        for _ in range(self.retries + 1):
+            try:
+                return self._run_once(input_data)
+            except InputLost as exc:
+                self.restarts += 1
+                lost = exc
+                if self.boots - boots >= BOOT_LOOP_RESETS:
+                    raise BootLoop(
+                        f"the firmware restarted {self.boots - boots} times during one "
+                        "inference: a boot loop (a watchdog, a brown-out or a fault handler "
+                        "that resets)"
+                    ) from None
+        raise LinkError(
+            f"the inference was started {self.retries + 1} times and lost each time: {lost}"
+        )
+
+    def _run_once(self, input_data: bytes) -> RunResult:
+        self.write_input(input_data)
+        reply = self.request(p.Msg.RUN, p.run_payload(input_data), timeout=self.run_timeout)
         summary = p.RunSummary.unpack(self._expect(reply, p.Msg.RUN_R))
+        if summary.input_crc != zlib.crc32(input_data):
+            raise InputLost("the RUN reply names another input")
         output = self.read(p.ReadWhat.OUTPUT, summary.output_bytes)
         raw = self.read(p.ReadWhat.LAYER_COUNTS, 4 * summary.n_layers)
-        counts = list(struct.unpack(f"<{summary.n_layers}I", raw))
+        if zlib.crc32(output) != summary.output_crc or zlib.crc32(raw) != summary.counts_crc:
+            raise InputLost("what READ returned is not what the run computed (a reset?)")
         return RunResult(
             output=output,
             total=summary.total,
             count_unit=summary.count_unit,
-            layer_counts=counts,
+            layer_counts=list(struct.unpack(f"<{summary.n_layers}I", raw)),
             stack_used=summary.stack_used,
             stack_bytes=summary.stack_bytes,
         )
 
     def reset(self, boot_timeout: float = 10.0) -> None:
-        self._expect(self.request(p.Msg.RESET), p.Msg.RESET_R)
         self.booted = False
+        with contextlib.suppress(InputLost):  # the BOOT overtook a lost RESET_R: it happened
+            self._expect(self.request(p.Msg.RESET), p.Msg.RESET_R)
         self.wait_boot(boot_timeout)

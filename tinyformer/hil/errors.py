@@ -19,6 +19,15 @@ class LinkError(HilError):
     """The serial link failed: no reply after retries, or replies that never decode."""
 
 
+class InputLost(LinkError):
+    """The device no longer holds the input of the inference in progress (consumed by a run,
+    wiped by a reset): the client starts that inference again from INPUT."""
+
+
+class BootLoop(HilError):
+    """The firmware keeps restarting (watchdog, brown-out, a fault handler that resets)."""
+
+
 class WrongFirmware(HilError):
     """The device that answers runs another model than the firmware we started (wrong port)."""
 

@@ -1,6 +1,7 @@
 """The serial protocol, host side: frames, COBS, CRC-32 and message payloads.
 
-C twin: firmware/common/tf_protocol.h (read it for the frame layout). A frame is
+C twin: firmware/common/tf_protocol.h (read it for the frame layout and for how RUN proves
+its output is the output of the host's input). A frame is
 ``u8 type | u8 seq | u16 len | payload | u32 crc32``, COBS-encoded and ended by 0x00.
 """
 
@@ -11,8 +12,11 @@ import zlib
 from dataclasses import dataclass
 from enum import IntEnum
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_PAYLOAD = 1024
+FRAME_OVERHEAD = 8  # type, seq, len, crc
+# COBS adds one code byte per 254 data bytes (and one more): the longest frame on the wire.
+MAX_ENCODED = MAX_PAYLOAD + FRAME_OVERHEAD + (MAX_PAYLOAD + FRAME_OVERHEAD) // 254 + 1
 _HEADER = struct.Struct("<BBH")
 
 
@@ -22,12 +26,14 @@ class Msg(IntEnum):
     RUN = 0x03
     READ = 0x04
     RESET = 0x05
+    PING = 0x06
     INFO_R = 0x81
     ACK = 0x82
     RUN_R = 0x83
     DATA = 0x84
     RESET_R = 0x85
     BOOT = 0x86
+    PONG = 0x87
     ERROR = 0xE0
     FAULT = 0xEF
 
@@ -38,6 +44,7 @@ class ErrorCode(IntEnum):
     UNKNOWN_TYPE = 3
     BAD_ARGS = 4
     OVERFLOW = 5
+    STALE_INPUT = 6
 
 
 class ReadWhat(IntEnum):
@@ -102,12 +109,16 @@ def encode_frame(frame: Frame) -> bytes:
 
 def decode_frame(encoded: bytes) -> Frame:
     """Decode one frame (without its 0x00 delimiter)."""
+    if len(encoded) > MAX_ENCODED:
+        raise FrameError(f"frame of {len(encoded)} bytes is longer than the protocol allows")
     raw = cobs_decode(encoded)
     if len(raw) < 8:
         raise FrameError(f"frame of {len(raw)} bytes is shorter than its header and CRC")
     ftype, seq, length = _HEADER.unpack_from(raw)
     if length + 8 != len(raw):
         raise FrameError(f"frame length field says {length}, frame carries {len(raw) - 8}")
+    if length > MAX_PAYLOAD:
+        raise FrameError(f"frame payload of {length} bytes exceeds {MAX_PAYLOAD}")
     (crc,) = struct.unpack_from("<I", raw, len(raw) - 4)
     if zlib.crc32(raw[:-4]) != crc:
         raise FrameError("frame CRC mismatch")
@@ -115,17 +126,20 @@ def decode_frame(encoded: bytes) -> Frame:
 
 
 class FrameReader:
-    """Splits a byte stream on 0x00 delimiters; yields frames or FrameError per chunk."""
+    """Splits a byte stream on 0x00 delimiters; yields frames or FrameError per chunk.
 
-    def __init__(self, max_frame: int = 4 * MAX_PAYLOAD) -> None:
+    Like the firmware's receiver, it keeps at most one maximal frame: a longer chunk (a lost
+    delimiter joined two frames) is one FrameError, not a frame cut to size.
+    """
+
+    def __init__(self) -> None:
         self._buf = bytearray()
-        self._max = max_frame
 
     def feed(self, data: bytes) -> list[Frame | FrameError]:
         out: list[Frame | FrameError] = []
         for byte in data:
             if byte != 0:
-                if len(self._buf) < self._max:
+                if len(self._buf) <= MAX_ENCODED:
                     self._buf.append(byte)
                 continue
             chunk, self._buf = bytes(self._buf), bytearray()
@@ -199,13 +213,25 @@ class RunSummary:
     stack_used: int
     stack_bytes: int
     output_bytes: int
+    input_crc: int  # the input the device ran on
+    output_crc: int  # what READ OUTPUT must return
+    counts_crc: int  # what READ LAYER_COUNTS must return
 
     @classmethod
     def unpack(cls, p: bytes) -> RunSummary:
-        if len(p) < 24:
-            raise FrameError(f"RUN reply of {len(p)} bytes is too short")
-        lo, hi, unit, _, layers, used, stack, outb = struct.unpack_from("<IIBBHIII", p)
-        return cls(lo | hi << 32, COUNT_UNITS.get(unit, f"unit{unit}"), layers, used, stack, outb)
+        if len(p) != 36:
+            raise FrameError(f"RUN reply of {len(p)} bytes, expected 36")
+        lo, hi, unit, _, layers, *rest = struct.unpack("<IIBBHIIIIII", p)
+        return cls(lo | hi << 32, COUNT_UNITS.get(unit, f"unit{unit}"), layers, *rest)
+
+    def pack(self) -> bytes:
+        """The RUN_R payload, as the firmware writes it (tf_app.c); the inverse of unpack."""
+        unit = {v: k for k, v in COUNT_UNITS.items()}[self.count_unit]
+        return struct.pack(
+            "<IIBBHIIIIII", self.total & 0xFFFFFFFF, self.total >> 32, unit, 0, self.n_layers,
+            self.stack_used, self.stack_bytes, self.output_bytes, self.input_crc,
+            self.output_crc, self.counts_crc,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -241,6 +267,10 @@ class FaultInfo:
 
 def input_payload(offset: int, data: bytes) -> bytes:
     return struct.pack("<I", offset) + data
+
+
+def run_payload(input_data: bytes) -> bytes:
+    return struct.pack("<I", zlib.crc32(input_data))
 
 
 def read_payload(what: ReadWhat, offset: int, length: int) -> bytes:
