@@ -28,19 +28,28 @@ from tinyformer.hil.errors import (
     BootLoop,
     InputLost,
     LinkError,
+    LinkNoise,
     TargetFault,
     TargetTimeout,
     WrongFirmware,
 )
 
-# Errors that mean "a frame arrived damaged": resend (whichever request it was, resending is
-# harmless, and the error's own seq may be the damaged part).
+# Errors that mean "our frame arrived damaged": resend it.
 _RESEND = {p.ErrorCode.BAD_CRC, p.ErrorCode.BAD_FRAME, p.ErrorCode.OVERFLOW}
 # Requests whose meaning a reset does not change: a BOOT while they wait is not a failure.
 _STATELESS = {p.Msg.INFO, p.Msg.PING}
 # Resets within one inference that make it a boot loop rather than bad luck.
 BOOT_LOOP_RESETS = 3
-_DAMAGED, _SILENT = "damaged", "silent"
+# What a try came to when no reply did: a damaged frame, a PONG (the device is idle, so the
+# request or its reply was lost), or silence until the deadline.
+_DAMAGED, _IDLE, _SILENT = "damaged", "idle", "silent"
+MAX_CHUNK, MIN_CHUNK = 512, 16
+# How long a reply may trail a damaged frame (a 512-byte piece at 115,200 baud takes 46 ms).
+DAMAGE_GRACE = 0.1
+
+
+def _is_resend_error(frame: p.Frame) -> bool:
+    return frame.type == p.Msg.ERROR and bool(frame.payload) and frame.payload[0] in _RESEND
 
 
 class SerialPort(Protocol):
@@ -76,6 +85,10 @@ class DeviceClient:
         self.reply_timeout = reply_timeout
         self.run_timeout = run_timeout
         self.retries = retries
+        # INPUT/READ piece size: halved when pieces keep arriving damaged (a long frame on a
+        # noisy line rarely gets through whole), doubled back after a run of clean ones.
+        self.chunk = MAX_CHUNK
+        self._clean = 0
         self.describe_pc = describe_pc or (lambda pc: f"0x{pc:08x}")
         self._reader = p.FrameReader()
         self._pending: list[p.Frame | p.FrameError] = []
@@ -130,48 +143,62 @@ class DeviceClient:
             raise InputLost(f"the device restarted (BOOT) during {during.name}")
 
     def _await(self, seq: int, ftype: p.Msg, timeout: float) -> p.Frame | str:
-        """The reply to ``seq``, or _DAMAGED / _SILENT when it cannot come any more.
+        """The reply to ``seq``, or what the try came to instead (_DAMAGED, _IDLE, _SILENT).
 
         While a RUN reply is due the device is silent, so silence proves nothing: a PING (at
         growing intervals, so a long run does not fill the device's receive buffer) tells a
         device that is still computing from one that finished or never got the request. The
         device answers in order, so a PONG before the RUN reply means that reply is lost.
+
+        A damaged frame, or an error saying a request arrived damaged under another seq (the
+        seq may be what was damaged), may concern this try or an earlier one: our reply is given
+        a short grace to follow before the try counts as damaged.
         """
         now = time.monotonic()
         deadline = now + timeout
         interval = self.reply_timeout
         next_ping = now + interval if ftype == p.Msg.RUN else deadline
         pings: set[int] = set()
+        damaged = False
         while True:
             item = self._next_frame(min(deadline, next_ping))
             if item is None:
                 if time.monotonic() >= deadline:
-                    return _SILENT
+                    return _DAMAGED if damaged else _SILENT
                 ping = self._next_seq()
                 pings.add(ping)
                 self._send(p.Msg.PING, ping, b"")
                 interval = min(2 * interval, 30.0)
                 next_ping = time.monotonic() + interval
                 continue
-            if isinstance(item, p.FrameError):
-                return _DAMAGED
+            if isinstance(item, p.FrameError) or _is_resend_error(item):
+                if isinstance(item, p.Frame) and item.seq == seq:
+                    return _DAMAGED  # our request arrived damaged
+                damaged = True
+                deadline = next_ping = min(deadline, time.monotonic() + DAMAGE_GRACE)
+                continue
             if item.type == p.Msg.FAULT:
                 self._raise_fault(item)
             if item.type == p.Msg.BOOT:
                 self._saw_boot(ftype)
                 continue
             if item.type == p.Msg.PONG and item.seq in pings:
-                return _SILENT
-            if item.type == p.Msg.ERROR and item.payload and item.payload[0] in _RESEND:
-                return _DAMAGED
-            if item.seq == seq and item.type != p.Msg.PONG:
-                return item
+                return _IDLE
+            if item.seq != seq or item.type == p.Msg.PONG:
+                continue  # a late reply to an earlier request or try
+            return item
 
-    def request(self, ftype: p.Msg, payload: bytes = b"", timeout: float | None = None) -> p.Frame:
+    def request(
+        self,
+        ftype: p.Msg,
+        payload: bytes = b"",
+        timeout: float | None = None,
+        tries: int | None = None,
+    ) -> p.Frame:
         timeout = self.reply_timeout if timeout is None else timeout
         seq = self._next_seq()
         outcomes: list[str] = []
-        for attempt in range(self.retries + 1):
+        for attempt in range(self.retries + 1 if tries is None else tries):
             if attempt:
                 self.resends += 1
             self._send(ftype, seq, payload)
@@ -189,6 +216,37 @@ class DeviceClient:
             return reply
         raise self._gave_up(ftype, outcomes, timeout)
 
+    def _piecewise(
+        self, ftype: p.Msg, size: int, payload: Callable[[int, int], bytes]
+    ) -> list[p.Frame]:
+        """Send ``ftype`` for consecutive pieces of ``size`` bytes; the replies' payloads.
+
+        A piece that keeps coming back damaged is tried again at half the size, down to
+        MIN_CHUNK, before the link is given up on.
+        """
+        out: list[p.Frame] = []
+        offset = 0
+        while offset < size:
+            n = min(self.chunk, size - offset)
+            small = self.chunk <= MIN_CHUNK
+            # the smallest pieces get twice the tries before the link is given up
+            tries = 2 * (self.retries + 1) if small else 3
+            try:
+                reply = self.request(ftype, payload(offset, n), tries=tries)
+            except LinkNoise:
+                if small:
+                    raise
+                self.chunk //= 2
+                self._clean = 0
+                continue
+            self._clean += 1
+            if self._clean >= 16 and self.chunk < MAX_CHUNK:
+                self.chunk *= 2
+                self._clean = 0
+            out.append(reply)
+            offset += n
+        return out
+
     def _raise_no_run_reply(self, timeout: float) -> None:
         raise TargetTimeout(
             f"the firmware did not finish RUN within {timeout:g} s and answered no ping in "
@@ -200,7 +258,7 @@ class DeviceClient:
         tries = len(outcomes)
         damaged = outcomes.count(_DAMAGED)
         if damaged:
-            return LinkError(
+            return LinkNoise(
                 f"no valid reply to {ftype.name} after {tries} tries: {damaged} of them came "
                 "back damaged (CRC or framing errors): the serial link is too noisy (check the "
                 "cable and the baud rate)"
@@ -271,26 +329,30 @@ class DeviceClient:
             )
         return info
 
-    def write_input(self, data: bytes, chunk: int = 512) -> None:
-        for offset in range(0, len(data), chunk):
-            piece = data[offset : offset + chunk]
-            reply = self._expect(
-                self.request(p.Msg.INPUT, p.input_payload(offset, piece)), p.Msg.ACK
-            )
-            (end,) = struct.unpack_from("<I", reply)
-            if end != offset + len(piece):
-                raise LinkError(f"INPUT acknowledged up to {end}, sent {offset + len(piece)}")
+    def write_input(self, data: bytes) -> None:
+        replies = self._piecewise(
+            p.Msg.INPUT, len(data), lambda at, n: p.input_payload(at, data[at : at + n])
+        )
+        offset = 0
+        for reply in replies:
+            (end,) = struct.unpack_from("<I", self._expect(reply, p.Msg.ACK))
+            if end <= offset or end > len(data):
+                raise LinkError(f"INPUT acknowledged up to {end} of {len(data)} bytes")
+            offset = end
+        if offset != len(data):
+            raise LinkError(f"INPUT acknowledged up to {offset}, sent {len(data)}")
 
-    def read(self, what: p.ReadWhat, size: int, chunk: int = 512) -> bytes:
+    def read(self, what: p.ReadWhat, size: int) -> bytes:
         out = bytearray()
-        while len(out) < size:
-            n = min(chunk, size - len(out))
-            reply = self.request(p.Msg.READ, p.read_payload(what, len(out), n))
+        replies = self._piecewise(p.Msg.READ, size, lambda at, n: p.read_payload(what, at, n))
+        for reply in replies:
             data = self._expect(reply, p.Msg.DATA)
             (offset,) = struct.unpack_from("<I", data)
-            if offset != len(out) or len(data) - 4 != n:
-                raise LinkError(f"READ returned offset {offset}, {len(data) - 4} bytes")
+            if offset != len(out):
+                raise LinkError(f"READ returned offset {offset}, expected {len(out)}")
             out += data[4:]
+        if len(out) != size:
+            raise LinkError(f"READ returned {len(out)} bytes, asked for {size}")
         return bytes(out)
 
     def run(self, input_data: bytes) -> RunResult:

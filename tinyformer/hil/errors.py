@@ -19,6 +19,10 @@ class LinkError(HilError):
     """The serial link failed: no reply after retries, or replies that never decode."""
 
 
+class LinkNoise(LinkError):
+    """Replies keep arriving damaged: the device is alive, the line is too noisy."""
+
+
 class InputLost(LinkError):
     """The device no longer holds the input of the inference in progress (consumed by a run,
     wiped by a reset): the client starts that inference again from INPUT."""

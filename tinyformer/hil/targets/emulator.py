@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -39,6 +40,17 @@ def log_tail(log: BinaryIO) -> bytes:
 
 def describe_log(log: BinaryIO) -> str:
     return log_tail(log).decode(errors="replace") or "no output"
+
+
+def describe_exit(log: BinaryIO) -> str:
+    """Why the emulator stopped, in its own words: QEMU's fatal line and the guest's PC are
+    kept from a register dump of dozens of lines."""
+    text = describe_log(log)
+    fatal = [line for line in text.splitlines() if "fatal" in line.lower()]
+    if not fatal:
+        return text
+    pc = re.search(r"R15=([0-9a-f]{8})", text)
+    return " ".join(fatal) + (f" (PC=0x{pc.group(1)})" if pc else "")
 
 
 def connect(

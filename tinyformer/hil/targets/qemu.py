@@ -18,8 +18,9 @@ from typing import BinaryIO
 import serial
 
 from tinyformer.hil.client import DeviceClient
-from tinyformer.hil.errors import HilError, TargetUnavailable
+from tinyformer.hil.errors import HilError, LinkError, TargetTimeout, TargetUnavailable
 from tinyformer.hil.firmware import Firmware
+from tinyformer.hil.lossy_link import LinkFaults, LossyProxy
 from tinyformer.hil.targets import emulator
 from tinyformer.hil.targets.base import Target
 
@@ -35,11 +36,16 @@ class QemuTarget(Target):
         boot_timeout: float = 10.0,
         run_timeout: float = 60.0,
         reply_timeout: float = 2.0,
+        link_faults: LinkFaults | None = None,
     ) -> None:
         self.qemu = qemu
         self.boot_timeout = boot_timeout
         self.run_timeout = run_timeout
         self.reply_timeout = reply_timeout
+        # Damage the UART bytes on purpose (link bench, fault tests): the session's proxy,
+        # with its byte counts, is `proxy` while the session lasts.
+        self.link_faults = link_faults
+        self.proxy: LossyProxy | None = None
 
     def command(self, elf: Path, server_fd: int) -> list[str]:
         """QEMU serving UART0 on the listening socket ``server_fd`` it inherits."""
@@ -70,16 +76,28 @@ class QemuTarget(Target):
                 try:
                     client.handshake(self.boot_timeout, "QEMU's UART socket", elf.model_hash)
                 except HilError:
-                    # a link broken by QEMU's exit can fail before the exit is visible
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        proc.wait(timeout=1.0)
-                    if proc.poll() is None:
-                        raise
-                    raise HilError(f"QEMU exited: {emulator.describe_log(log)}") from None
-                yield client
+                    self._raise_if_exited(proc, log)
+                    raise
+                try:
+                    yield client
+                except (LinkError, TargetTimeout):
+                    # A lockup or a semihosting exit ends QEMU: its own words say why, the
+                    # broken socket does not.
+                    self._raise_if_exited(proc, log)
+                    raise
             finally:
                 link.close()
+                if self.proxy is not None:
+                    self.proxy.close()
                 emulator.stop(proc)
+
+    @staticmethod
+    def _raise_if_exited(proc: subprocess.Popen[bytes], log: BinaryIO) -> None:
+        # a link broken by QEMU's exit can fail before the exit is visible
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=1.0)
+        if proc.poll() is not None:
+            raise HilError(f"QEMU exited: {emulator.describe_exit(log)}") from None
 
     def _start(self, elf: Path, log: BinaryIO) -> tuple[subprocess.Popen[bytes], serial.SerialBase]:
         """Launch QEMU on a socket we bound and connect to it.
@@ -99,6 +117,9 @@ class QemuTarget(Target):
                 pass_fds=(server.fileno(),),
             )
             port = server.getsockname()[1]
+        if self.link_faults is not None:
+            self.proxy = LossyProxy(port, self.link_faults)
+            port = self.proxy.port
         link = emulator.connect(proc, port, 10.0, 0.02)
         if link is None:
             what = "QEMU exited" if proc.poll() is not None else "QEMU accepted no connection"
