@@ -57,6 +57,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object")]
 PortOpt = Annotated[str | None, typer.Option(help="board: serial port, e.g. /dev/ttyACM0")]
 ProbeOpt = Annotated[str | None, typer.Option(help="board: pyOCD probe unique id")]
 PyocdTargetOpt = Annotated[str | None, typer.Option(help="board: pyOCD target name")]
+RunTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        min=0.001,
+        help="seconds one inference may take before the target is called hung (default: 10x "
+        "the model's predicted time, at least 60 s)",
+    ),
+]
 ResultsOpt = Annotated[Path, typer.Option(help="folder of the results tables")]
 RootOpt = Annotated[Path | None, typer.Option(help="data folder (cifar10, folder)")]
 ImageSizeOpt = Annotated[
@@ -102,16 +110,24 @@ def _model_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _target(name: str, port: str | None, probe: str | None, pyocd_target: str | None):
+def _target(
+    name: str,
+    port: str | None,
+    probe: str | None,
+    pyocd_target: str | None,
+    run_timeout: float | None,
+):
     from tinyformer.hil.targets import make_target
 
     if name == "board":
-        return make_target(name, port=port, probe_id=probe, pyocd_target=pyocd_target)
+        return make_target(
+            name, port=port, probe_id=probe, pyocd_target=pyocd_target, run_timeout=run_timeout
+        )
     given = [f for f, v in (("--port", port), ("--probe", probe), ("--pyocd-target", pyocd_target))
              if v is not None]  # fmt: skip
     if given:  # a lab user who forgot --target board would measure the emulator instead
         raise ValueError(f"{', '.join(given)}: only with --target board (not {name})")
-    return make_target(name)
+    return make_target(name, run_timeout=run_timeout)
 
 
 def _print_measurement(summary: dict[str, Any], extra: dict[str, Any]) -> None:
@@ -234,6 +250,7 @@ def run(
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
+    run_timeout: RunTimeoutOpt = None,
     record: Annotated[bool, typer.Option(help="append the measurement to results/")] = False,
     results: ResultsOpt = Path("results"),
     layers: Annotated[
@@ -259,7 +276,7 @@ def run(
     from tinyformer.hil.results import MEASUREMENTS, append_rows
     from tinyformer.nas.latency import SampleStore
 
-    tgt = _target(target, port, probe, pyocd_target)
+    tgt = _target(target, port, probe, pyocd_target, run_timeout)
     with tempfile.TemporaryDirectory(prefix="tinyformer-run-") as tmp:
         if model_dir is None:
             model_dir = Path(tmp) / "demo"
@@ -309,6 +326,7 @@ def demo(
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
+    run_timeout: RunTimeoutOpt = None,
     results: ResultsOpt = Path("results"),
     resume: Annotated[bool, typer.Option(help="continue an interrupted demo")] = False,
     fresh: FreshOpt = False,
@@ -316,7 +334,7 @@ def demo(
     """The main job on digits: SuperNAS, supernet, SparseNAS, prune + QAT, firmware, target."""
     from tinyformer.nas.pipeline import demo as run_demo
 
-    tgt = _target(target, port, probe, pyocd_target)
+    tgt = _target(target, port, probe, pyocd_target, run_timeout)
     summary = run_demo(QUICK, tgt, out, results, resume, fresh=fresh)
     summary.pop("config")
     _summary_table(summary, f"TinyFormer demo ({out})")
@@ -334,6 +352,7 @@ def evaluate(
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
+    run_timeout: RunTimeoutOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run every test image on the target; accuracy and agreement with the host reference."""
@@ -342,7 +361,7 @@ def evaluate(
     from tinyformer.hil.deploy import firmware_in
     from tinyformer.quant.pipeline import model_input
 
-    tgt = _target(target, port, probe, pyocd_target)
+    tgt = _target(target, port, probe, pyocd_target, run_timeout)
     fw, graph = firmware_in(model_dir, tgt.board)
     h, _, c = graph.tensors[graph.inputs[0]].shape  # NHWC without the N
     test = load_dataset_for_input(dataset, root, h, c).test
@@ -368,6 +387,7 @@ def search(
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
+    run_timeout: RunTimeoutOpt = None,
     results: ResultsOpt = Path("results"),
     max_latency: Annotated[
         float | None, typer.Option(help="latency target in the target's counts")
@@ -397,7 +417,7 @@ def search(
         max_latency=max_latency,
         seed=seed,
     )
-    tgt = _target(target, port, probe, pyocd_target)
+    tgt = _target(target, port, probe, pyocd_target, run_timeout)
     cand, _ = run_search(opts, tgt, out, results, resume, fresh=fresh)
     console.print(f"chosen {cand.key}: {out / 'search' / 'chosen'} (IR and firmware)")
 
@@ -410,10 +430,11 @@ def bench(
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
+    run_timeout: RunTimeoutOpt = None,
     results: ResultsOpt = Path("results"),
 ) -> None:
     """kernels: results/kernels.csv. latency: latency-model MAPE on held-out candidates."""
-    tgt = _target(target, port, probe, pyocd_target)
+    tgt = _target(target, port, probe, pyocd_target, run_timeout)
     if what == "kernels":
         from tinyformer.hil.bench import bench_kernels
 

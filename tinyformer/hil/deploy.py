@@ -15,6 +15,7 @@ from pathlib import Path
 from tinyformer.atomic_write import write_atomic_text
 from tinyformer.engine import ir
 from tinyformer.engine.codegen import generate, plan_graph
+from tinyformer.engine.work import graph_macs
 from tinyformer.hil.firmware import DEFAULT_STACK, RAM_BUDGET, Firmware, build
 from tinyformer.hil.stackusage import predicted_stack_bytes
 
@@ -97,4 +98,11 @@ def firmware_in(folder: Path, board: str) -> tuple[Firmware, ir.Graph]:
     built_for = compile_report(folder)["board"]
     if built_for != board:
         raise ValueError(f"{folder} was compiled for {built_for}, the target runs {board}")
-    return Firmware(elf, board, DEFAULT_STACK), ir.load(folder / "model.tfir")
+    graph = ir.load(folder / "model.tfir")
+    return Firmware(elf, board, DEFAULT_STACK, expected_count(graph)), graph
+
+
+def expected_count(graph: ir.Graph) -> int:
+    """A pessimistic count of one inference, for the run timeout: 4 per MAC (the kernels do
+    about 1) plus 100,000 per layer for what has no MACs (softmax, LayerNorm, copies)."""
+    return 4 * graph_macs(graph) + 100_000 * len(graph.nodes)

@@ -24,6 +24,7 @@ class Firmware:
     elf: Path
     board: str
     stack_size: int
+    expected_count: int | None = None  # one inference's count, predicted: scales the run timeout
 
     @property
     def info(self) -> ElfInfo:

@@ -14,6 +14,20 @@ class Target(ABC):
     name: str
     board: str  # which firmware board build it runs
     count_source: str  # the measurement 'source' column: how counts were taken
+    # Pessimistic counts per second (emulators slow down on a loaded machine), and the
+    # shortest run timeout: together they scale the run timeout to the model.
+    counts_per_second: float
+    min_run_timeout: float = 60.0
+    run_timeout: float | None = None  # seconds; None: scaled from the firmware's expected count
+
+    def run_timeout_for(self, firmware: Firmware) -> float:
+        """The given run timeout, or 10x the firmware's expected time (at least the minimum),
+        so a slow model is not called hung and a hung one is not waited on for ever."""
+        if self.run_timeout is not None:
+            return self.run_timeout
+        if firmware.expected_count is None:
+            return self.min_run_timeout
+        return max(self.min_run_timeout, 10 * firmware.expected_count / self.counts_per_second)
 
     @abstractmethod
     def session(self, firmware: Firmware) -> AbstractContextManager[DeviceClient]:

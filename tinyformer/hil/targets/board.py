@@ -32,6 +32,7 @@ class BoardTarget(Target):
     name = "board"
     board = "stm32f746"
     count_source = "dwt-cycles"
+    counts_per_second = 216e6  # DWT cycles at the STM32F746's core clock
 
     def __init__(
         self,
@@ -42,7 +43,7 @@ class BoardTarget(Target):
         pack: str | None = None,
         frequency: int | None = None,
         boot_timeout: float = 10.0,
-        run_timeout: float = 60.0,
+        run_timeout: float | None = None,
         reply_timeout: float = 2.0,
     ) -> None:
         self.port = port
@@ -81,7 +82,7 @@ class BoardTarget(Target):
             client = DeviceClient(
                 link,
                 reply_timeout=self.reply_timeout,
-                run_timeout=self.run_timeout,
+                run_timeout=self.run_timeout_for(firmware),
                 describe_pc=elf.describe_pc,
             )
             client.handshake(self.boot_timeout, f"{self.port} at {self.baud} baud", elf.model_hash)

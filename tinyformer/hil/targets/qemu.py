@@ -29,12 +29,13 @@ class QemuTarget(Target):
     name = "qemu"
     board = "mps2-an500"
     count_source = "qemu-icount-instructions"
+    counts_per_second = 20e6  # QEMU's TCG with -icount shift=0 on a busy CI core
 
     def __init__(
         self,
         qemu: str = "qemu-system-arm",
         boot_timeout: float = 10.0,
-        run_timeout: float = 60.0,
+        run_timeout: float | None = None,
         reply_timeout: float = 2.0,
         link_faults: LinkFaults | None = None,
     ) -> None:
@@ -70,7 +71,7 @@ class QemuTarget(Target):
                 client = DeviceClient(
                     link,
                     reply_timeout=self.reply_timeout,
-                    run_timeout=self.run_timeout,
+                    run_timeout=self.run_timeout_for(firmware),
                     describe_pc=elf.describe_pc,
                 )
                 try:

@@ -41,6 +41,8 @@ class RenodeTarget(Target):
     name = "renode"
     board = "stm32f746"
     count_source = "renode-instructions"
+    counts_per_second = 2e6  # Renode interprets the core
+    min_run_timeout = 300.0
 
     def __init__(
         self,
@@ -51,7 +53,7 @@ class RenodeTarget(Target):
         keep_script: bool = False,
         start_timeout: float = 60.0,
         boot_timeout: float = 10.0,
-        run_timeout: float = 300.0,
+        run_timeout: float | None = None,
         reply_timeout: float = 5.0,
     ) -> None:
         self.renode = renode
@@ -115,7 +117,7 @@ class RenodeTarget(Target):
                 client = DeviceClient(
                     link,
                     reply_timeout=self.reply_timeout,
-                    run_timeout=self.run_timeout,
+                    run_timeout=self.run_timeout_for(firmware),
                     describe_pc=elf.describe_pc,
                 )
                 client.handshake(
