@@ -73,8 +73,11 @@ def test_a_repeated_run_is_refused_not_run_on_an_overwritten_input(hybrid) -> No
 
 @pytest.mark.parametrize(
     "faults",
-    [LinkFaults(to_device=3e-3, seed=1), LinkFaults(to_host=3e-3, seed=2),
-     LinkFaults(to_device=3e-3, to_host=3e-3, seed=3)],  # fmt: skip
+    [
+        LinkFaults(to_device=3e-3, seed=1),
+        LinkFaults(to_host=3e-3, seed=2),
+        LinkFaults(to_device=3e-3, to_host=3e-3, seed=3),
+    ],
     ids=["to-device", "to-host", "both"],
 )
 def test_lossy_link_accepts_no_wrong_output(hybrid, faults: LinkFaults) -> None:
@@ -132,14 +135,13 @@ def test_resets_at_random_moments_never_give_a_wrong_output(hybrid, tmp_path) ->
     graph, fw = hybrid
     target = MonitoredQemu(tmp_path / "monitor.sock", reply_timeout=0.5)
     rng = random.Random(7)
-    wrong = resets = 0
+    wrong = 0
     with target.session(fw) as dev:
         for x in _inputs(graph, 12):
             timer = threading.Timer(rng.uniform(0, 0.03), target.system_reset)
             timer.start()
             out = np.frombuffer(dev.run(x.tobytes()).output, np.int8)
             timer.join()
-            resets += 1
             wrong += not np.array_equal(out, reference.outputs(graph, x))
         lost = dev.restarts
     assert wrong == 0
@@ -156,9 +158,9 @@ def test_boot_loop_is_named(build_firmware) -> None:
 
 def test_lockup_quotes_qemu(build_firmware) -> None:
     fw = build_firmware(FIXTURES / "lockup_model")
-    with pytest.raises(HilError, match=r"QEMU exited: .*Lockup.*\(PC=0x") as info:
-        with QemuTarget().session(fw) as dev:
-            dev.run(bytes(8))
+    lockup = r"QEMU exited: .*Lockup.*\(PC=0x"
+    with pytest.raises(HilError, match=lockup) as info, QemuTarget().session(fw) as dev:
+        dev.run(bytes(8))
     assert not isinstance(info.value, TargetTimeout)
 
 
