@@ -4,8 +4,10 @@ table is measured, checked bit for bit against the reference, and lands in the t
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from tinyformer.hil.bench import COLUMNS, bench_kernels
+from tinyformer.hil.link_bench import bench_link
 
 
 def test_dense_suite_covers_the_cmsis_nn_table(target, tmp_path) -> None:
@@ -23,3 +25,15 @@ def test_dense_suite_covers_the_cmsis_nn_table(target, tmp_path) -> None:
     assert (baseline["speedup_vs_cmsis_nn"] > 0).all()
     dw = table[table["op"] == "depthwise3x3"].iloc[0]
     assert dw["macs"] == 16 * 16 * 64 * 9 and dw["weight_bytes"] == 9 * 64
+
+
+def test_link_bench_records_every_rate_and_accepts_nothing_wrong(target, tmp_path) -> None:
+    if target.name != "qemu":
+        pytest.skip("the link bench damages QEMU's socket")
+    out = tmp_path / "link.csv"
+    bench_link(target, out, inferences=3, rates=(0.0, 3e-3))
+    table = pd.read_csv(out)
+    assert list(table["direction"]) == ["both", "to-device", "to-host", "both"]
+    assert (table["tried"] == 3).all() and (table["wrong_accepted"] == 0).all()
+    assert (table["correct"] + table["clean_errors"] == 3).all()
+    assert table["damaged_to_device"].iloc[0] == 0 and table["damaged_to_device"].iloc[1] > 0

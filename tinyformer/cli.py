@@ -425,7 +425,7 @@ def search(
 @app.command()
 @friendly_errors
 def bench(
-    what: Annotated[str, typer.Argument(help="kernels or latency")] = "kernels",
+    what: Annotated[str, typer.Argument(help="kernels, latency or link")] = "kernels",
     target: TargetOpt = "qemu",
     port: PortOpt = None,
     probe: ProbeOpt = None,
@@ -433,7 +433,8 @@ def bench(
     run_timeout: RunTimeoutOpt = None,
     results: ResultsOpt = Path("results"),
 ) -> None:
-    """kernels: results/kernels.csv. latency: latency-model MAPE on held-out candidates."""
+    """kernels: results/kernels.csv. latency: latency-model MAPE on held-out candidates.
+    link: inferences over a link damaging 1e-4..1e-2 of the bytes (QEMU): results/link.csv."""
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
     if what == "kernels":
         from tinyformer.hil.bench import bench_kernels
@@ -446,8 +447,16 @@ def bench(
         table = check_latency_model(tgt, results)
         console.print(table.drop(columns=["time"]).to_string(index=False))
         console.print(f"MAPE {table['mape_pct'].iloc[0]:.2f} % -> {results / LATENCY_REPORT}")
+    elif what == "link":
+        from tinyformer.hil.link_bench import LINK_BENCH, bench_link
+
+        table = bench_link(tgt, results / LINK_BENCH)
+        console.print(table.drop(columns=["time"]).to_string(index=False))
+        wrong = int(table["wrong_accepted"].sum())
+        if wrong:
+            raise HilError(f"{wrong} wrong outputs were accepted: see {results / LINK_BENCH}")
     else:
-        raise ValueError(f"unknown benchmark {what!r}; available: kernels, latency")
+        raise ValueError(f"unknown benchmark {what!r}; available: kernels, latency, link")
 
 
 # -- models: train (float -> block pruning -> QAT -> IR) and export ---------------------------
