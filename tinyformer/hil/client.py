@@ -11,10 +11,13 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tinyformer.hil import protocol as p
 from tinyformer.hil.errors import LinkError, TargetFault, TargetTimeout, WrongFirmware
+
+if TYPE_CHECKING:
+    from tinyformer.hil.elfinfo import StackLayout
 
 # Errors that mean "your frame arrived damaged": resend it.
 _RESEND = {p.ErrorCode.BAD_CRC, p.ErrorCode.BAD_FRAME, p.ErrorCode.OVERFLOW}
@@ -48,12 +51,14 @@ class DeviceClient:
         run_timeout: float = 60.0,
         retries: int = 4,
         describe_pc: Callable[[int], str] | None = None,
+        stack: StackLayout | None = None,
     ) -> None:
         self.port = port
         self.reply_timeout = reply_timeout
         self.run_timeout = run_timeout
         self.retries = retries
         self.describe_pc = describe_pc or (lambda pc: f"0x{pc:08x}")
+        self.stack = stack  # the ELF's stack and guard: a fault there is a stack overflow
         self._reader = p.FrameReader()
         self._pending: list[p.Frame] = []
         self._seq = 0
@@ -87,9 +92,8 @@ class DeviceClient:
 
     def _raise_fault(self, frame: p.Frame) -> None:
         fault = p.FaultInfo.unpack(frame.payload)
-        raise TargetFault(
-            f"firmware fault at {self.describe_pc(fault.pc)}: {fault.describe()}", fault
-        )
+        where = f" at {self.describe_pc(fault.pc)}" if fault.frame_pushed else ""
+        raise TargetFault(f"firmware fault{where}: {fault.describe(self.stack)}", fault)
 
     def _await(self, seq: int, timeout: float) -> p.Frame | None:
         """The reply to ``seq``; None when it did not come or came damaged."""
