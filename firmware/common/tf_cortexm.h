@@ -20,6 +20,37 @@
 #define SCB_BFAR TF_REG(0xE000ED38u)
 #define SCB_VTOR TF_REG(0xE000ED08u)
 
+/* Fault status (ARMv7-M ARM B3.2.15): SHCSR enables the configurable faults, CFSR says what
+ * went wrong. MSTKERR / STKERR: pushing the exception frame failed, so the frame is not there;
+ * MMARVALID / BFARVALID: MMFAR / BFAR hold the faulting data address. */
+#define SCB_SHCSR TF_REG(0xE000ED24u)
+#define SHCSR_MEMFAULTENA (1u << 16)
+#define CFSR_MSTKERR (1u << 4)
+#define CFSR_MMARVALID (1u << 7)
+#define CFSR_STKERR (1u << 12)
+#define CFSR_BFARVALID (1u << 15)
+/* EXC_RETURN bit 2: the frame is on the PSP; bit 4 clear: it has the FP state (26 words). */
+#define EXC_RETURN_SPSEL (1u << 2)
+#define EXC_RETURN_FTYPE (1u << 4)
+#define XPSR_STKALIGN (1u << 9) /* stacked xPSR: a padding word was pushed to align the frame */
+
+/* PMSAv7 MPU (ARMv7-M ARM B3.5). A region is 2^(SIZE+1) bytes (32 B .. 4 GB) aligned to its
+ * size; AP = 000 forbids every access, privileged included. PRIVDEFENA keeps the default
+ * memory map for privileged code wherever no region matches; HFNMIENA stays 0, so the MPU is
+ * off while the HardFault handler runs. */
+#define MPU_TYPE TF_REG(0xE000ED90u)
+#define MPU_CTRL TF_REG(0xE000ED94u)
+#define MPU_RNR TF_REG(0xE000ED98u)
+#define MPU_RBAR TF_REG(0xE000ED9Cu)
+#define MPU_RASR TF_REG(0xE000EDA0u)
+#define MPU_TYPE_DREGION(type) (((type) >> 8) & 0xFFu)
+#define MPU_CTRL_ENABLE (1u << 0)
+#define MPU_CTRL_PRIVDEFENA (1u << 2)
+#define MPU_RASR_ENABLE (1u << 0)
+#define MPU_RASR_SIZE(log2_bytes) (((uint32_t)(log2_bytes) - 1u) << 1)
+#define MPU_RASR_AP_NO_ACCESS (0u << 24)
+#define MPU_RASR_XN (1u << 28)
+
 #define SYST_CSR TF_REG(0xE000E010u)
 #define SYST_RVR TF_REG(0xE000E014u)
 #define SYST_CVR TF_REG(0xE000E018u)

@@ -3,7 +3,9 @@
  *
  * The stack is painted with TF_STACK_PAINT before each run; afterwards the lowest word that
  * no longer holds the paint marks the high-water point (QEMU ignores writes past the RAM
- * region, so painting is the only way to see how deep the stack went).
+ * region, so painting is the only way to see how deep the stack went). The painted area is
+ * the stack itself, __stack_limit..__stack_top; the MPU guard below it is never touched, and
+ * a run that reaches it faults instead of returning a figure (tf_stack_guard.c).
  */
 #ifndef TF_RUNTIME_H
 #define TF_RUNTIME_H

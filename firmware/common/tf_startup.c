@@ -1,10 +1,12 @@
 /*
- * Reset handler shared by the boards: copy .data, zero .bss, enable the FPU, call main.
+ * Reset handler shared by the boards: enable the FPU, copy .data, zero .bss, raise the stack
+ * guard (tf_stack_guard.c), call main.
  * The vector table is per board (boards/<name>/vectors.c) since IRQ lines differ.
  */
 #include <stdint.h>
 
 #include "tf_cortexm.h"
+#include "tf_stack_guard.h"
 
 extern uint32_t __data_start[], __data_end[], __data_load[], __bss_start[], __bss_end[];
 int main(void);
@@ -22,6 +24,7 @@ void Reset_Handler(void)
     for (uint32_t *dst = __bss_start; dst < __bss_end;) {
         *dst++ = 0;
     }
+    tf_stack_guard_init();
     main();
     for (;;) {
     }

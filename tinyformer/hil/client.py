@@ -21,7 +21,7 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tinyformer.hil import protocol as p
 from tinyformer.hil.errors import (
@@ -33,6 +33,9 @@ from tinyformer.hil.errors import (
     TargetTimeout,
     WrongFirmware,
 )
+
+if TYPE_CHECKING:
+    from tinyformer.hil.elfinfo import StackLayout
 
 # Errors that mean "our frame arrived damaged": resend it.
 _RESEND = {p.ErrorCode.BAD_CRC, p.ErrorCode.BAD_FRAME, p.ErrorCode.OVERFLOW}
@@ -80,6 +83,7 @@ class DeviceClient:
         run_timeout: float = 60.0,
         retries: int = 6,
         describe_pc: Callable[[int], str] | None = None,
+        stack: StackLayout | None = None,
     ) -> None:
         self.port = port
         self.reply_timeout = reply_timeout
@@ -90,6 +94,7 @@ class DeviceClient:
         self.chunk = MAX_CHUNK
         self._clean = 0
         self.describe_pc = describe_pc or (lambda pc: f"0x{pc:08x}")
+        self.stack = stack  # the ELF's stack and guard: a fault there is a stack overflow
         self._reader = p.FrameReader()
         self._pending: list[p.Frame | p.FrameError] = []
         self._seq = 0
@@ -131,9 +136,8 @@ class DeviceClient:
 
     def _raise_fault(self, frame: p.Frame) -> None:
         fault = p.FaultInfo.unpack(frame.payload)
-        raise TargetFault(
-            f"firmware fault at {self.describe_pc(fault.pc)}: {fault.describe()}", fault
-        )
+        where = f" at {self.describe_pc(fault.pc)}" if fault.frame_pushed else ""
+        raise TargetFault(f"firmware fault{where}: {fault.describe(self.stack)}", fault)
 
     def _saw_boot(self, during: p.Msg) -> None:
         if self.booted:

@@ -16,6 +16,30 @@ SHT_NOBITS = "SHT_NOBITS"
 
 
 @dataclass(frozen=True)
+class StackLayout:
+    """Where the stack and its MPU guard lie (firmware/common/sections.ld symbols).
+
+    The stack is ``stack_limit..stack_top`` and grows down; the guard, a no-access MPU region,
+    is ``guard_start..guard_end`` right below it. ``fault_stack_bytes``: the fault handler's
+    own stack (tf_fault.c), 0 when the firmware has none.
+    """
+
+    guard_start: int
+    guard_end: int
+    stack_limit: int
+    stack_top: int
+    fault_stack_bytes: int = 0
+
+    @property
+    def guard_bytes(self) -> int:
+        return self.guard_end - self.guard_start
+
+    @property
+    def stack_bytes(self) -> int:
+        return self.stack_top - self.stack_limit
+
+
+@dataclass(frozen=True)
 class ElfSizes:
     flash_bytes: int  # everything stored in flash: code, constants, .data's initial values
     static_ram_bytes: int  # .data + .bss (the stack is measured separately)
@@ -31,6 +55,7 @@ class ElfInfo:
                 self.sizes = self._sizes(elf)
                 self._symbols = self._function_symbols(elf)
                 self.model_hash = self._model_hash(elf)
+                self.stack_layout = self._stack_layout(elf)
         except (OSError, ELFError) as exc:
             raise FirmwareBuildError(f"cannot read firmware ELF {self.path}: {exc}") from exc
         self._starts = [s[0] for s in self._symbols]
@@ -74,6 +99,22 @@ class ElfInfo:
         start = syms[0]["st_value"] - section["sh_addr"] + elf.elfclass // 8
         digest = section.data()[start : start + 32]
         return digest.hex() if len(digest) == 32 else None
+
+    @staticmethod
+    def _stack_layout(elf: ELFFile) -> StackLayout | None:
+        """The stack and its guard; None for a firmware built without a guard."""
+        table = elf.get_section_by_name(".symtab")
+        if table is None:
+            return None
+        names = ("__stack_guard_start", "__stack_guard_end", "__stack_limit", "__stack_top")
+        found = [table.get_symbol_by_name(n) for n in names]
+        if not all(found):
+            return None
+        fault_stack = table.get_symbol_by_name("tf_fault_stack")
+        return StackLayout(
+            *(syms[0]["st_value"] for syms in found),
+            fault_stack_bytes=fault_stack[0]["st_size"] if fault_stack else 0,
+        )
 
     def describe_pc(self, pc: int) -> str:
         """'0x00000abc (tf_model_run+0x12)' when a function contains pc."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tinyformer.hil.elfinfo import ElfInfo
 from tinyformer.hil.errors import DoesNotFitError, FirmwareBuildError
+from tinyformer.hil.stackusage import check_stack_guard
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
 BOARDS = ("mps2-an500", "stm32f746")
@@ -53,7 +54,11 @@ def build(
     stack_size: int = DEFAULT_STACK,
     jobs: int = 2,
 ) -> Firmware:
-    """Compile firmware/ + the model in ``model_dir`` into ``build_dir/firmware.elf``."""
+    """Compile firmware/ + the model in ``model_dir`` into ``build_dir/firmware.elf``.
+
+    A build with a stack frame the MPU stack guard cannot catch is refused
+    (:func:`~tinyformer.hil.stackusage.check_stack_guard`).
+    """
     if board not in BOARDS:
         raise FirmwareBuildError(f"unknown board {board!r}; choose one of {', '.join(BOARDS)}")
     if not (Path(model_dir) / "model.c").is_file():
@@ -82,4 +87,6 @@ def build(
             raise DoesNotFitError(f"model does not fit on {board}: " + "; ".join(parts))
         tail = "\n".join(log.splitlines()[-25:])
         raise FirmwareBuildError(f"firmware build for {board} failed:\n{tail}")
-    return Firmware(build_dir / "firmware.elf", board, stack_size)
+    firmware = Firmware(build_dir / "firmware.elf", board, stack_size)
+    check_stack_guard(build_dir, firmware.info.stack_layout)  # overflows must hit the guard
+    return firmware

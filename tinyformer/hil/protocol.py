@@ -11,6 +11,10 @@ import struct
 import zlib
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tinyformer.hil.elfinfo import StackLayout
 
 PROTOCOL_VERSION = 2
 MAX_PAYLOAD = 1024
@@ -234,8 +238,25 @@ class RunSummary:
         )  # fmt: skip
 
 
+# CFSR (ARMv7-M ARM B3.2.15): MemManage status in bits 7:0, BusFault 15:8, UsageFault 31:16.
+CFSR_FLAGS = {
+    0: "IACCVIOL", 1: "DACCVIOL", 3: "MUNSTKERR", 4: "MSTKERR", 5: "MLSPERR", 7: "MMARVALID",
+    8: "IBUSERR", 9: "PRECISERR", 10: "IMPRECISERR", 11: "UNSTKERR", 12: "STKERR",
+    13: "LSPERR", 15: "BFARVALID", 16: "UNDEFINSTR", 17: "INVSTATE", 18: "INVPC", 19: "NOCP",
+    24: "UNALIGNED", 25: "DIVBYZERO",
+}  # fmt: skip
+CFSR_MSTKERR, CFSR_MMARVALID, CFSR_STKERR, CFSR_BFARVALID = 1 << 4, 1 << 7, 1 << 12, 1 << 15
+
+
 @dataclass(frozen=True)
 class FaultInfo:
+    """A FAULT frame (firmware/common/tf_fault.c).
+
+    When the core could not push the exception frame (MSTKERR / STKERR: SP was in the stack
+    guard or otherwise unusable), pc, lr and xpsr are unknown and sent as 0, and sp is where
+    the push was tried; otherwise sp is the SP before the exception.
+    """
+
     pc: int
     lr: int
     sp: int
@@ -251,17 +272,46 @@ class FaultInfo:
             raise FrameError(f"FAULT frame of {len(p)} bytes is too short")
         return cls(*struct.unpack_from("<8I", p))
 
-    def describe(self) -> str:
-        kinds = {
-            0: "IACCVIOL", 1: "DACCVIOL", 7: "MMARVALID", 8: "IBUSERR", 9: "PRECISERR",
-            10: "IMPRECISERR", 15: "BFARVALID", 16: "UNDEFINSTR", 17: "INVSTATE",
-            18: "INVPC", 19: "NOCP", 24: "UNALIGNED", 25: "DIVBYZERO",
-        }  # fmt: skip
-        flags = [name for bit, name in kinds.items() if self.cfsr >> bit & 1]
+    @property
+    def frame_pushed(self) -> bool:
+        """Whether pc, lr and xpsr are known (the exception frame was pushed)."""
+        return not self.cfsr & (CFSR_MSTKERR | CFSR_STKERR)
+
+    def overflow_address(self, stack: StackLayout | None) -> int | None:
+        """The address in the stack's MPU guard this fault touched, None if it is no stack
+        overflow: the faulting access (MMFAR) or the SP the core pushed at lies there."""
+        if stack is None:
+            return None
+        if self.cfsr & CFSR_MMARVALID and stack.guard_start <= self.mmfar < stack.guard_end:
+            return self.mmfar
+        if stack.guard_start <= self.sp < stack.guard_end:
+            return self.sp
+        return None
+
+    def describe(self, stack: StackLayout | None = None) -> str:
+        """The registers in words; a stack overflow (``stack``: the ELF's layout) says so first."""
+        flags = [name for bit, name in CFSR_FLAGS.items() if self.cfsr >> bit & 1]
+        regs = (
+            f"PC=0x{self.pc:08x} LR=0x{self.lr:08x} "
+            if self.frame_pushed
+            else "PC unknown (the core could not push the exception frame) "
+        )
+        regs += f"SP=0x{self.sp:08x} CFSR=0x{self.cfsr:08x} ({' '.join(flags) or 'no CFSR flags'})"
+        if self.cfsr & CFSR_MMARVALID:
+            regs += f" MMFAR=0x{self.mmfar:08x}"
+        if self.cfsr & CFSR_BFARVALID:
+            regs += f" BFAR=0x{self.bfar:08x}"
+        regs += f" HFSR=0x{self.hfsr:08x}"
+        address = self.overflow_address(stack)
+        if stack is None or address is None:
+            return regs
+        needed = stack.stack_top - address
         return (
-            f"PC=0x{self.pc:08x} LR=0x{self.lr:08x} SP=0x{self.sp:08x} "
-            f"CFSR=0x{self.cfsr:08x} ({' '.join(flags) or 'no CFSR flags'}) "
-            f"HFSR=0x{self.hfsr:08x}"
+            f"stack overflow: the stack ({stack.stack_bytes:,} B at 0x{stack.stack_limit:08x}.."
+            f"0x{stack.stack_top:08x}) ran into its MPU guard (0x{stack.guard_start:08x}.."
+            f"0x{stack.guard_end:08x}) at 0x{address:08x}: the run needed more than {needed:,} B. "
+            "Raise the stack size (firmware.build(stack_size=...), make STACK_SIZE=...) or "
+            f"shrink the deepest frames. {regs}"
         )
 
 

@@ -84,6 +84,7 @@ class BoardTarget(Target):
                 reply_timeout=self.reply_timeout,
                 run_timeout=self.run_timeout_for(firmware),
                 describe_pc=elf.describe_pc,
+                stack=elf.stack_layout,
             )
             client.handshake(self.boot_timeout, f"{self.port} at {self.baud} baud", elf.model_hash)
             yield client

@@ -73,6 +73,7 @@ class QemuTarget(Target):
                     reply_timeout=self.reply_timeout,
                     run_timeout=self.run_timeout_for(firmware),
                     describe_pc=elf.describe_pc,
+                    stack=elf.stack_layout,
                 )
                 try:
                     client.handshake(self.boot_timeout, "QEMU's UART socket", elf.model_hash)

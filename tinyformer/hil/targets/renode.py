@@ -119,6 +119,7 @@ class RenodeTarget(Target):
                     reply_timeout=self.reply_timeout,
                     run_timeout=self.run_timeout_for(firmware),
                     describe_pc=elf.describe_pc,
+                    stack=elf.stack_layout,
                 )
                 client.handshake(
                     self.boot_timeout, f"Renode's USART3 socket (port {port})", elf.model_hash
