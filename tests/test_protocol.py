@@ -7,7 +7,9 @@ that records bytes, so both directions are checked against the Python twin.
 from __future__ import annotations
 
 import ctypes
+import struct
 import subprocess
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -80,8 +82,6 @@ def test_damaged_frames_are_errors_not_crashes() -> None:
 
 
 def test_c_crc32_matches_zlib(ccodec: ctypes.CDLL) -> None:
-    import zlib
-
     ccodec.tf_crc32.restype = ctypes.c_uint32
     for data in payloads():
         assert ccodec.tf_crc32(0, data, len(data)) == zlib.crc32(data)
@@ -128,3 +128,28 @@ def test_c_reports_damage_and_resyncs(ccodec: ctypes.CDLL) -> None:
     too_long = bytes([0xFF] * 1200) + b"\x00"
     got = feed_c(ccodec, bytes(bad) + too_long + b"\x00\x00" + good)
     assert got == [-p.ErrorCode.BAD_CRC, -p.ErrorCode.OVERFLOW, (0x01, 3, b"hi")]
+
+
+def _oversized_frame(n: int) -> bytes:
+    """A well-formed frame (valid length and CRC) whose payload is ``n`` bytes."""
+    raw = struct.pack("<BBH", 0x84, 1, n & 0xFFFF) + bytes(range(1, 256)) * (n // 255 + 1)
+    raw = raw[: 4 + n]
+    return p.cobs_encode(raw + struct.pack("<I", zlib.crc32(raw))) + b"\x00"
+
+
+@pytest.mark.parametrize("n", [p.MAX_PAYLOAD + 1, 2000, 4000])
+def test_python_and_c_refuse_the_same_oversized_frames(ccodec: ctypes.CDLL, n: int) -> None:
+    """The firmware keeps at most MAX_PAYLOAD bytes; the host accepted up to 4 KB."""
+    frame = _oversized_frame(n)
+    (item,) = p.FrameReader().feed(frame)
+    assert isinstance(item, p.FrameError)
+    assert feed_c(ccodec, frame) == [-p.ErrorCode.OVERFLOW]
+    (ok,) = p.FrameReader().feed(_oversized_frame(p.MAX_PAYLOAD))
+    assert isinstance(ok, p.Frame) and len(ok.payload) == p.MAX_PAYLOAD
+
+
+def test_run_summary_pack_is_unpacks_inverse() -> None:
+    s = p.RunSummary(2**40 + 5, "cycles", 12, 700, 8192, 10, 0xDEADBEEF, 1, 2**32 - 1)
+    assert p.RunSummary.unpack(s.pack()) == s
+    with pytest.raises(p.FrameError, match="expected 36"):
+        p.RunSummary.unpack(s.pack()[:24])  # a protocol v1 reply
