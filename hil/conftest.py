@@ -6,6 +6,7 @@ target: `--target qemu|renode|board` (board options: --port, --probe, --pyocd-ta
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -84,3 +85,19 @@ def dut(target: Target, demo_firmware: Firmware) -> Iterator[DeviceClient]:
 
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def processes_running(path: Path) -> list[int]:
+    """PIDs whose command line names ``path`` (or a file under it): an emulator, a compiler
+    or a make we may have left behind."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(path).encode() in cmdline:
+            pids.append(int(entry))
+    return pids

@@ -5,29 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, processes_running
 
 from tinyformer.engine.cmodel import CArray, CModel
 from tinyformer.hil.errors import DoesNotFitError, LinkError, TargetFault, TargetTimeout
-
-
-def _processes_running(elf: Path) -> list[int]:
-    """PIDs whose command line names this ELF (an emulator we may have left behind)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if str(elf).encode() in cmdline:
-            pids.append(int(entry))
-    return pids
 
 
 def test_fault_is_reported_with_pc(target, build_firmware) -> None:
@@ -38,7 +22,7 @@ def test_fault_is_reported_with_pc(target, build_firmware) -> None:
         dev.run(bytes(8))
     assert "tf_model_run" in str(info.value)  # the PC is resolved to a symbol
     assert time.monotonic() - start < 10
-    assert not _processes_running(fw.elf)
+    assert not processes_running(fw.elf)
 
 
 def test_hang_times_out_and_kills_the_emulator(target, build_firmware) -> None:
@@ -53,7 +37,7 @@ def test_hang_times_out_and_kills_the_emulator(target, build_firmware) -> None:
     finally:
         target.run_timeout = None
     assert time.monotonic() - start < 15
-    assert not _processes_running(fw.elf)
+    assert not processes_running(fw.elf)
 
 
 def test_emulator_killed_mid_session_is_a_link_error(target, demo_firmware) -> None:
@@ -62,7 +46,7 @@ def test_emulator_killed_mid_session_is_a_link_error(target, demo_firmware) -> N
     if target.name != "qemu":
         pytest.skip("killing the emulator is QEMU's case")
     with target.session(demo_firmware) as dut:
-        for pid in _processes_running(demo_firmware.elf):
+        for pid in processes_running(demo_firmware.elf):
             os.kill(pid, signal.SIGKILL)
         with pytest.raises(LinkError, match="the serial link failed"):
             dut.info()

@@ -64,3 +64,18 @@ def test_sample_table_from_before_firmware_ids_is_upgraded(tmp_path) -> None:
     assert list(table["firmware"]) == ["unknown"]
     assert "signature" not in table.columns  # op + features again: dropped
     assert not store.model("qemu", "instructions").coefs
+
+
+def test_a_model_measured_twice_counts_once(tmp_path) -> None:
+    """A search killed between storing a measurement and its checkpoint measured that
+    candidate again on resume: older versions appended its samples twice."""
+    g = random_candidates(1, seed=3)[0]
+    counts = [100 + i for i in range(len(g.nodes))]
+    first = samples_of(g, counts, "qemu", "instructions", "cand")
+    repeat = [r | {"time": "9999-01-01T00:00:00+00:00"} for r in first]
+    pd.DataFrame(first + repeat).to_csv(tmp_path / "latency_samples.csv", index=False)
+    store = SampleStore(tmp_path)
+    assert len(store.load()) == len(g.nodes)
+    store.add(samples_of(g, counts, "qemu", "instructions", "cand"))
+    store.add(samples_of(g, counts, "qemu", "instructions", "other"))
+    assert len(pd.read_csv(tmp_path / "latency_samples.csv")) == 2 * len(g.nodes)

@@ -3,13 +3,17 @@
 Columns (DESIGN.md): model_id, target, metric, value, unit, source, git_rev, time. Writers
 take a lock file, read the table, append and replace it in one rename, so concurrent
 writers (a search's worker pool) and a crash mid-write never lose a measured row.
+
+A keyed table (the latency samples) holds each measurement once: rows are stored and read
+as the latest measurement of their key, so measuring again (a search resumed after a kill
+that came between storing a measurement and its checkpoint) replaces instead of adding.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,22 +47,40 @@ def write_atomic(frame: pd.DataFrame, path: Path) -> None:
     write_atomic_text(frame.to_csv(index=False), path)
 
 
-def append_rows(rows: Iterable[dict], path: Path, columns: list[str] = COLUMNS) -> pd.DataFrame:
-    """Append rows to the CSV table at ``path`` (measurements by default); returns it all."""
+def append_rows(
+    rows: Iterable[dict], path: Path, columns: list[str] = COLUMNS, key: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Append rows to the CSV table at ``path`` (measurements by default); returns it all.
+
+    With a ``key``, the table's rows with the key of a new row are dropped first.
+    """
     new = pd.DataFrame(list(rows), columns=columns)
     missing = new[columns].isna().any(axis=1)
     if missing.any():
         raise ValueError(f"rows lack values: {new[missing].to_dict('records')}")
     with locked(path):
-        old = read_table(path, columns) if path.exists() else None
+        old = read_table(path, columns, key) if path.exists() else None
+        if old is not None and key:
+            old = old[~old.set_index(list(key)).index.isin(new.set_index(list(key)).index)]
         table = new if old is None or old.empty else pd.concat([old, new], ignore_index=True)
         write_atomic(table, path)
     return table
 
 
-def read_table(path: Path, columns: list[str] = COLUMNS) -> pd.DataFrame:
-    table = pd.read_csv(path)
+def read_table(path: Path, columns: list[str] = COLUMNS, key: Sequence[str] = ()) -> pd.DataFrame:
+    """The table at ``path``; with a ``key``, only each key's latest measurement (``latest``)."""
+    # read as text: a key such as a hex id of digits only must not come back as a number
+    table = pd.read_csv(path, dtype=dict.fromkeys(key, str))
     absent = set(columns) - set(table.columns)
     if absent:
         raise ValueError(f"{path} is not the expected table: no column(s) {sorted(absent)}")
-    return table
+    return latest(table, key) if key else table
+
+
+def latest(table: pd.DataFrame, key: Sequence[str]) -> pd.DataFrame:
+    """The rows of each key's newest ``time``: the rows of one measurement share a time, so
+    a measurement stored twice (by versions that appended a repeat) counts once."""
+    if table.empty:
+        return table
+    newest = table.groupby(list(key), sort=False, dropna=False)["time"].transform("max")
+    return table[table["time"] == newest].reset_index(drop=True)

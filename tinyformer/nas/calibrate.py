@@ -74,9 +74,10 @@ def check_latency_model(
         for g, m in zip(graphs[:n_fit], measured[:n_fit], strict=True)
         for row in samples_of(g, m.layer_counts, target.name, unit)
     ]
+    # without earlier runs' samples of these graphs: held-out ones would not be held out,
+    # and the fitted ones would count twice (their new samples replace them below)
     history = store.load()
-    held_out = {g.name for g in graphs[n_fit:]}
-    history = history[~history["model_id"].isin(held_out)]
+    history = history[~history["model_id"].isin({g.name for g in graphs})]
     model = LatencyModel.fit(pd.concat([history, pd.DataFrame(fit_rows)]), target.name, unit)
     predicted = [model.predict(g) for g in graphs[n_fit:]]
     actual = [m.total for m in measured[n_fit:]]

@@ -5,6 +5,8 @@ sample per op: (op kind, features, count); kind + features is the layer's signat
 Samples accumulate in ``results/latency_samples.csv`` across runs, one model per (target,
 unit), fitted only on samples measured with the current firmware sources and code
 generator (``firmware_id``): a kernel or code generator change makes older counts stale.
+A model measured again on the same firmware replaces its samples (``SAMPLE_KEY``), so the
+fit counts each measurement once.
 
 Prediction per layer: a signature already measured on that target is answered with its
 measured count (QEMU counts are exact and repeatable); otherwise a linear model of the
@@ -31,6 +33,9 @@ from tinyformer.hil.source_hash import firmware_id
 
 SAMPLES = "latency_samples.csv"
 COLUMNS = ["target", "unit", "op", "features", "count", "model_id", "firmware", "time"]
+# One measurement of a layer: a model measured again replaces its samples (each of its
+# layers with the same work; a model's identical layers are all kept, as measured).
+SAMPLE_KEY = ["target", "unit", "firmware", "model_id", "op", "features"]
 
 
 def _shape(graph: Graph, name: str) -> tuple[int, ...]:
@@ -181,12 +186,12 @@ class SampleStore:
         self._upgrade()
 
     def add(self, rows: Iterable[dict]) -> None:
-        append_rows(rows, self.path, COLUMNS)
+        append_rows(rows, self.path, COLUMNS, SAMPLE_KEY)
 
     def load(self) -> pd.DataFrame:
         if not self.path.exists():
             return pd.DataFrame(columns=COLUMNS)
-        return read_table(self.path, COLUMNS)
+        return read_table(self.path, COLUMNS, SAMPLE_KEY)
 
     def _upgrade(self) -> None:
         """Older tables, rewritten once: samples from before firmware ids are kept, marked

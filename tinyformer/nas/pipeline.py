@@ -20,7 +20,7 @@ from tinyformer.atomic_write import write_atomic_text
 from tinyformer.data import load_dataset
 from tinyformer.hil.accuracy import evaluate_on_target
 from tinyformer.hil.deploy import compile_model, firmware_in
-from tinyformer.hil.results import now_iso, write_atomic
+from tinyformer.hil.results import append_rows, now_iso, write_atomic
 from tinyformer.hil.targets.base import Target
 from tinyformer.model import Supernet, SupernetSpace, TrainConfig, train_supernet
 from tinyformer.nas.fitness import SupernetFitness
@@ -120,11 +120,9 @@ def search(
     check = out / "search" / LATENCY_CHECK
     if check.exists():  # each search's held-out latency check accumulates in the results
         table = pd.read_csv(check).assign(search=str(out), time=now_iso())
-        path = Path(results) / "latency_search.csv"
-        if path.exists():
-            old = pd.read_csv(path)
-            table = pd.concat([old[old["search"] != str(out)], table], ignore_index=True)
-        write_atomic(table, path)
+        # a search run again (resumed) replaces its rows
+        rows = table.to_dict("records")
+        append_rows(rows, Path(results) / "latency_search.csv", list(table.columns), ["search"])
     log(
         f"SparseNAS chose {best.key}: val acc {best.accuracy:.4f} (pruned, inherited), "
         f"{best.measured:,.0f} counts, {best.peak_sram_bytes:,} B SRAM"

@@ -11,7 +11,9 @@ Each generation:
      mutations and crossovers of tournament-selected parents.
 
 Every finished evaluation is written to the checkpoint at once, so ``resume`` loses and
-repeats nothing. Feasible = flash <= budget, peak SRAM <= budget, latency <= target
+repeats none. Measurements are checkpointed with their generation: ``resume`` repeats those
+of an unfinished one, and a repeat replaces the samples it stored (``SAMPLE_KEY``) instead
+of counting them twice. Feasible = flash <= budget, peak SRAM <= budget, latency <= target
 (measured when measured, else predicted).
 """
 
@@ -276,7 +278,12 @@ class SparseNAS:
 
     def _measure_top(self, state: SearchState) -> None:
         """Measure the best unmeasured candidates, refit, re-predict everything."""
+        # Fitted without samples of candidates the checkpoint has not measured: they exist
+        # only when a search was killed after measuring some and before its checkpoint, and
+        # the resumed search must pick and predict (unseen) as the uninterrupted one did.
         samples = self.store.load()
+        unmeasured = {k for k, e in state.evaluated.items() if e.measured is None}
+        samples = samples[~samples["model_id"].isin(unmeasured)]
         model = LatencyModel.fit(samples, self.target.name, self.unit)
         self._predict(state, model)
         ranked = sorted(
@@ -287,14 +294,8 @@ class SparseNAS:
         picked = [
             e for e in ranked if e.predicted is None or limit is None or e.predicted <= 1.1 * limit
         ][: self.settings.top_k]
-        # held out: samples of a picked candidate exist only when a search stopped while
-        # measuring it, then resumed
-        seen = samples["model_id"].isin({e.key for e in picked})
-        unseen = (
-            LatencyModel.fit(samples[~seen], self.target.name, self.unit) if seen.any() else model
-        )
         for e in picked:
-            self._measure(e, unseen)
+            self._measure(e, model)
         if picked:
             self._predict(state, self.store.model(self.target.name, self.unit))
 

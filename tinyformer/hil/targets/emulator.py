@@ -4,18 +4,50 @@ firmware's UART on a local TCP port, reached with pyserial's ``socket://``."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import serial
 
 from tinyformer.hil.errors import HilError
+
+PR_SET_PDEATHSIG = 1
+# looked up here, not in the forked child, where only the call itself should run
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+
+
+def spawn(cmd: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """Start an emulator in its own session, and (on Linux) have it die with this process.
+
+    Its own session: the terminal's Ctrl-C reaches only us, and ``stop`` ends the emulator.
+    A driver killed outright (SIGKILL, the OOM killer) runs no ``stop``, and the orphaned
+    emulator would keep spinning a core forever; PR_SET_PDEATHSIG has the kernel SIGKILL it
+    when its parent goes. The kernel means the parent *thread*: the signal comes when the
+    thread that started the emulator ends. That is right for a session, whose ``with`` block
+    starts and stops its emulator in one thread (TinyFormer's sessions run on the main
+    thread; one opened in a worker thread lives no longer than that thread either).
+    """
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before prctl: no signal will come
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return subprocess.Popen(
+        cmd,
+        start_new_session=True,
+        preexec_fn=die_with_parent if _prctl is not None else None,
+        **kwargs,
+    )
 
 
 def free_port() -> int:

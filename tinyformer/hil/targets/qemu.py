@@ -110,12 +110,11 @@ class QemuTarget(Target):
         which starts the guest.
         """
         with emulator.listening_socket() as server:
-            proc = subprocess.Popen(
+            proc = emulator.spawn(
                 self.command(elf, server.fileno()),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
                 pass_fds=(server.fileno(),),
             )
             port = server.getsockname()[1]

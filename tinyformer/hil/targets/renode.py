@@ -138,12 +138,11 @@ class RenodeTarget(Target):
 
         def launch(port: int) -> subprocess.Popen[bytes]:
             scripts.append(self.write_script(elf, port, f"tinyformer-{os.getpid()}-{port}"))
-            return subprocess.Popen(
+            return emulator.spawn(
                 self.command(scripts[-1]),
                 stdin=subprocess.PIPE,  # held open: EOF on the console's stdin would end it
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
             )
 
         started = False

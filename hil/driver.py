@@ -1,0 +1,66 @@
+"""Programs that the kill tests (test_resume.py) run in a process of their own and SIGKILL:
+
+    python hil/driver.py search TARGET OUT RESULTS [--resume]   a small SparseNAS run
+    python hil/driver.py session TARGET ELF BOARD [--thread]    an emulator session, held
+    python hil/driver.py build MODEL_DIR BUILD_DIR              one firmware build
+
+The search is test_search.py's: real candidates, compiles and measurements, with a cheap
+stand-in fitness (a deterministic function of the candidate).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tinyformer.hil.firmware import DEFAULT_STACK, Firmware, build
+from tinyformer.hil.targets import make_target
+from tinyformer.model import SupernetSpace
+from tinyformer.nas.genome import Candidate
+from tinyformer.nas.search import SearchSettings, SparseNAS
+
+GENERATIONS = 2  # the kill tests' search: the second generation has a latency model
+
+
+def fitness(c: Candidate) -> float:
+    return round(0.5 + 0.4 * (1 - c.weight_sparsity()) * c.config.stem_width / 16, 4)
+
+
+def settings(generations: int) -> SearchSettings:
+    space = SupernetSpace.for_dataset("digits")
+    return SearchSettings(space=space.to_dict(), population=4, generations=generations, top_k=4)
+
+
+def hold_session(target: str, elf: Path, board: str) -> None:
+    with make_target(target).session(Firmware(elf, board, DEFAULT_STACK)) as dut:
+        dut.info()
+        print("ready", flush=True)
+        time.sleep(600)
+
+
+def main(argv: list[str]) -> None:
+    what, *args = argv
+    if what == "search":
+        target, out, results, *resume = args
+        nas = SparseNAS(
+            settings(GENERATIONS), fitness, make_target(target), Path(out), Path(results)
+        )
+        nas.run(resume=resume == ["--resume"])
+    elif what == "session":
+        target, elf, board, *thread = args
+        if thread == ["--thread"]:  # the emulator's parent is a worker thread
+            worker = threading.Thread(target=hold_session, args=(target, Path(elf), board))
+            worker.start()
+            worker.join()
+        else:
+            hold_session(target, Path(elf), board)
+    elif what == "build":
+        build(Path(args[0]), Path(args[1]))
+    else:
+        raise SystemExit(f"unknown program {what!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
