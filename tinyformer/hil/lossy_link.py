@@ -71,7 +71,12 @@ class LossyProxy:
                 continue
         else:
             return
-        with host, socket.create_connection(("127.0.0.1", self.upstream_port)) as device:
+        try:
+            device = socket.create_connection(("127.0.0.1", self.upstream_port))
+        except OSError:  # the emulator is gone: the harness sees the link close
+            host.close()
+            return
+        with host, device:
             for s in (host, device):
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             ends = {host: (device, self.to_device), device: (host, self.to_host)}
