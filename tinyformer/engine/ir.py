@@ -152,6 +152,12 @@ def to_bytes(graph: Graph) -> bytes:
     return body + hashlib.sha256(body).digest()
 
 
+def field_path(where: str, key: object) -> str:
+    """``where.key``, or ``where['key']`` for a key from a file that could be anything: error
+    messages stay one printable line."""
+    return f"{where}.{key}" if isinstance(key, str) and key.isidentifier() else f"{where}[{key!r}]"
+
+
 def from_bytes(data: bytes, source: str = "IR data") -> Graph:
     if len(data) < 12 or data[:4] != MAGIC:
         raise IRFormatError(f"{source} is not a TinyFormer IR file (bad magic)")
