@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -306,3 +307,19 @@ def test_cli_compile_of_a_tampered_file_is_one_line(tmp_path, files, name) -> No
     want = f"error: m.tfir: node 0 (linear '{name}'): attrs.shift: -1000 is out of range -31..30"
     assert proc.stderr.strip() == want
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="needs arm-none-eabi-gcc")
+def test_names_of_any_allowed_characters_compile(tmp_path, files) -> None:
+    """Into C comments and strings, the plan plot's labels, the CLI's tables: as they are."""
+    odd = "a [/x] {b} %s é^_#"
+    h = header_of(files["demo"])
+    h["name"] = odd
+    h["tensors"][odd] = h["tensors"].pop("x")
+    h.update(inputs=[odd])
+    _node(h, "fc").update(name="fc [/x] {b} %s ^_#")
+    _input("fc [/x] {b} %s ^_#", 0, odd)(h)
+    proc = _compile(tmp_path, reframe(files["demo"], h))
+    assert proc.returncode == 0, proc.stderr
+    assert odd in proc.stdout and (tmp_path / "out" / "plan.png").is_file()
+    assert f'"{odd}"' in (tmp_path / "out" / "model" / "model.c").read_text()

@@ -127,7 +127,7 @@ def _print_measurement(summary: dict[str, Any], extra: dict[str, Any]) -> None:
         if key == "layer_counts":
             continue
         is_count = isinstance(value, int) and not isinstance(value, bool)
-        table.add_row(key, f"{value:,}" if is_count else str(value))
+        table.add_row(key, f"{value:,}" if is_count else escape(str(value)))  # a model's name
     console.print(table)
 
 
@@ -301,9 +301,9 @@ def run(
 
 
 def _summary_table(summary: dict[str, Any], title: str) -> None:
-    table = Table(title=title, show_header=False)
+    table = Table(title=escape(title), show_header=False)  # names from files are not markup
     for key, value in summary.items():
-        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+        table.add_row(key, f"{value:,}" if isinstance(value, int) else escape(str(value)))
     console.print(table)
 
 
