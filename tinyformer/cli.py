@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tinyformer.hil.errors import HilError
@@ -84,11 +85,17 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except (HilError, ValueError, FileNotFoundError) as exc:  # IRFormatError is a ValueError
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            # escape: the message may quote a file's names, which are not rich markup;
+            # soft_wrap: one line however long (rich would wrap at 80 columns off a terminal)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             sys.exit(1)
         except OSError as exc:  # a folder given for a file, no permission, disk full, ...
             where = f"{exc.filename}: " if exc.filename else ""
-            err.print(f"[bold red]error:[/] {where}{exc.strerror or exc}", highlight=False)
+            err.print(
+                f"[bold red]error:[/] {escape(f'{where}{exc.strerror or exc}')}",
+                highlight=False,
+                soft_wrap=True,
+            )
             sys.exit(1)
 
     return wrapper
@@ -136,7 +143,7 @@ def _print_measurement(summary: dict[str, Any], extra: dict[str, Any]) -> None:
         if key == "layer_counts":
             continue
         is_count = isinstance(value, int) and not isinstance(value, bool)
-        table.add_row(key, f"{value:,}" if is_count else str(value))
+        table.add_row(key, f"{value:,}" if is_count else escape(str(value)))  # a model's name
     console.print(table)
 
 
@@ -311,9 +318,9 @@ def run(
 
 
 def _summary_table(summary: dict[str, Any], title: str) -> None:
-    table = Table(title=title, show_header=False)
+    table = Table(title=escape(title), show_header=False)  # names from files are not markup
     for key, value in summary.items():
-        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+        table.add_row(key, f"{value:,}" if isinstance(value, int) else escape(str(value)))
     console.print(table)
 
 

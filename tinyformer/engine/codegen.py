@@ -32,13 +32,18 @@ def plan_graph(graph: Graph) -> MemoryPlan:
     return plan_memory(steps, sizes, list(graph.inputs), list(graph.outputs))
 
 
+def c_identifier(name: str) -> str:
+    """The C name of a constant called ``name`` (its node's name and a suffix)."""
+    return "c_" + "".join(ch if ch.isalnum() else "_" for ch in name)
+
+
 @dataclass
 class _Ctx:
     plan: MemoryPlan
     constants: list[CArray]
 
     def const(self, name: str, values: np.ndarray) -> str:
-        cname = "c_" + "".join(ch if ch.isalnum() else "_" for ch in name)
+        cname = c_identifier(name)
         self.constants.append(CArray(cname, np.ascontiguousarray(values)))
         return cname
 

@@ -11,13 +11,18 @@ File layout (little endian)::
     b"TFIR" | u16 format_version | u16 0 | u32 header_len | header (UTF-8 JSON)
     | u64 blob_len | blob (constant tensor data) | sha256 of everything before
 
-A truncated, corrupt or newer-version file raises :class:`IRFormatError` saying which.
+Constant data lies in the blob in tensor order, each at the next multiple of 8 bytes, with
+zero padding; nothing follows the checksum. Loading checks all of it, then the graph
+(:mod:`tinyformer.engine.validate`: types, ranges, op specs, shapes along the graph). A
+truncated, corrupt, inconsistent or newer-version file raises :class:`IRFormatError` saying
+which, in one line.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +31,16 @@ from typing import Any
 import numpy as np
 
 from tinyformer.atomic_write import write_atomic_bytes
+from tinyformer.engine import strictjson
 
 MAGIC = b"TFIR"
 FORMAT_VERSION = 1
-_DTYPES = {"int8", "uint8", "int16", "int32"}
+DTYPES = frozenset({"int8", "uint8", "int16", "int32"})
+BLOB_ALIGN = 8
+_HEADER_KEYS = frozenset({"name", "inputs", "outputs", "meta", "tensors", "nodes"})
+_TENSOR_KEYS = frozenset({"shape", "dtype", "scale", "zero_point", "encoding"})
+_DATA_KEYS = frozenset({"offset", "nbytes", "dtype"})
+_NODE_KEYS = frozenset({"op", "name", "inputs", "outputs", "attrs"})
 
 
 class IRFormatError(ValueError):
@@ -74,27 +85,11 @@ class Graph:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        """Every name resolves, tensors are produced before use, dtypes are known."""
-        known = set(self.inputs) | {n for n, t in self.tensors.items() if t.is_constant}
-        for t in self.tensors.values():
-            if t.dtype not in _DTYPES:
-                raise IRFormatError(f"tensor {t.name!r} has unknown dtype {t.dtype!r}")
-        for name in [*self.inputs, *self.outputs]:
-            if name not in self.tensors:
-                raise IRFormatError(f"graph input/output {name!r} is not a tensor")
-        for node in self.nodes:
-            for t in node.inputs:
-                if t not in self.tensors:
-                    raise IRFormatError(f"node {node.name!r} reads unknown tensor {t!r}")
-                if t not in known:
-                    raise IRFormatError(f"node {node.name!r} reads {t!r} before it is produced")
-            for t in node.outputs:
-                if t not in self.tensors:
-                    raise IRFormatError(f"node {node.name!r} writes unknown tensor {t!r}")
-                known.add(t)
-        for t in self.outputs:
-            if t not in known:
-                raise IRFormatError(f"graph output {t!r} is never produced")
+        """Raise IRFormatError unless the graph is well formed to the last field: names,
+        tensors, op specs, shapes along the graph, execution order (engine/validate.py)."""
+        from tinyformer.engine.validate import check_graph  # it needs the opset, built on us
+
+        check_graph(self)
 
     def digest(self) -> str:
         return hashlib.sha256(to_bytes(self)).hexdigest()
@@ -127,7 +122,7 @@ def to_bytes(graph: Graph) -> bytes:
             raw = np.ascontiguousarray(t.data).tobytes()
             entry["data"] = {"offset": len(blob), "nbytes": len(raw), "dtype": str(t.data.dtype)}
             blob += raw
-            blob += b"\x00" * (-len(blob) % 8)
+            blob += b"\x00" * (-len(blob) % BLOB_ALIGN)
         tensors[name] = entry
     header = {
         "name": graph.name,
@@ -152,15 +147,92 @@ def to_bytes(graph: Graph) -> bytes:
     return body + hashlib.sha256(body).digest()
 
 
+def field_path(where: str, key: object) -> str:
+    """``where.key``, or ``where['key']`` for a key from a file that could be anything: error
+    messages stay one printable line."""
+    return f"{where}.{key}" if isinstance(key, str) and key.isidentifier() else f"{where}[{key!r}]"
+
+
+def _fields(
+    where: str, obj: Any, keys: frozenset[str], optional: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """``obj`` if it is a JSON object with exactly ``keys`` (and maybe some ``optional``)."""
+    if not isinstance(obj, dict):
+        raise IRFormatError(f"{where} must be an object, got {type(obj).__name__}")
+    missing, unknown = keys - obj.keys(), obj.keys() - keys - optional
+    if missing:
+        raise IRFormatError(f"{field_path(where, sorted(missing)[0])} is missing")
+    if unknown:
+        raise IRFormatError(f"{field_path(where, sorted(unknown)[0])} is not a field of the format")
+    return obj
+
+
+def _typed(where: str, value: Any, kind: type) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise IRFormatError(f"{where} must be {kind.__name__}, got {value!r:.40}")
+    return value
+
+
+def _tensor_data(where: str, entry: dict, blob: bytes, offset: int) -> np.ndarray:
+    """A constant's data: ``offset`` is where the layout puts it (after the previous one's)."""
+    d = _fields(where, entry["data"], _DATA_KEYS)
+    if _typed(f"{where}.offset", d["offset"], int) != offset:
+        raise IRFormatError(f"{where}.offset is {d['offset']}, the layout puts it at {offset}")
+    nbytes = _typed(f"{where}.nbytes", d["nbytes"], int)
+    dtype = _typed(f"{where}.dtype", d["dtype"], str)
+    if dtype not in DTYPES:
+        raise IRFormatError(f"{where}.dtype {dtype!r:.40} is not one of {sorted(DTYPES)}")
+    end = offset + nbytes
+    if nbytes < 0 or nbytes % np.dtype(dtype).itemsize or end > len(blob):
+        raise IRFormatError(f"{where}.nbytes {nbytes}: not whole {dtype}s within the blob")
+    arr = np.frombuffer(blob[offset:end], dtype=dtype).copy()
+    shape = entry["shape"]
+    dims_ok = all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)
+    if entry["encoding"] is None and dims_ok and math.prod(shape) == arr.size:
+        arr = arr.reshape(shape)  # otherwise validation reports the mismatch
+    return arr
+
+
+def _graph(header: Any, blob: bytes) -> Graph:
+    """The graph a parsed header describes, with its data from ``blob``: every field present
+    and of the type the layout needs; validation checks the values."""
+    h = _fields("header", header, _HEADER_KEYS)
+    tensors = {}
+    offset = 0
+    for name, e in _typed("tensors", h["tensors"], dict).items():
+        where = field_path("tensors", name)
+        e = _fields(where, e, _TENSOR_KEYS, frozenset({"data"}))
+        shape = _typed(f"{where}.shape", e["shape"], list)
+        arr = None
+        if "data" in e:
+            arr = _tensor_data(f"{where}.data", e, blob, offset)
+            end = offset + arr.nbytes
+            offset = end + -end % BLOB_ALIGN
+            if any(blob[end:offset]):
+                raise IRFormatError(f"{where}.data is followed by non-zero padding")
+        tensors[name] = Tensor(
+            name, tuple(shape), e["dtype"], e["scale"], e["zero_point"], arr, e["encoding"]
+        )
+    if offset != len(blob):
+        raise IRFormatError(f"the blob holds {len(blob) - offset} bytes no tensor owns")
+    nodes = []
+    for i, n in enumerate(_typed("nodes", h["nodes"], list)):
+        n = _fields(f"nodes[{i}]", n, _NODE_KEYS)
+        nodes.append(Node(n["op"], n["name"], n["inputs"], n["outputs"], n["attrs"]))
+    return Graph(h["name"], tensors, nodes, h["inputs"], h["outputs"], h["meta"])
+
+
 def from_bytes(data: bytes, source: str = "IR data") -> Graph:
     if len(data) < 12 or data[:4] != MAGIC:
         raise IRFormatError(f"{source} is not a TinyFormer IR file (bad magic)")
-    version, _, hdr_len = struct.unpack_from("<HHI", data, 4)
+    version, reserved, hdr_len = struct.unpack_from("<HHI", data, 4)
     if version > FORMAT_VERSION:
         raise IRFormatError(
             f"{source} uses IR format v{version}, made by a newer TinyFormer; "
             f"this one reads up to v{FORMAT_VERSION}: upgrade tinyformer"
         )
+    if version < 1 or reserved != 0:
+        raise IRFormatError(f"{source} is corrupt (format v{version}, reserved field {reserved})")
     end_hdr = 12 + hdr_len
     if len(data) < end_hdr + 8 + 32:
         raise IRFormatError(f"{source} is truncated ({len(data)} bytes)")
@@ -170,31 +242,17 @@ def from_bytes(data: bytes, source: str = "IR data") -> Graph:
         raise IRFormatError(f"{source} is truncated ({len(data)} of {end_blob + 32} bytes)")
     if hashlib.sha256(data[:end_blob]).digest() != data[end_blob : end_blob + 32]:
         raise IRFormatError(f"{source} is corrupt (checksum mismatch)")
+    if len(data) > end_blob + 32:
+        raise IRFormatError(f"{source} has {len(data) - end_blob - 32} bytes after its checksum")
     try:
-        header = json.loads(data[12:end_hdr])
-        blob = data[end_hdr + 8 : end_blob]
-        tensors = {}
-        for name, e in header["tensors"].items():
-            arr = None
-            if e.get("data"):
-                d = e["data"]
-                raw = blob[d["offset"] : d["offset"] + d["nbytes"]]
-                arr = np.frombuffer(raw, dtype=d["dtype"]).copy()
-                if e["encoding"] is None:
-                    arr = arr.reshape(e["shape"])
-            tensors[name] = Tensor(
-                name, tuple(e["shape"]), e["dtype"], e["scale"], e["zero_point"], arr,
-                e["encoding"],
-            )  # fmt: skip
-        nodes = [
-            Node(n["op"], n["name"], n["inputs"], n["outputs"], n["attrs"]) for n in header["nodes"]
-        ]
-        graph = Graph(
-            header["name"], tensors, nodes, header["inputs"], header["outputs"], header["meta"]
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise IRFormatError(f"{source} has a malformed header: {exc}") from exc
-    graph.validate()
+        header = strictjson.loads(data[12:end_hdr])
+    except ValueError as exc:
+        raise IRFormatError(f"{source} has a malformed header: {exc}") from None
+    try:
+        graph = _graph(header, data[end_hdr + 8 : end_blob])
+        graph.validate()
+    except IRFormatError as exc:
+        raise IRFormatError(f"{source}: {exc}") from None
     return graph
 
 

@@ -28,17 +28,30 @@ Ops, their inputs and attributes (activations int8 NHWC without batch: [H][W][C]
 
 conv2d and linear weights may be stored block-sparse (``Tensor.encoding == "block-rle"``);
 they then lower to the block-sparse kernels, with the same integer semantics.
+
+Each entry also declares what a node of the op may hold: its operands (kind, dtype, which
+are optional or may be sparse), its attributes (type and range) and the output shape it
+computes from its inputs. ``tinyformer.engine.validate`` checks every node against them, on
+every load and save, so adding an op is still one entry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from tinyformer.engine.intmath import smlal_requant_table
+from tinyformer.engine.intmath import (
+    INT8_MAX,
+    INT8_MIN,
+    INT32_MAX,
+    MAX_SHIFT,
+    MIN_SHIFT,
+    smlal_requant_table,
+)
 from tinyformer.engine.ir import Graph, Node
 from tinyformer.engine.ops.conv import (
     conv2d,
@@ -47,15 +60,23 @@ from tinyformer.engine.ops.conv import (
     depthwise_conv2d,
     depthwise_weights_s16,
     fold_conv_bias,
+    output_size,
 )
 from tinyformer.engine.ops.elementwise import add
 from tinyformer.engine.ops.gelu import lut
 from tinyformer.engine.ops.layout import transpose_s8
 from tinyformer.engine.ops.linear import fc_scratch_bytes, fold_input_zero_point, fully_connected
-from tinyformer.engine.ops.matmul import batch_matmul_av, batch_matmul_qk, bmm_scratch_bytes
-from tinyformer.engine.ops.norm import layernorm, layernorm_affine
+from tinyformer.engine.ops.matmul import (
+    MAX_REDUCTION,
+    batch_matmul_av,
+    batch_matmul_qk,
+    bmm_scratch_bytes,
+)
+from tinyformer.engine.ops.norm import G_LIMIT, MAX_D, layernorm, layernorm_affine
 from tinyformer.engine.ops.pool import avgpool, global_avgpool
 from tinyformer.engine.ops.softmax import softmax
+from tinyformer.engine.opspec import Attr, Int, Invalid, OneOf, Operand, int_list, optional
+from tinyformer.engine.sparse_format import BLOCKS
 
 
 class EmitContext(Protocol):
@@ -66,6 +87,9 @@ class EmitContext(Protocol):
 
 Reference = Callable[[Node, Graph, list[np.ndarray]], list[np.ndarray]]
 Emit = Callable[[Node, Graph, EmitContext], tuple[list[str], str]]
+# The output's shape from the inputs' shapes and the attrs; raises opspec.Invalid when they
+# do not fit together. Called only on nodes whose operands and attrs passed their specs.
+OutputShape = Callable[[Node, Graph], tuple[int, ...]]
 
 
 @dataclass(frozen=True)
@@ -74,6 +98,10 @@ class OpDef:
     emit: Emit
     scratch_bytes: Callable[[Node, Graph], int] = lambda node, graph: 0
     inplace: int | None = None  # input index the output may overwrite
+    _: KW_ONLY
+    operands: tuple[Operand, ...]  # the inputs, in order; every op has one output
+    attrs: Mapping[str, Attr]
+    output_shape: OutputShape
 
 
 def is_sparse(graph: Graph, name: str) -> bool:
@@ -121,6 +149,77 @@ def _requant_args(node: Node, ctx: EmitContext) -> str:
     )
 
 
+# -- what a node may hold: checked on load by tinyformer.engine.validate ----------------------
+
+_ZP = Int(INT8_MIN, INT8_MAX)
+_Q31 = Int(0, INT32_MAX)  # a requantization multiplier: [2**30, 2**31), 0 for a dead channel
+_SHIFT = Int(MIN_SHIFT, MAX_SHIFT)
+_COUNT = Int(1, INT32_MAX)  # strides, sizes: int32 arguments of the kernels
+_X = Operand("x")
+_WEIGHTS = Operand("weights", constant=True, sparse=True)
+_BIAS = Operand("bias", constant=True, dtype="int32", optional=True)
+_ACT = {"act_min": optional(_ZP), "act_max": optional(_ZP)}
+_WEIGHTED = {
+    "input_zp": Attr(_ZP),
+    "output_zp": Attr(_ZP),
+    "multiplier": Attr(_Q31.list()),
+    "shift": Attr(_SHIFT.list()),
+    **_ACT,
+}
+_BLOCK_HINT = {"block": optional(OneOf(BLOCKS))}  # the block size the weights were pruned with
+_WINDOW = {"stride": optional(_COUNT), "padding": optional(Int(0, INT32_MAX, 4))}
+
+
+def _operand(node: Node, i: int) -> str:
+    return f"input {i} {node.inputs[i]!r}"
+
+
+def _input_shape(node: Node, graph: Graph, i: int, rank: int | None = None) -> tuple[int, ...]:
+    shape = _shape(graph, node.inputs[i])
+    if rank is not None and len(shape) != rank:
+        raise Invalid(_operand(node, i), f"must be {rank}-D, got shape {list(shape)}")
+    return shape
+
+
+def _expect_shape(node: Node, graph: Graph, i: int, want: tuple[int, ...]) -> None:
+    got = _shape(graph, node.inputs[i])
+    if got != want:
+        raise Invalid(_operand(node, i), f"has shape {list(got)}, the op needs {list(want)}")
+
+
+def _check_act(node: Node) -> None:
+    lo, hi = _act(node.attrs)
+    if lo > hi:
+        raise Invalid("attrs.act_min", f"{lo} is above act_max {hi}")
+
+
+def _check_requant(node: Node, graph: Graph, channels: int) -> None:
+    """Per output channel: a multiplier and a shift (the C kernels read one per channel), and
+    the optional bias."""
+    for key in ("multiplier", "shift"):
+        n = len(node.attrs[key])
+        if n != channels:
+            raise Invalid(f"attrs.{key}", f"has {n} values for {channels} output channels")
+    if len(node.inputs) > 2:
+        _expect_shape(node, graph, 2, (channels,))
+    _check_act(node)
+
+
+def _same_shape(node: Node, graph: Graph) -> tuple[int, ...]:
+    return _shape(graph, node.inputs[0])
+
+
+def _same_elements(node: Node, graph: Graph, elements: int) -> tuple[int, ...]:
+    """A layout op's output: any shape holding the op's ``elements`` bytes."""
+    out = _shape(graph, node.outputs[0])
+    if math.prod(out) != elements:
+        raise Invalid(
+            f"output {node.outputs[0]!r}",
+            f"shape {list(out)} holds {math.prod(out)} values, the op makes {elements}",
+        )
+    return out
+
+
 # -- linear -----------------------------------------------------------------------------------
 
 
@@ -143,6 +242,15 @@ def _linear_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndar
         *_act(a),
     )
     return [out.reshape(_shape(graph, node.outputs[0]))]
+
+
+def _linear_shape(node: Node, graph: Graph) -> tuple[int, ...]:
+    x = _shape(graph, node.inputs[0])
+    m, k = _input_shape(node, graph, 1, rank=2)
+    if x[-1] != k:
+        raise Invalid(_operand(node, 0), f"has {x[-1]} features, the weights take {k}")
+    _check_requant(node, graph, m)
+    return (*x[:-1], m)
 
 
 def _linear_scratch(node: Node, graph: Graph) -> int:
@@ -202,6 +310,39 @@ def _conv_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarra
         *_act(a),
     )
     return [out]
+
+
+def _windows(node: Node, size: int, k: int, before: int, after: int, axis: str) -> int:
+    """Output length along one axis. Padding below the kernel size (TFLite's SAME and VALID)
+    keeps a real pixel in every window: average pooling divides by their count."""
+    if max(before, after) >= k:
+        raise Invalid("attrs.padding", f"{before}, {after} on the {axis}: not below the kernel {k}")
+    if size + before + after < k:
+        raise Invalid(_operand(node, 0), f"{axis} {size} + padding is below the kernel {k}")
+    return output_size(size, k, int(node.attrs.get("stride", 1)), before, after)
+
+
+def _pooled(node: Node, graph: Graph, k_h: int, k_w: int) -> tuple[int, int]:
+    """(Ho, Wo) of a k_h x k_w window sliding over input 0, [H][W][C]."""
+    h, w, _ = _input_shape(node, graph, 0, rank=3)
+    top, left, bottom, right = _padding(node.attrs)
+    return (
+        _windows(node, h, k_h, top, bottom, "height"),
+        _windows(node, w, k_w, left, right, "width"),
+    )
+
+
+def _conv_shape(node: Node, graph: Graph) -> tuple[int, ...]:
+    c = _input_shape(node, graph, 0, rank=3)[2]
+    if node.op == "conv2d":
+        out_c, k_h, k_w, in_c = _input_shape(node, graph, 1, rank=4)
+    else:
+        k_h, k_w, in_c = _input_shape(node, graph, 1, rank=3)
+        out_c = in_c
+    if in_c != c:
+        raise Invalid(_operand(node, 1), f"takes {in_c} channels, the input has {c}")
+    _check_requant(node, graph, out_c)
+    return (*_pooled(node, graph, k_h, k_w), out_c)
 
 
 def _conv_scratch(node: Node, graph: Graph) -> int:
@@ -274,6 +415,12 @@ def _add_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray
     return [add(ins[0], ins[1], **params, act_min=lo, act_max=hi, left_shift=a["left_shift"])]
 
 
+def _add_shape(node: Node, graph: Graph) -> tuple[int, ...]:
+    _expect_shape(node, graph, 1, _shape(graph, node.inputs[0]))
+    _check_act(node)
+    return _same_shape(node, graph)
+
+
 def _add_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
     a = node.attrs
     x1, x2 = (ctx.ptr(t) for t in node.inputs)
@@ -292,6 +439,17 @@ def _layernorm_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.n
     x = ins[0].reshape(-1, ins[0].shape[-1])
     out = layernorm(x, ins[1], ins[2], int(a["eps"]), int(a["output_zp"]))
     return [out.reshape(ins[0].shape)]
+
+
+def _layernorm_shape(node: Node, graph: Graph) -> tuple[int, ...]:
+    d = _shape(graph, node.inputs[0])[-1]
+    if d > MAX_D:
+        raise Invalid(_operand(node, 0), f"depth {d} is above the kernel's {MAX_D}")
+    for i in (1, 2):
+        _expect_shape(node, graph, i, (d,))
+        if np.any(np.abs(graph.tensors[node.inputs[i]].data.astype(np.int64)) > G_LIMIT):
+            raise Invalid(_operand(node, i), f"has values beyond +-{G_LIMIT}")
+    return _same_shape(node, graph)
 
 
 def _layernorm_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
@@ -313,6 +471,16 @@ def _softmax_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.nda
     return [softmax(ins[0], ins[1])]
 
 
+def _softmax_shape(node: Node, graph: Graph) -> tuple[int, ...]:
+    _expect_shape(node, graph, 1, (256,))
+    table = graph.tensors[node.inputs[1]].data.astype(np.int64)
+    n = _shape(graph, node.inputs[0])[-1]
+    # A row's sum of table entries must be a positive int32 (one reciprocal per row).
+    if table.min() < 0 or table[0] < 1 or n * int(table.max()) > INT32_MAX:
+        raise Invalid(_operand(node, 1), f"entries must be >= 0, [0] >= 1, {n} x max <= 2^31 - 1")
+    return _same_shape(node, graph)
+
+
 def _softmax_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
     shape = _shape(graph, node.inputs[0])
     table = ctx.const(node.name + "_exp", _i32(graph.tensors[node.inputs[1]].data))
@@ -325,6 +493,11 @@ def _softmax_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str]
 
 def _lut_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
     return [lut(ins[0], ins[1])]
+
+
+def _lut_shape(node: Node, graph: Graph) -> tuple[int, ...]:
+    _expect_shape(node, graph, 1, (256,))
+    return _same_shape(node, graph)
 
 
 def _lut_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
@@ -376,6 +549,37 @@ def _av_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]
     ]
 
 
+def _split_heads(node: Node, graph: Graph, i: int) -> tuple[int, int]:
+    """(tokens, head dim) of input ``i``, [T][heads * d]."""
+    t, width = _input_shape(node, graph, i, rank=2)
+    heads = int(node.attrs["heads"])
+    if width % heads:
+        raise Invalid("attrs.heads", f"{heads} does not divide the width {width} of input {i}")
+    return t, width // heads
+
+
+def _qk_shape(node: Node, graph: Graph) -> tuple[int, ...]:
+    t_q, d = _split_heads(node, graph, 0)
+    t_k, d_k = _split_heads(node, graph, 1)
+    if d_k != d:
+        raise Invalid(_operand(node, 1), f"has head dim {d_k}, q has {d}")
+    if d > MAX_REDUCTION:
+        raise Invalid("attrs.heads", f"head dim {d} is above {MAX_REDUCTION} (int32 sums)")
+    return (int(node.attrs["heads"]), t_q, t_k)
+
+
+def _av_shape(node: Node, graph: Graph) -> tuple[int, ...]:
+    heads, t_q, t_k = _input_shape(node, graph, 0, rank=3)
+    if heads != int(node.attrs["heads"]):
+        raise Invalid("attrs.heads", f"{node.attrs['heads']}, the attention has {heads} heads")
+    t_v, d = _split_heads(node, graph, 1)
+    if t_v != t_k:
+        raise Invalid(_operand(node, 1), f"has {t_v} tokens, the attention {t_k}")
+    if t_k > MAX_REDUCTION:
+        raise Invalid(_operand(node, 0), f"{t_k} tokens, above {MAX_REDUCTION} (int32 sums)")
+    return (t_q, heads * d)
+
+
 def _matmul_scratch(node: Node, graph: Graph) -> int:
     _, _, t_k, d = _heads_dims(node, graph)
     return bmm_scratch_bytes(d, t_k) if node.op == "matmul_qk" else bmm_scratch_bytes(t_k, d)
@@ -410,6 +614,12 @@ def _avgpool_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.nda
     return [avgpool(ins[0], int(kh), int(kw), int(a["stride"]), _padding(a), *_act(a))]
 
 
+def _avgpool_shape(node: Node, graph: Graph) -> tuple[int, ...]:
+    k_h, k_w = node.attrs["kernel"]
+    _check_act(node)
+    return (*_pooled(node, graph, int(k_h), int(k_w)), _shape(graph, node.inputs[0])[2])
+
+
 def _avgpool_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
     a = node.attrs
     h, w, c = _shape(graph, node.inputs[0])
@@ -425,6 +635,11 @@ def _avgpool_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str]
 
 def _gap_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
     return [global_avgpool(ins[0], *_act(node.attrs))]
+
+
+def _gap_shape(node: Node, graph: Graph) -> tuple[int, ...]:
+    _check_act(node)
+    return (_shape(graph, node.inputs[0])[-1],)
 
 
 def _gap_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
@@ -443,6 +658,17 @@ def _transpose_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.n
     return [out.reshape(_shape(graph, node.outputs[0]))]
 
 
+def _transpose_shape(node: Node, graph: Graph) -> tuple[int, ...]:
+    a = node.attrs
+    if sorted(int_list("attrs.perm", a["perm"])) != [0, 1, 2, 3]:
+        raise Invalid("attrs.perm", f"{list(a['perm'])} is not a permutation of 0..3")
+    blocks = math.prod(int_list("attrs.shape", a["shape"])) * int(a["inner"])
+    x = math.prod(_shape(graph, node.inputs[0]))
+    if blocks != x:
+        raise Invalid("attrs.shape", f"x inner holds {blocks} values, the input {x}")
+    return _same_elements(node, graph, blocks)
+
+
 def _transpose_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
     a = node.attrs
     shape = ctx.const(node.name + "_shape", _i32(a["shape"]))
@@ -458,6 +684,10 @@ def _reshape_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.nda
     return [ins[0].reshape(_shape(graph, node.outputs[0]))]
 
 
+def _reshape_shape(node: Node, graph: Graph) -> tuple[int, ...]:
+    return _same_elements(node, graph, math.prod(_shape(graph, node.inputs[0])))
+
+
 def _reshape_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
     src, dst = ctx.ptr(node.inputs[0]), ctx.ptr(node.outputs[0])
     if src == dst:  # the planner gave the output the input's buffer: nothing to move
@@ -466,21 +696,89 @@ def _reshape_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str]
     return ["string.h"], f"    memmove({dst}, {src}, {n});"
 
 
-OPS: dict[str, OpDef] = {
-    "linear": OpDef(_linear_ref, _linear_emit, _linear_scratch),
-    "conv2d": OpDef(_conv_ref, _conv_emit, _conv_scratch),
-    "depthwise_conv2d": OpDef(_conv_ref, _conv_emit),
-    "add": OpDef(_add_ref, _add_emit, inplace=0),
-    "layernorm": OpDef(_layernorm_ref, _layernorm_emit, inplace=0),
-    "softmax": OpDef(_softmax_ref, _softmax_emit, inplace=0),
-    "lut": OpDef(_lut_ref, _lut_emit, inplace=0),
-    "matmul_qk": OpDef(_qk_ref, _matmul_emit, _matmul_scratch),
-    "matmul_av": OpDef(_av_ref, _matmul_emit, _matmul_scratch),
-    "avgpool": OpDef(_avgpool_ref, _avgpool_emit),
-    "global_avgpool": OpDef(_gap_ref, _gap_emit),
-    "transpose": OpDef(_transpose_ref, _transpose_emit),
-    "reshape": OpDef(_reshape_ref, _reshape_emit, inplace=0),
+def _int32_const(role: str) -> Operand:
+    return Operand(role, constant=True, dtype="int32")
+
+
+_TRANSPOSE = {
+    "shape": Attr(Int(1, INT32_MAX, 4)),
+    "perm": Attr(Int(0, 3, 4)),
+    "inner": Attr(_COUNT),
 }
+_QK = {"heads": Attr(_COUNT), "q_zp": Attr(_ZP), "k_zp": Attr(_ZP), "multiplier": Attr(_Q31),
+       "shift": Attr(_SHIFT), "output_zp": Attr(_ZP)}  # fmt: skip
+_AV = {"heads": Attr(_COUNT), "attn_zp": Attr(_ZP), "v_zp": Attr(_ZP), "multiplier": Attr(_Q31),
+       "shift": Attr(_SHIFT), "output_zp": Attr(_ZP)}  # fmt: skip
+_ADD = {
+    **{key: Attr(_ZP if key.endswith("zp") else _Q31) for key in _ADD_KEYS if "shift" not in key},
+    # Input multipliers are <= 1/2 (ops/elementwise.py), so a + b stays in int32.
+    "input1_shift": Attr(Int(MIN_SHIFT, 0)),
+    "input2_shift": Attr(Int(MIN_SHIFT, 0)),
+    "output_shift": Attr(_SHIFT),
+    "left_shift": Attr(Int(0, 22)),
+    **_ACT,
+}
+
+OPS: dict[str, OpDef] = {
+    "linear": OpDef(
+        _linear_ref, _linear_emit, _linear_scratch,
+        operands=(_X, _WEIGHTS, _BIAS), attrs=_WEIGHTED | _BLOCK_HINT, output_shape=_linear_shape,
+    ),
+    "conv2d": OpDef(
+        _conv_ref, _conv_emit, _conv_scratch,
+        operands=(_X, _WEIGHTS, _BIAS), attrs=_WEIGHTED | _WINDOW | _BLOCK_HINT,
+        output_shape=_conv_shape,
+    ),
+    "depthwise_conv2d": OpDef(
+        _conv_ref, _conv_emit,
+        operands=(_X, Operand("weights", constant=True), _BIAS), attrs=_WEIGHTED | _WINDOW,
+        output_shape=_conv_shape,
+    ),
+    "add": OpDef(
+        _add_ref, _add_emit, inplace=0,
+        operands=(Operand("x1"), Operand("x2")), attrs=_ADD, output_shape=_add_shape,
+    ),
+    "layernorm": OpDef(
+        _layernorm_ref, _layernorm_emit, inplace=0,
+        operands=(_X, _int32_const("gamma"), _int32_const("beta")),
+        attrs={"eps": Attr(Int(0, INT32_MAX)), "output_zp": Attr(_ZP)},
+        output_shape=_layernorm_shape,
+    ),
+    "softmax": OpDef(
+        _softmax_ref, _softmax_emit, inplace=0,
+        operands=(_X, _int32_const("exp_table")), attrs={},
+        output_shape=_softmax_shape,
+    ),
+    "lut": OpDef(
+        _lut_ref, _lut_emit, inplace=0,
+        operands=(_X, Operand("table", constant=True)), attrs={}, output_shape=_lut_shape,
+    ),
+    "matmul_qk": OpDef(
+        _qk_ref, _matmul_emit, _matmul_scratch,
+        operands=(Operand("q"), Operand("k")), attrs=_QK, output_shape=_qk_shape,
+    ),
+    "matmul_av": OpDef(
+        _av_ref, _matmul_emit, _matmul_scratch,
+        operands=(Operand("attn"), Operand("v")), attrs=_AV, output_shape=_av_shape,
+    ),
+    "avgpool": OpDef(
+        _avgpool_ref, _avgpool_emit,
+        operands=(_X,), attrs={"kernel": Attr(Int(1, INT32_MAX, 2)), **_WINDOW, **_ACT,
+                              "stride": Attr(_COUNT)},
+        output_shape=_avgpool_shape,
+    ),
+    "global_avgpool": OpDef(
+        _gap_ref, _gap_emit, operands=(_X,), attrs=_ACT, output_shape=_gap_shape
+    ),
+    "transpose": OpDef(
+        _transpose_ref, _transpose_emit,
+        operands=(_X,), attrs=_TRANSPOSE, output_shape=_transpose_shape,
+    ),
+    "reshape": OpDef(
+        _reshape_ref, _reshape_emit, inplace=0,
+        operands=(_X,), attrs={}, output_shape=_reshape_shape,
+    ),
+}  # fmt: skip
 
 
 def opdef(op: str) -> OpDef:
