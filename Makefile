@@ -26,7 +26,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-test: setup
+# lint first: a style or type error fails in seconds, not after the suite
+test: setup lint
 	$(PY) -m pytest tests hil -q
 
 test-host: setup
@@ -41,6 +42,7 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check tinyformer tests hil
 	$(VENV)/bin/ruff format --check tinyformer tests hil
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf build firmware/build

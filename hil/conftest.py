@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from tinyformer.compiler.firmware import Firmware, build
 from tinyformer.engine.cmodel import CModel
 from tinyformer.engine.codegen import generate
 from tinyformer.engine.demo import demo_graph
 from tinyformer.engine.ir import Graph
 from tinyformer.hil.client import DeviceClient
 from tinyformer.hil.errors import TargetUnavailable
-from tinyformer.hil.firmware import Firmware, build
-from tinyformer.hil.targets import make_target
 from tinyformer.hil.targets.base import Target
+from tinyformer.hil.targets.registry import make_target
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -15,8 +15,8 @@ import threading
 import time
 from pathlib import Path
 
-from tinyformer.hil.firmware import DEFAULT_STACK, Firmware, build
-from tinyformer.hil.targets import make_target
+from tinyformer.compiler.firmware import DEFAULT_STACK, Firmware, build
+from tinyformer.hil.targets.registry import make_target
 from tinyformer.model import SupernetSpace
 from tinyformer.nas.genome import Candidate
 from tinyformer.nas.search import SearchSettings, SparseNAS

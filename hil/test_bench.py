@@ -1,4 +1,4 @@
-"""`tinyformer bench kernels`' dense suite on the target: every layer of DESIGN.md's CMSIS-NN
+"""`tinyformer bench kernels`' dense suite on the target: every layer of the CMSIS-NN
 table is measured, checked bit for bit against the reference, and lands in the table."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tinyformer.hil.bench import COLUMNS, bench_kernels
-from tinyformer.hil.link_bench import bench_link
+from tinyformer.perf.kernel_bench import COLUMNS, bench_kernels
+from tinyformer.perf.link_bench import bench_link
 
 
 def test_dense_suite_covers_the_cmsis_nn_table(target, tmp_path) -> None:

@@ -77,7 +77,7 @@ def test_run_layers_profiles_every_layer(pytestconfig, tmp_path) -> None:
     from tinyformer.engine.sparse_format import prune_blocks
     from tinyformer.engine.storage import encode_weights
     from tinyformer.engine.work import graph_macs
-    from tinyformer.nas.latency import SampleStore, samples_of
+    from tinyformer.perf.latency import SampleStore, samples_of
 
     board = "stm32f746" if pytestconfig.getoption("--target") != "qemu" else "mps2-an500"
     graph = random_hybrid_graph(seed=0)

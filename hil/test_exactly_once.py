@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from conftest import FIXTURES
 
+from tinyformer.compiler.driver import compile_model, firmware_in
+from tinyformer.compiler.firmware import Firmware
 from tinyformer.engine import ir, reference
 from tinyformer.engine.builder import random_hybrid_graph
 from tinyformer.engine.codegen import plan_graph
 from tinyformer.hil import protocol as p
-from tinyformer.hil.deploy import compile_model, firmware_in
 from tinyformer.hil.errors import BootLoop, HilError, InputLost, TargetTimeout
-from tinyformer.hil.firmware import Firmware
 from tinyformer.hil.lossy_link import LinkFaults
 from tinyformer.hil.targets.qemu import QemuTarget
 

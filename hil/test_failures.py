@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from conftest import FIXTURES, processes_running
 
+from tinyformer.compiler.errors import DoesNotFitError
 from tinyformer.engine.cmodel import CArray, CModel
-from tinyformer.hil.errors import DoesNotFitError, LinkError, TargetFault, TargetTimeout
+from tinyformer.hil.errors import LinkError, TargetFault, TargetTimeout
 
 
 def test_fault_is_reported_with_pc(target, build_firmware) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tinyformer.compiler.driver import compile_model, firmware_in
 from tinyformer.engine import ir, reference
 from tinyformer.engine.builder import GraphBuilder, random_hybrid_graph
-from tinyformer.hil.deploy import compile_model, firmware_in
 from tinyformer.hil.measure import measure
 
 

@@ -9,8 +9,8 @@ import sys
 import pandas as pd
 
 from tinyformer.engine import ir
-from tinyformer.nas.calibrate import measure_graph, random_candidates
-from tinyformer.nas.latency import LatencyModel, SampleStore, mape, samples_of
+from tinyformer.perf.calibrate import measure_graph, random_candidates
+from tinyformer.perf.latency import LatencyModel, SampleStore, mape, samples_of
 
 
 def test_fit_on_measured_models_predicts_held_out_ones(target, tmp_path) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tinyformer.compiler.firmware import Firmware
 from tinyformer.hil.errors import HilError
-from tinyformer.hil.firmware import Firmware
 from tinyformer.hil.targets import qemu
 from tinyformer.hil.targets.qemu import QemuTarget
 

@@ -26,9 +26,9 @@ from conftest import processes_running
 from driver import GENERATIONS
 from elftools.elf.elffile import ELFFile
 
+from tinyformer.compiler.elfinfo import ElfInfo
+from tinyformer.compiler.firmware import Firmware
 from tinyformer.engine.codegen import generate
-from tinyformer.hil.elfinfo import ElfInfo
-from tinyformer.hil.firmware import Firmware
 from tinyformer.hil.targets.base import Target
 from tinyformer.nas.search import SEARCH_STATE
 

@@ -15,11 +15,11 @@ from collections.abc import Callable
 import pytest
 from conftest import FIXTURES
 
-from tinyformer.hil.elfinfo import StackLayout
+from tinyformer.compiler.elfinfo import StackLayout
+from tinyformer.compiler.firmware import DEFAULT_STACK, Firmware
+from tinyformer.compiler.stackusage import CallGraph, predicted_stack_bytes
 from tinyformer.hil.errors import TargetFault
-from tinyformer.hil.firmware import DEFAULT_STACK, Firmware
 from tinyformer.hil.protocol import CFSR_MMARVALID, CFSR_MSTKERR, FaultInfo
-from tinyformer.hil.stackusage import CallGraph, predicted_stack_bytes
 from tinyformer.hil.targets.base import Target
 
 RECURSION, BIG_FRAME = 1, 2

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tinyformer.compiler.firmware import DEFAULT_STACK, build
 from tinyformer.engine.cmodel import CModel
 from tinyformer.hil.errors import TargetUnavailable
-from tinyformer.hil.firmware import DEFAULT_STACK, build
 from tinyformer.hil.measure import Measurement, measure
-from tinyformer.hil.targets import make_target
+from tinyformer.hil.targets.registry import make_target
 
 
 def align16(n: int) -> int:

@@ -24,10 +24,10 @@ from pyocd.core.helpers import ConnectHelper
 from pyocd.flash import file_programmer
 from test_stm32f746_build import build_tiny_firmware, needs_gcc
 
+from tinyformer.compiler.elfinfo import ElfInfo
+from tinyformer.compiler.firmware import Firmware
 from tinyformer.hil import protocol as p
-from tinyformer.hil.elfinfo import ElfInfo
 from tinyformer.hil.errors import HilError, TargetTimeout, TargetUnavailable, WrongFirmware
-from tinyformer.hil.firmware import Firmware
 from tinyformer.hil.targets.board import BoardTarget
 
 pytestmark = needs_gcc

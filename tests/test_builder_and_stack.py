@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tinyformer.compiler.stackusage import CallGraph
 from tinyformer.engine import ir, reference
 from tinyformer.engine.builder import GraphBuilder, random_hybrid_graph
 from tinyformer.engine.codegen import generate, plan_graph
 from tinyformer.engine.opset import OPS
-from tinyformer.hil.stackusage import CallGraph
 
 
 def _chain() -> ir.Graph:

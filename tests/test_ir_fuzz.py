@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from ir_tamper import GRAPHS, header_of, reframe  # tests/ is on sys.path (conftest.py)
 
+from tinyformer.compiler.profile import layer_profile
 from tinyformer.engine import ir, reference
 from tinyformer.engine.codegen import generate, plan_graph
 from tinyformer.engine.opset import OPS
-from tinyformer.hil.profile import layer_profile
 
 EXAMPLES = int(os.environ.get("TF_FUZZ_EXAMPLES", "400"))
 DEEP = "@@deep@@"  # "@@deep@@N@@deep@@" stands for N nested arrays, spliced in as raw JSON

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tinyformer.compiler.driver import compile_model, firmware_in
+from tinyformer.compiler.library import export_library, kernel_closure
 from tinyformer.engine import ir, reference
 from tinyformer.engine.builder import random_hybrid_graph
-from tinyformer.hil.deploy import compile_model, firmware_in
-from tinyformer.hil.library import export_library, kernel_closure
 
 # Reads the input from stdin, runs the model, writes the output to stdout; with COUNT it
 # also defines tf_layer_done and writes the number of calls after the output.

@@ -46,8 +46,8 @@ def test_candidate_graph_follows_the_plan() -> None:
 def test_budget_estimate_bounds_the_linked_firmware(tmp_path) -> None:
     """SuperNAS's flash estimate (emitted constants + a firmware allowance) is an upper
     bound of the linked firmware, and not a loose one; its SRAM covers the arena."""
+    from tinyformer.compiler.driver import compile_model
     from tinyformer.engine import ir
-    from tinyformer.hil.deploy import compile_model
     from tinyformer.nas.supernas import estimate_budget
 
     config = SPACE.largest()

@@ -6,12 +6,12 @@ import dataclasses
 
 import pytest
 
+from tinyformer.compiler.profile import layer_profile
 from tinyformer.engine.builder import random_hybrid_graph
 from tinyformer.engine.codegen import generate, plan_graph
 from tinyformer.engine.sparse_format import prune_blocks
 from tinyformer.engine.storage import encode_weights
 from tinyformer.engine.work import graph_macs, node_macs
-from tinyformer.hil.profile import layer_profile
 
 
 def test_rows_follow_the_graph_and_add_up() -> None:

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from test_stm32f746_build import build_tiny_firmware
 
+from tinyformer.compiler.firmware import FIRMWARE_DIR, Firmware
 from tinyformer.hil import protocol as p
 from tinyformer.hil.errors import TargetUnavailable
-from tinyformer.hil.firmware import FIRMWARE_DIR, Firmware
 from tinyformer.hil.targets.renode import RenodeTarget
 
 RENODE_DIR = FIRMWARE_DIR.parent / "renode"
@@ -108,7 +108,7 @@ def _fake_renode(bin_dir: Path, record: Path) -> None:
             conn.sendall(bytes.fromhex({BOOT_FRAME.hex()!r}))
             # then INFO, as the firmware it loaded (the client checks the model hash)
             from tinyformer.hil import protocol as p
-            from tinyformer.hil.elfinfo import ElfInfo
+            from tinyformer.compiler.elfinfo import ElfInfo
             info = p.Info(p.PROTOCOL_VERSION, "cycles", 216_000_000, 32, 32, 64, 8192, 1,
                           p.MAX_PAYLOAD, ElfInfo(elf).model_hash, "stm32f746", "tiny", "fake")
             reader = p.FrameReader()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tinyformer.hil.results import COLUMNS, append_rows, read_table
+from tinyformer.results import COLUMNS, append_rows, read_table
 
 
 def row(i: int) -> dict:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tinyformer.compiler.firmware import FIRMWARE_DIR
+from tinyformer.compiler.source_hash import c_code, firmware_id, generated_code_digest
 from tinyformer.engine.cmodel import CModel
-from tinyformer.hil.firmware import FIRMWARE_DIR
-from tinyformer.hil.source_hash import c_code, firmware_id, generated_code_digest
 
 
 @pytest.fixture

@@ -259,7 +259,7 @@ def test_cost_model_refuses_sparse_that_is_bigger() -> None:
 )
 def test_cost_model_matches_measurements(index, block, sparsity, measured) -> None:
     from tinyformer.engine.sparse_format import dense_instructions, sparse_instructions
-    from tinyformer.hil.bench import SPARSE_PROBLEMS, problem_data
+    from tinyformer.perf.kernel_bench import SPARSE_PROBLEMS, problem_data
 
     p = SPARSE_PROBLEMS[index]
     oh, ow = p.out_hw

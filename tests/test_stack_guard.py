@@ -14,12 +14,13 @@ import pytest
 from elftools.elf.elffile import ELFFile
 from test_stm32f746_build import RAM_BASE, build_tiny_firmware, needs_gcc
 
+from tinyformer.compiler.elfinfo import StackLayout
+from tinyformer.compiler.errors import FirmwareBuildError
+from tinyformer.compiler.firmware import Firmware
+from tinyformer.compiler.stackusage import CallGraph, check_stack_guard
 from tinyformer.hil import protocol as p
 from tinyformer.hil.client import DeviceClient
-from tinyformer.hil.elfinfo import StackLayout
-from tinyformer.hil.errors import FirmwareBuildError, TargetFault
-from tinyformer.hil.firmware import Firmware
-from tinyformer.hil.stackusage import CallGraph, check_stack_guard
+from tinyformer.hil.errors import TargetFault
 
 LAYOUT = StackLayout(
     guard_start=0x1FFF_8000,

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from tinyformer.hil.firmware import FLASH_BUDGET, RAM_BUDGET, Firmware, build
+from tinyformer.boards import FLASH_BUDGET, RAM_BUDGET
+from tinyformer.compiler.firmware import Firmware, build
 
 FLASH_BASE = 0x0800_0000
 RAM_BASE = 0x2000_0000
@@ -140,7 +141,7 @@ def test_kernels_use_no_double_precision(tmp_path: Path) -> None:
     import re
     import subprocess
 
-    from tinyformer.hil.firmware import FIRMWARE_DIR
+    from tinyformer.compiler.firmware import FIRMWARE_DIR
 
     makefile = (FIRMWARE_DIR / "Makefile").read_text()
     arch = re.search(r"^ARCH := (.*)$", makefile, re.M).group(1).split()

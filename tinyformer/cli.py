@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tinyformer.boards import BOARDS
+from tinyformer.errors import ToolError
 from tinyformer.hil.errors import HilError
 from tinyformer.nas.options import QUICK, SearchOptions
 
@@ -35,8 +37,8 @@ def _version(value: bool) -> None:
         return
     from importlib.metadata import version
 
-    from tinyformer.hil.firmware import build_id
-    from tinyformer.hil.source_hash import firmware_id
+    from tinyformer.compiler.firmware import build_id
+    from tinyformer.compiler.source_hash import firmware_id
 
     ids = f"git {build_id()}, firmware {firmware_id()}"
     console.print(f"tinyformer {version('tinyformer')} ({ids})")
@@ -84,7 +86,7 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (HilError, ValueError, FileNotFoundError) as exc:  # IRFormatError is a ValueError
+        except (ToolError, ValueError, FileNotFoundError) as exc:  # IRFormatError: a ValueError
             # escape: the message may quote a file's names, which are not rich markup;
             # soft_wrap: one line however long (rich would wrap at 80 columns off a terminal)
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
@@ -124,7 +126,7 @@ def _target(
     pyocd_target: str | None,
     run_timeout: float | None,
 ):
-    from tinyformer.hil.targets import make_target
+    from tinyformer.hil.targets.registry import make_target
 
     if name == "board":
         return make_target(
@@ -211,20 +213,19 @@ def compile(
     """Compile an IR model into firmware; print flash, arena and predicted peak SRAM."""
     from dataclasses import asdict
 
+    from tinyformer.compiler.driver import compile_model
+    from tinyformer.compiler.library import check_api, export_library
+    from tinyformer.compiler.profile import layer_profile
     from tinyformer.engine import ir
-    from tinyformer.hil.deploy import compile_model
-    from tinyformer.hil.library import check_api, export_library
-    from tinyformer.hil.profile import layer_profile
-    from tinyformer.nas.latency import SampleStore
+    from tinyformer.perf.latency import SampleStore
 
     if library:
         check_api(api)  # before the build, not after
     report = compile_model(model, out, board=board)
     profile = []
     if layers:
-        # QEMU counts instructions; a board, cycles (its samples come from --target board).
-        target, unit = ("qemu", "instructions") if board == "mps2-an500" else ("board", "cycles")
-        latency = SampleStore(results).model(target, unit)
+        spec = BOARDS[board]  # its samples come from the target that measures this board
+        latency = SampleStore(results).model(spec.target, spec.count_unit)
         profile = layer_profile(ir.load(out / "model.tfir"), predict=latency.predict_known)
     lib = export_library(out, api) if library else None
     if as_json:
@@ -237,7 +238,7 @@ def compile(
     else:
         _print_measurement(asdict(report), {"folder": str(out)})
         if layers:
-            _print_profile(profile, unit, measured=False)
+            _print_profile(profile, BOARDS[board].count_unit, measured=False)
         if lib:
             console.print(
                 f"C library: {lib.folder} ({len(lib.files)} files; `make -C {lib.folder}` "
@@ -273,15 +274,15 @@ def run(
 
     import numpy as np
 
+    from tinyformer.compiler.driver import compile_model, firmware_in
+    from tinyformer.compiler.profile import layer_profile
     from tinyformer.engine import ir
     from tinyformer.engine.demo import demo_graph, demo_input
     from tinyformer.engine.reference import outputs
     from tinyformer.engine.work import graph_macs
-    from tinyformer.hil.deploy import compile_model, firmware_in
     from tinyformer.hil.measure import measure
-    from tinyformer.hil.profile import layer_profile
-    from tinyformer.hil.results import MEASUREMENTS, append_rows
-    from tinyformer.nas.latency import SampleStore
+    from tinyformer.perf.latency import SampleStore
+    from tinyformer.results import MEASUREMENTS, append_rows
 
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
     with tempfile.TemporaryDirectory(prefix="tinyformer-run-") as tmp:
@@ -363,9 +364,9 @@ def evaluate(
     as_json: JsonOpt = False,
 ) -> None:
     """Run every test image on the target; accuracy and agreement with the host reference."""
+    from tinyformer.compiler.driver import firmware_in
     from tinyformer.data import load_dataset_for_input
     from tinyformer.hil.accuracy import evaluate_on_target
-    from tinyformer.hil.deploy import firmware_in
     from tinyformer.quant.pipeline import model_input
 
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
@@ -444,18 +445,18 @@ def bench(
     link: inferences over a link damaging 1e-4..1e-2 of the bytes (QEMU): results/link.csv."""
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
     if what == "kernels":
-        from tinyformer.hil.bench import bench_kernels
+        from tinyformer.perf.kernel_bench import bench_kernels
 
         table = bench_kernels(tgt, results / "kernels.csv")
         console.print(table.drop(columns=["git_rev", "time"]).to_string(index=False))
     elif what == "latency":
-        from tinyformer.nas.calibrate import LATENCY_REPORT, check_latency_model
+        from tinyformer.perf.calibrate import LATENCY_REPORT, check_latency_model
 
         table = check_latency_model(tgt, results)
         console.print(table.drop(columns=["time"]).to_string(index=False))
         console.print(f"MAPE {table['mape_pct'].iloc[0]:.2f} % -> {results / LATENCY_REPORT}")
     elif what == "link":
-        from tinyformer.hil.link_bench import LINK_BENCH, bench_link
+        from tinyformer.perf.link_bench import LINK_BENCH, bench_link
 
         table = bench_link(tgt, results / LINK_BENCH)
         console.print(table.drop(columns=["time"]).to_string(index=False))

@@ -15,7 +15,7 @@
 #include "tf_protocol.h"
 
 /* The reporter's deepest call chain (tf_frame_send, COBS, CRC, board_putc/halt) takes 72 B at
- * -O2 on both boards; the host checks every build against this size (tinyformer.hil.stackusage
+ * -O2 on both boards; the host checks every build against this size (tinyformer.compiler.stackusage
  * reads it from the symbol's size). */
 #define FAULT_STACK_BYTES 128
 #define TF_STR2(x) #x

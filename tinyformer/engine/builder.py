@@ -89,7 +89,7 @@ class GraphBuilder:
         out = f"{name}_out"
         self.tensors[out] = Tensor(out, shape, scale=scale, zero_point=zp)
         node = Node(op, name, inputs, [out], attrs)
-        ins = [self.values.get(t, self.tensors[t].data) for t in inputs]
+        ins = [self.values[t] if t in self.values else self.tensors[t].const for t in inputs]
         graph = Graph(self.name, self.tensors, [node], [], [])
         self.values[out] = opdef(op).reference(node, graph, ins)[0]
         self.nodes.append(node)

@@ -72,7 +72,7 @@ class CModel:
     def render(self, api: str = "tf_model") -> str:
         """model.c; ``api`` names what it defines (``{api}_info``, ``_input``, ``_output``,
         ``_run``): the firmware's runtime calls tf_model_*, an application that links several
-        models gives each its own (tinyformer.hil.library)."""
+        models gives each its own (tinyformer.compiler.library)."""
         digest = ", ".join(f"0x{b:02x}" for b in self.digest())
         includes = "".join(f'#include "{h}"\n' for h in sorted(set(self.includes)))
         layers = "".join(

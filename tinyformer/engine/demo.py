@@ -2,7 +2,7 @@
 
 The smallest real model that exercises the whole path: IR -> numpy reference -> C kernel
 -> firmware -> target -> measurements. Default shape: 64 tokens x 96 -> 192 features, the
-transformer MLP shape of DESIGN.md's CMSIS-NN baseline table.
+transformer MLP shape of the kernel bench's CMSIS-NN baseline (perf/kernel_bench.py).
 """
 
 from __future__ import annotations

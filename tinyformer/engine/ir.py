@@ -65,6 +65,13 @@ class Tensor:
     def is_constant(self) -> bool:
         return self.data is not None
 
+    @property
+    def const(self) -> np.ndarray:
+        """The data of a constant (validation guarantees a weight operand has it)."""
+        if self.data is None:
+            raise IRFormatError(f"tensor {self.name!r} is an activation, not a constant")
+        return self.data
+
 
 @dataclass
 class Node:

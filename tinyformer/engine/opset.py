@@ -112,11 +112,11 @@ def weights_of(graph: Graph, name: str) -> np.ndarray:
     """A weight tensor's dense int8 values, decoding block-sparse storage."""
     t = graph.tensors[name]
     if t.encoding is None:
-        return t.data
+        return t.const
     if t.encoding == "block-rle":
         from tinyformer.engine.sparse_format import decode
 
-        return decode(t.data.tobytes()).reshape(t.shape)
+        return decode(t.const.tobytes()).reshape(t.shape)
     raise ValueError(f"tensor {name!r} has unknown encoding {t.encoding!r}")
 
 
@@ -258,7 +258,7 @@ def _linear_scratch(node: Node, graph: Graph) -> int:
     if is_sparse(graph, node.inputs[1]):
         from tinyformer.engine.ops import sparse
 
-        return sparse.scratch_bytes_of(graph.tensors[node.inputs[1]].data)
+        return sparse.scratch_bytes_of(graph.tensors[node.inputs[1]].const)
     return fc_scratch_bytes(k)
 
 
@@ -277,7 +277,7 @@ def _linear_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str],
     if is_sparse(graph, node.inputs[1]):
         from tinyformer.engine.ops import sparse
 
-        weights = sparse.emit_weights(ctx, node.name + "_w", graph.tensors[node.inputs[1]].data)
+        weights = sparse.emit_weights(ctx, node.name + "_w", graph.tensors[node.inputs[1]].const)
         return [sparse.FC_HEADER], f"    {sparse.FC_KERNEL}({x}, {weights}, {tail});"
     code = f"    tf_fully_connected_s8({x}, {ctx.const(node.name + '_w', w)}, {tail});"
     return ["tf_fully_connected_s8.h"], code
@@ -350,7 +350,7 @@ def _conv_scratch(node: Node, graph: Graph) -> int:
     if is_sparse(graph, node.inputs[1]):
         from tinyformer.engine.ops import sparse
 
-        return sparse.scratch_bytes_of(graph.tensors[node.inputs[1]].data, kh, kw)
+        return sparse.scratch_bytes_of(graph.tensors[node.inputs[1]].const, kh, kw)
     return conv2d_scratch_bytes(c, kh, kw)
 
 
@@ -381,7 +381,7 @@ def _conv_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], s
     if is_sparse(graph, node.inputs[1]):
         from tinyformer.engine.ops import sparse
 
-        wc = sparse.emit_weights(ctx, node.name + "_w", graph.tensors[node.inputs[1]].data)
+        wc = sparse.emit_weights(ctx, node.name + "_w", graph.tensors[node.inputs[1]].const)
         kernel, header = sparse.CONV_KERNEL, sparse.CONV_HEADER
     else:
         wc = ctx.const(node.name + "_w", weights)
@@ -447,7 +447,7 @@ def _layernorm_shape(node: Node, graph: Graph) -> tuple[int, ...]:
         raise Invalid(_operand(node, 0), f"depth {d} is above the kernel's {MAX_D}")
     for i in (1, 2):
         _expect_shape(node, graph, i, (d,))
-        if np.any(np.abs(graph.tensors[node.inputs[i]].data.astype(np.int64)) > G_LIMIT):
+        if np.any(np.abs(graph.tensors[node.inputs[i]].const.astype(np.int64)) > G_LIMIT):
             raise Invalid(_operand(node, i), f"has values beyond +-{G_LIMIT}")
     return _same_shape(node, graph)
 
@@ -456,7 +456,7 @@ def _layernorm_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[st
     a = node.attrs
     shape = _shape(graph, node.inputs[0])
     t, d = int(np.prod(shape[:-1])), shape[-1]
-    gamma, beta = (graph.tensors[name].data for name in node.inputs[1:3])
+    gamma, beta = (graph.tensors[name].const for name in node.inputs[1:3])
     affine = ctx.const(
         node.name + "_affine", layernorm_affine(gamma, beta, int(a["output_zp"])).ravel()
     )
@@ -473,7 +473,7 @@ def _softmax_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.nda
 
 def _softmax_shape(node: Node, graph: Graph) -> tuple[int, ...]:
     _expect_shape(node, graph, 1, (256,))
-    table = graph.tensors[node.inputs[1]].data.astype(np.int64)
+    table = graph.tensors[node.inputs[1]].const.astype(np.int64)
     n = _shape(graph, node.inputs[0])[-1]
     # A row's sum of table entries must be a positive int32 (one reciprocal per row).
     if table.min() < 0 or table[0] < 1 or n * int(table.max()) > INT32_MAX:

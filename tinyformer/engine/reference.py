@@ -22,7 +22,7 @@ def run(graph: Graph, inputs: dict[str, np.ndarray] | np.ndarray) -> dict[str, n
             )
         values[name] = x
     for node in graph.nodes:
-        ins = [values[t] if t in values else graph.tensors[t].data for t in node.inputs]
+        ins = [values[t] if t in values else graph.tensors[t].const for t in node.inputs]
         outs = opdef(node.op).reference(node, graph, ins)
         values.update(zip(node.outputs, outs, strict=True))
     return values

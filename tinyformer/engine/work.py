@@ -34,6 +34,6 @@ def weight_storage(node: Node, graph: Graph) -> tuple[str, int, int]:
     name = node.inputs[1]
     if not is_sparse(graph, name):
         return "dense", 1, 0
-    block = int(sparse_format.header(graph.tensors[name].data.tobytes()).block)
+    block = int(sparse_format.header(graph.tensors[name].const.tobytes()).block)
     nonzero = int(np.count_nonzero(sparse_format.block_mask(weights_of(graph, name), block)))
     return "sparse", block, nonzero

@@ -1,1 +1,1 @@
-"""Hardware-in-the-loop harness: firmware builds, targets, serial protocol, measurements."""
+"""Hardware-in-the-loop harness: serial protocol, client, targets, measurements, accuracy."""

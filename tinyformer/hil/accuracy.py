@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from tinyformer.compiler.firmware import Firmware
 from tinyformer.engine import reference
 from tinyformer.engine.ir import Graph
-from tinyformer.hil.firmware import Firmware
 from tinyformer.hil.targets.base import Target
 
 

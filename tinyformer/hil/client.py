@@ -35,7 +35,7 @@ from tinyformer.hil.errors import (
 )
 
 if TYPE_CHECKING:
-    from tinyformer.hil.elfinfo import StackLayout
+    from tinyformer.compiler.elfinfo import StackLayout
 
 # Errors that mean "our frame arrived damaged": resend it.
 _RESEND = {p.ErrorCode.BAD_CRC, p.ErrorCode.BAD_FRAME, p.ErrorCode.OVERFLOW}

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
+from tinyformer.errors import ToolError
 
-class HilError(RuntimeError):
+
+class HilError(ToolError):
     """Base class: anything that stops a measurement."""
-
-
-class FirmwareBuildError(HilError):
-    """The firmware did not compile or link (the message carries the compiler's words)."""
-
-
-class DoesNotFitError(FirmwareBuildError):
-    """The model overflows the flash or RAM budget."""
 
 
 class LinkError(HilError):

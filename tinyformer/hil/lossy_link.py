@@ -27,11 +27,11 @@ class LinkFaults:
 class Direction:
     rate: float
     rng: random.Random
-    bytes: int = 0
+    passed: int = 0  # bytes that went through (damaged or not)
     damaged: int = 0
 
     def damage(self, data: bytes) -> bytes:
-        self.bytes += len(data)
+        self.passed += len(data)
         if self.rate <= 0:
             return data
         out = bytearray()

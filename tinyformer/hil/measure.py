@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass, field
 
+from tinyformer.compiler.firmware import Firmware, build_id
 from tinyformer.hil.errors import HilError
-from tinyformer.hil.firmware import Firmware, build_id
-from tinyformer.hil.results import now_iso
 from tinyformer.hil.targets.base import Target
+from tinyformer.results import now_iso
 
 
 @dataclass(frozen=True)

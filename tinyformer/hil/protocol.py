@@ -14,7 +14,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tinyformer.hil.elfinfo import StackLayout
+    from tinyformer.compiler.elfinfo import StackLayout
 
 PROTOCOL_VERSION = 2
 MAX_PAYLOAD = 1024

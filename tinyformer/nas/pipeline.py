@@ -17,15 +17,13 @@ import pandas as pd
 import torch
 
 from tinyformer.atomic_write import write_atomic_text
+from tinyformer.compiler.driver import compile_model, firmware_in
 from tinyformer.data import load_dataset
 from tinyformer.hil.accuracy import evaluate_on_target
-from tinyformer.hil.deploy import compile_model, firmware_in
-from tinyformer.hil.results import append_rows, now_iso, write_atomic
 from tinyformer.hil.targets.base import Target
 from tinyformer.model import Supernet, SupernetSpace, TrainConfig, train_supernet
 from tinyformer.nas.fitness import SupernetFitness
 from tinyformer.nas.genome import Candidate
-from tinyformer.nas.latency import SampleStore
 from tinyformer.nas.options import SearchOptions
 from tinyformer.nas.search import (
     LATENCY_CHECK,
@@ -35,6 +33,8 @@ from tinyformer.nas.search import (
     SparseNAS,
 )
 from tinyformer.nas.supernas import choose_space
+from tinyformer.perf.latency import SampleStore
+from tinyformer.results import append_rows, now_iso, write_atomic
 
 # what search and demo write to their output folder
 PRODUCTS = ("supernas.json", "supernet.pt", "search", "model", "firmware", "summary.json")

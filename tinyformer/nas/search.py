@@ -32,17 +32,17 @@ import numpy as np
 import pandas as pd
 
 from tinyformer.atomic_write import write_atomic_text
+from tinyformer.boards import FLASH_BUDGET, RAM_BUDGET
+from tinyformer.compiler.driver import compile_model, firmware_in
 from tinyformer.engine import ir
-from tinyformer.hil.deploy import compile_model, firmware_in
-from tinyformer.hil.firmware import FLASH_BUDGET, RAM_BUDGET
 from tinyformer.hil.measure import measure
-from tinyformer.hil.results import write_atomic
 from tinyformer.hil.targets.base import Target
 from tinyformer.model.config import SupernetSpace
 from tinyformer.nas.candidate import config_graph
 from tinyformer.nas.genome import Candidate, crossover, mutate, random_candidate
-from tinyformer.nas.latency import LatencyModel, SampleStore, samples_of
 from tinyformer.nas.options import SearchOptions
+from tinyformer.perf.latency import LatencyModel, SampleStore, samples_of
+from tinyformer.results import write_atomic
 
 STATE_VERSION = 1
 LATENCY_CHECK = "latency_check.csv"

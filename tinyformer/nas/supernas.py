@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from tinyformer.atomic_write import write_atomic_text
+from tinyformer.boards import FLASH_BUDGET, RAM_BUDGET
 from tinyformer.engine.codegen import generate, plan_graph
 from tinyformer.engine.ir import Graph
 from tinyformer.engine.work import graph_macs
-from tinyformer.hil.firmware import FLASH_BUDGET, RAM_BUDGET
 from tinyformer.model.config import SupernetSpace, TransformerStageSpace
 from tinyformer.nas.candidate import config_graph
-from tinyformer.nas.latency import LatencyModel
+from tinyformer.perf.latency import LatencyModel
 
 WIDTH_SCALES = (0.5, 0.75, 1.0, 1.25)
 # Firmware outside the model (runtime, protocol, startup, kernels) and its static RAM:

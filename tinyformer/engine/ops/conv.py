@@ -62,7 +62,9 @@ def conv2d_scratch_bytes(in_c: int, k_h: int, k_w: int) -> int:
     return fc_scratch_bytes(depth) + FC_TILE * depth
 
 
-def patches(x: np.ndarray, k_h: int, k_w: int, stride: int, padding: Padding, fill: int):
+def patches(
+    x: np.ndarray, k_h: int, k_w: int, stride: int, padding: Padding, fill: float
+) -> np.ndarray:
     """[Ho][Wo][kh][kw][C] windows of ``x`` padded with ``fill`` (a read-only view)."""
     top, left, bottom, right = (int(p) for p in padding)
     h, w, _ = x.shape

@@ -6,8 +6,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 
+from tinyformer.compiler.firmware import Firmware
 from tinyformer.hil.client import DeviceClient
-from tinyformer.hil.firmware import Firmware
 
 
 class Target(ABC):

@@ -18,9 +18,9 @@ from typing import Any
 
 import serial
 
+from tinyformer.compiler.firmware import Firmware
 from tinyformer.hil.client import DeviceClient
 from tinyformer.hil.errors import HilError, TargetUnavailable
-from tinyformer.hil.firmware import Firmware
 from tinyformer.hil.targets.base import Target
 
 

@@ -35,19 +35,16 @@ def spawn(cmd: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
     starts and stops its emulator in one thread (TinyFormer's sessions run on the main
     thread; one opened in a worker thread lives no longer than that thread either).
     """
-    parent = os.getpid()
+    parent, prctl = os.getpid(), _prctl
 
     def die_with_parent() -> None:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if prctl is None:  # not Linux: no such signal
+            return
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != parent:  # the parent died before prctl: no signal will come
             os.kill(os.getpid(), signal.SIGKILL)
 
-    return subprocess.Popen(
-        cmd,
-        start_new_session=True,
-        preexec_fn=die_with_parent if _prctl is not None else None,
-        **kwargs,
-    )
+    return subprocess.Popen(cmd, start_new_session=True, preexec_fn=die_with_parent, **kwargs)
 
 
 def free_port() -> int:

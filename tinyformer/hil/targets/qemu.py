@@ -17,9 +17,9 @@ from typing import BinaryIO
 
 import serial
 
+from tinyformer.compiler.firmware import Firmware
 from tinyformer.hil.client import DeviceClient
 from tinyformer.hil.errors import HilError, LinkError, TargetTimeout, TargetUnavailable
-from tinyformer.hil.firmware import Firmware
 from tinyformer.hil.lossy_link import LinkFaults, LossyProxy
 from tinyformer.hil.targets import emulator
 from tinyformer.hil.targets.base import Target

@@ -24,9 +24,9 @@ from typing import BinaryIO
 
 import serial
 
+from tinyformer.compiler.firmware import FIRMWARE_DIR, Firmware
 from tinyformer.hil.client import DeviceClient
 from tinyformer.hil.errors import HilError, TargetUnavailable
-from tinyformer.hil.firmware import FIRMWARE_DIR, Firmware
 from tinyformer.hil.targets import emulator
 from tinyformer.hil.targets.base import Target
 

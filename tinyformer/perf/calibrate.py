@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tinyformer.compiler.driver import CompileReport, compile_model, firmware_in
 from tinyformer.engine import ir
 from tinyformer.engine.builder import random_hybrid_graph
-from tinyformer.hil.deploy import CompileReport, compile_model, firmware_in
 from tinyformer.hil.measure import Measurement, measure
-from tinyformer.hil.results import now_iso, write_atomic
 from tinyformer.hil.targets.base import Target
-from tinyformer.nas.latency import LatencyModel, SampleStore, mape, samples_of
+from tinyformer.perf.latency import LatencyModel, SampleStore, mape, samples_of
+from tinyformer.results import now_iso, write_atomic
 
 LATENCY_REPORT = "latency_model.csv"
 

@@ -18,7 +18,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from tinyformer.hil.firmware import FIRMWARE_DIR
+from tinyformer.compiler.firmware import FIRMWARE_DIR
 
 # C comments, or a string / character literal (kept: it may hold "//" or assembly).
 _C_TOKEN = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'', re.S)
@@ -44,7 +44,7 @@ def generated_code_digest() -> str:
         for node in graph.nodes:
             if block is not None and node.op in ("linear", "conv2d"):
                 w = graph.tensors[node.inputs[1]]
-                pruned = prune_blocks(w.data, block, 0.75)
+                pruned = prune_blocks(w.const, block, 0.75)
                 graph.tensors[w.name] = dataclasses.replace(w, data=pruned)
                 node.attrs["block"] = block
         h.update(generate(encode_weights(graph)).render().encode())

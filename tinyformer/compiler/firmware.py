@@ -8,15 +8,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinyformer.hil.elfinfo import ElfInfo
-from tinyformer.hil.errors import DoesNotFitError, FirmwareBuildError
-from tinyformer.hil.stackusage import check_stack_guard
+from tinyformer.boards import BOARDS
+from tinyformer.compiler.elfinfo import ElfInfo
+from tinyformer.compiler.errors import DoesNotFitError, FirmwareBuildError
+from tinyformer.compiler.stackusage import check_stack_guard
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
-BOARDS = ("mps2-an500", "stm32f746")
 DEFAULT_STACK = 8192
-FLASH_BUDGET = 1024 * 1024
-RAM_BUDGET = 320 * 1024
 _OVERFLOW = re.compile(r"region `(\w+)' overflowed by (\d+) bytes")
 
 
@@ -57,10 +55,11 @@ def build(
     """Compile firmware/ + the model in ``model_dir`` into ``build_dir/firmware.elf``.
 
     A build with a stack frame the MPU stack guard cannot catch is refused
-    (:func:`~tinyformer.hil.stackusage.check_stack_guard`).
+    (:func:`~tinyformer.compiler.stackusage.check_stack_guard`).
     """
     if board not in BOARDS:
         raise FirmwareBuildError(f"unknown board {board!r}; choose one of {', '.join(BOARDS)}")
+    budgets = {"FLASH": BOARDS[board].flash_bytes, "RAM": BOARDS[board].ram_bytes}
     if not (Path(model_dir) / "model.c").is_file():
         raise FirmwareBuildError(f"{model_dir} has no model.c: compile a model first")
     if shutil.which("arm-none-eabi-gcc") is None:
@@ -79,7 +78,6 @@ def build(
         log = (proc.stdout + proc.stderr).strip()
         overflows = _OVERFLOW.findall(log)
         if overflows:
-            budgets = {"FLASH": FLASH_BUDGET, "RAM": RAM_BUDGET}
             parts = [
                 f"{region} ({budgets.get(region, 0) // 1024} KB) overflowed by {int(n):,} bytes"
                 for region, n in overflows

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyformer.atomic_write import write_atomic_text
+from tinyformer.compiler.driver import compile_report
+from tinyformer.compiler.firmware import FIRMWARE_DIR
+from tinyformer.compiler.stackusage import CallGraph
 from tinyformer.engine import ir
 from tinyformer.engine.codegen import generate, plan_graph
-from tinyformer.hil.deploy import compile_report
-from tinyformer.hil.firmware import FIRMWARE_DIR
-from tinyformer.hil.stackusage import CallGraph
 
 KERNELS = FIRMWARE_DIR / "kernels"
 MODEL_HEADER = FIRMWARE_DIR / "common" / "tf_model.h"

@@ -25,10 +25,10 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tinyformer.hil.errors import FirmwareBuildError
+from tinyformer.compiler.errors import FirmwareBuildError
 
 if TYPE_CHECKING:
-    from tinyformer.hil.elfinfo import StackLayout
+    from tinyformer.compiler.elfinfo import StackLayout
 
 # Exception entry with lazy FP state preservation: 8 core words + 18 FP words (S0-S15,
 # FPSCR, reserved), and up to one word of alignment padding.

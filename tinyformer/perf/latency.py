@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
 
+from tinyformer.compiler.source_hash import firmware_id
 from tinyformer.engine.ir import Graph, Node
 from tinyformer.engine.work import weight_storage
-from tinyformer.hil.results import append_rows, locked, now_iso, read_table, write_atomic
-from tinyformer.hil.source_hash import firmware_id
+from tinyformer.results import append_rows, locked, now_iso, read_table, write_atomic
 
 SAMPLES = "latency_samples.csv"
 COLUMNS = ["target", "unit", "op", "features", "count", "model_id", "firmware", "time"]

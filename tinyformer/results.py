@@ -1,6 +1,6 @@
 """The measurements table: one row per (model, target, metric), appended atomically.
 
-Columns (DESIGN.md): model_id, target, metric, value, unit, source, git_rev, time. Writers
+Columns: model_id, target, metric, value, unit, source, git_rev, time. Writers
 take a lock file, read the table, append and replace it in one rename, so concurrent
 writers (a search's worker pool) and a crash mid-write never lose a measured row.
 

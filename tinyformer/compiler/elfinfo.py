@@ -8,8 +8,9 @@ from pathlib import Path
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
 
-from tinyformer.hil.errors import FirmwareBuildError
+from tinyformer.compiler.errors import FirmwareBuildError
 
 SHF_ALLOC = 0x2
 SHT_NOBITS = "SHT_NOBITS"
@@ -46,6 +47,11 @@ class ElfSizes:
     stack_reserved_bytes: int
 
 
+def _symbols(elf: ELFFile) -> SymbolTableSection | None:
+    table = elf.get_section_by_name(".symtab")
+    return table if isinstance(table, SymbolTableSection) else None
+
+
 class ElfInfo:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -76,7 +82,7 @@ class ElfInfo:
 
     @staticmethod
     def _function_symbols(elf: ELFFile) -> list[tuple[int, int, str]]:
-        table = elf.get_section_by_name(".symtab")
+        table = _symbols(elf)
         if table is None:
             return []
         syms = [
@@ -89,7 +95,7 @@ class ElfInfo:
     @staticmethod
     def _model_hash(elf: ELFFile) -> str | None:
         """tf_model_info.hash (tf_model.h: after the name pointer), hex; None without it."""
-        table = elf.get_section_by_name(".symtab")
+        table = _symbols(elf)
         syms = table.get_symbol_by_name("tf_model_info") if table is not None else None
         if not syms or not isinstance(syms[0]["st_shndx"], int):
             return None
@@ -103,7 +109,7 @@ class ElfInfo:
     @staticmethod
     def _stack_layout(elf: ELFFile) -> StackLayout | None:
         """The stack and its guard; None for a firmware built without a guard."""
-        table = elf.get_section_by_name(".symtab")
+        table = _symbols(elf)
         if table is None:
             return None
         names = ("__stack_guard_start", "__stack_guard_end", "__stack_limit", "__stack_top")
@@ -111,8 +117,12 @@ class ElfInfo:
         if not all(found):
             return None
         fault_stack = table.get_symbol_by_name("tf_fault_stack")
+        guard_start, guard_end, limit, top = (syms[0]["st_value"] for syms in found if syms)
         return StackLayout(
-            *(syms[0]["st_value"] for syms in found),
+            guard_start,
+            guard_end,
+            limit,
+            top,
             fault_stack_bytes=fault_stack[0]["st_size"] if fault_stack else 0,
         )
 

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tinyformer.compiler.driver import compile_model, firmware_in
 from tinyformer.engine import ir, reference
 from tinyformer.engine.builder import random_hybrid_graph
-from tinyformer.hil.deploy import compile_model, firmware_in
 from tinyformer.hil.errors import HilError
 from tinyformer.hil.lossy_link import LinkFaults
-from tinyformer.hil.results import now_iso, write_atomic
 from tinyformer.hil.targets.base import Target
 from tinyformer.hil.targets.qemu import QemuTarget
+from tinyformer.results import now_iso, write_atomic
 
 RATES = (0.0, 1e-4, 1e-3, 1e-2)
 DIRECTIONS = {"to-device": (1, 0), "to-host": (0, 1), "both": (1, 1)}
@@ -95,9 +95,9 @@ def _bench_one(
         "clean_errors": clean,
         "wrong_accepted": wrong,
         "inferences_per_s": round(len(inputs) / seconds, 2),
-        "bytes_to_device": proxy.to_device.bytes,
+        "bytes_to_device": proxy.to_device.passed,
         "damaged_to_device": proxy.to_device.damaged,
-        "bytes_to_host": proxy.to_host.bytes,
+        "bytes_to_host": proxy.to_host.passed,
         "damaged_to_host": proxy.to_host.damaged,
         **stats,
     }

@@ -24,7 +24,7 @@ MACs per counted unit: the effective rate), speedup_vs_dense (dense count / coun
 problem and firmware; the dense linear 64x96x192 is in both suites and the faster count is
 used), speedup_vs_ideal (speedup / (1 / (1 - s)): 1.0 means the sparse kernel is as fast
 per remaining MAC as dense), weight_bytes (dense matrix or blob; 0 for the matmuls),
-flash_bytes (of the firmware), cmsis_nn_count (DESIGN.md's baseline) and
+flash_bytes (of the firmware), cmsis_nn_count (the CMSIS-NN baseline below) and
 speedup_vs_cmsis_nn.
 """
 
@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tinyformer.compiler.driver import compile_model, firmware_in
+from tinyformer.compiler.firmware import DEFAULT_STACK, build, build_id
 from tinyformer.engine import ir, reference
 from tinyformer.engine.builder import GraphBuilder
 from tinyformer.engine.cmodel import CArray, CModel
@@ -62,17 +64,17 @@ from tinyformer.engine.ops.sparse import (
 )
 from tinyformer.engine.sparse_format import decode, encode, prune_blocks
 from tinyformer.engine.work import node_macs
-from tinyformer.hil.deploy import compile_model, firmware_in
 from tinyformer.hil.errors import HilError
-from tinyformer.hil.firmware import DEFAULT_STACK, build, build_id
 from tinyformer.hil.measure import measure
-from tinyformer.hil.results import now_iso, write_atomic
 from tinyformer.hil.targets.base import Target
+from tinyformer.results import now_iso, write_atomic
 
-# (tokens, in, out): the transformer MLP shape of DESIGN.md's baseline, a classifier head,
+# (tokens, in, out): the transformer MLP shape of the CMSIS-NN baseline, a classifier head,
 # and a large linear.
 LINEAR_SHAPES = [(64, 96, 192), (1, 256, 64), (64, 384, 96)]
-# CMSIS-NN v19.1 under the same QEMU (DESIGN.md), instructions.
+# CMSIS-NN v19.1's kernels on the same shapes, built with the same arm-none-eabi-gcc and
+# flags and counted under the same QEMU (-icount): instructions. Measured once by hand, as
+# CMSIS-NN cannot be installed here; the anchor of every speedup_vs_cmsis_nn.
 CMSIS_NN = {
     "64x96x192": 2_826_880,
     "1x256x64": 34_000,
@@ -165,7 +167,7 @@ DenseCase = tuple[Graph, dict[str, tuple[str, str, str]]]
 
 
 def dense_cases() -> list[DenseCase]:
-    """The dense linears of LINEAR_SHAPES and the other layers of DESIGN.md's CMSIS-NN table:
+    """The dense linears of LINEAR_SHAPES and the other layers of the CMSIS-NN table:
     depthwise 3x3 on 16x16x64, and Q.K^T (with A.V) for 4 heads x 64 tokens x 24."""
     cases: list[DenseCase] = [
         (demo_graph(0, t, k, m), {"fc": ("tf_fully_connected_s8", "linear", f"{t}x{k}x{m}")})
@@ -297,13 +299,14 @@ def _suite_model(p: SparseProblem, seed: int = 0) -> tuple[CModel, bytes, list[_
         folded = fold_input_zero_point(weights.reshape(p.cout, -1), d.bias, d.input_zp)
         bias = const(f"bias_b{blk}_s{round(s * 100)}", folded)
         if p.op == "linear":
-            args = (xp, wexpr, bias, mult, shift, d.output_zp, -128, 127, p.h, p.cin, p.cout, yp,
-                    sp)  # fmt: skip
-            code = fc_call(*args).replace(FC_KERNEL, kernel)
+            call = fc_call(xp, wexpr, bias, mult, shift, d.output_zp, -128, 127, p.h, p.cin,
+                           p.cout, yp, sp)  # fmt: skip
+            code = call.replace(FC_KERNEL, kernel)
         else:
-            args = (xp, p.h, p.w, p.cin, wexpr, p.cout, p.k, p.k, bias, mult, shift, d.input_zp,
-                    d.output_zp, p.stride, p.padding, -128, 127, yp, sp)  # fmt: skip
-            code = conv2d_call(*args).replace(CONV_KERNEL, kernel)
+            call = conv2d_call(xp, p.h, p.w, p.cin, wexpr, p.cout, p.k, p.k, bias, mult, shift,
+                               d.input_zp, d.output_zp, p.stride, p.padding, -128, 127, yp,
+                               sp)  # fmt: skip
+            code = call.replace(CONV_KERNEL, kernel)
         expected = fnv1a(reference_output(p, d, weights).tobytes())
         storage = "dense" if blk == 0 else "block-rle"
         layers.append(_Layer(kernel, storage, blk, s, code, expected, nbytes))

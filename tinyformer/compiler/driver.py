@@ -13,11 +13,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tinyformer.atomic_write import write_atomic_text
+from tinyformer.boards import BOARDS
+from tinyformer.compiler.firmware import DEFAULT_STACK, Firmware, build
+from tinyformer.compiler.stackusage import predicted_stack_bytes
 from tinyformer.engine import ir
 from tinyformer.engine.codegen import generate, plan_graph
 from tinyformer.engine.work import graph_macs
-from tinyformer.hil.firmware import DEFAULT_STACK, RAM_BUDGET, Firmware, build
-from tinyformer.hil.stackusage import predicted_stack_bytes
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,11 @@ def compile_model(ir_path: Path, out_dir: Path, board: str = "mps2-an500") -> Co
         predicted_peak_sram_bytes=sizes.static_ram_bytes + stack,
         layers=len(graph.nodes),
     )
-    if report.predicted_peak_sram_bytes > RAM_BUDGET:
+    ram_budget = BOARDS[board].ram_bytes
+    if report.predicted_peak_sram_bytes > ram_budget:
         raise ValueError(
             f"model needs {report.predicted_peak_sram_bytes:,} bytes of SRAM with its stack, "
-            f"over the {RAM_BUDGET // 1024} KB budget"
+            f"over the {ram_budget // 1024} KB budget"
         )
     write_atomic_text(json.dumps(asdict(report), indent=2), out_dir / "compile.json")
     return report

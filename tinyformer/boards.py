@@ -1,0 +1,38 @@
+"""The boards firmware is built for, in one registry: memory budgets, what their counter counts,
+the target that runs their builds. The compiler, the harness, NAS and the CLI read it here.
+
+Both boards carry the STM32F746's budget (firmware/boards/*/link.ld): a model that fits the
+emulator's build fits the board.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    flash_bytes: int
+    ram_bytes: int
+    count_unit: str  # what one inference's count is in: instructions (QEMU) or cycles (DWT)
+    target: str  # the target that measures its builds by default (latency samples are keyed so)
+
+
+FLASH_BUDGET = 1024 * 1024
+RAM_BUDGET = 320 * 1024
+BOARDS = {
+    b.name: b
+    for b in (
+        Board("mps2-an500", FLASH_BUDGET, RAM_BUDGET, "instructions", "qemu"),
+        Board("stm32f746", FLASH_BUDGET, RAM_BUDGET, "cycles", "board"),
+    )
+}
+DEFAULT_BOARD = "mps2-an500"
+
+
+def board(name: str) -> Board:
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise ValueError(f"unknown board {name!r}; choose one of {', '.join(BOARDS)}") from None

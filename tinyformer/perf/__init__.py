@@ -1,0 +1,1 @@
+"""Performance models and benches: latency model, its held-out check, kernel and link benches."""
