@@ -107,7 +107,7 @@ def _model_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from tinyformer.data import DatasetError
-        from tinyformer.model.train import CheckpointError
+        from tinyformer.model.checkpoint import CheckpointError
 
         try:
             return fn(*args, **kwargs)

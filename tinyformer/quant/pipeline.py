@@ -54,18 +54,16 @@ from tinyformer.engine import ir
 from tinyformer.engine.ir import Graph
 from tinyformer.engine.reference import outputs as reference_outputs
 from tinyformer.model import torch_file
+from tinyformer.model.checkpoint import load_supernet
 from tinyformer.model.config import SubnetConfig, SupernetSpace
+from tinyformer.model.fit import param_groups, soft_cross_entropy, warmup_cosine
 from tinyformer.model.subnet import Subnet, load_subnet, save_subnet
 from tinyformer.model.train import (
     calibrated_subnet,
     calibration_inputs,
     configure_threads,
     evaluate,
-    load_supernet,
-    param_groups,
     resolve_device,
-    soft_cross_entropy,
-    warmup_cosine,
 )
 from tinyformer.prune import (
     GradualPruner,
