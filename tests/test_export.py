@@ -18,13 +18,9 @@ from tinyformer.engine.opset import weights_of
 from tinyformer.model import Subnet
 from tinyformer.prune import SparsityPlan
 from tinyformer.quant import QuantSubnet, to_graph
-from tinyformer.quant.pipeline import (
-    PipelineConfig,
-    export_checkpoint,
-    load_qat,
-    reference_logits,
-    run_pipeline,
-)
+from tinyformer.quant.checkpoint import load_qat
+from tinyformer.quant.evaluate import reference_logits
+from tinyformer.quant.pipeline import PipelineConfig, export_checkpoint, run_pipeline
 
 CONTRACT = {
     "conv2d": {"input_zp", "output_zp", "multiplier", "shift", "stride", "padding", "act_min",

@@ -1,4 +1,4 @@
-"""The block-rle format: round trips, edge cases, damaged blobs, pruning and the cost model."""
+"""The block-rle format: round trips, edge cases, damaged blobs, statistics and pruning."""
 
 import struct
 import zlib
@@ -15,7 +15,7 @@ from tinyformer.engine.sparse_format import (
     SparseFormatError,
     block_density,
     block_mask,
-    choose_storage,
+    block_stats,
     decode,
     encode,
     encoded_size,
@@ -36,6 +36,9 @@ def roundtrip(w: np.ndarray, block: int) -> bytes:
     assert (h.rows, h.block, h.version) == (w.shape[0], block, 1)
     assert h.nnz_blocks == int(block_mask(w, block).sum())
     assert len(blob) == h.total_bytes == encoded_size(w, block)
+    st = block_stats(w, block)
+    assert (st.nnz_blocks, st.entries, st.total_bytes) == (h.nnz_blocks, h.entries, len(blob))
+    assert st.empty_rows == int((~decode(blob).any(axis=1)).sum())
     return blob
 
 
@@ -189,7 +192,7 @@ def test_encode_rejects_bad_input() -> None:
         encode(np.zeros(4, np.int8), 4)
 
 
-# -- pruning and the cost model ---------------------------------------------------------------
+# -- pruning ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("block", BLOCKS)
@@ -214,61 +217,3 @@ def test_prune_keeps_the_largest_blocks() -> None:
     assert block_mask(p, 4).tolist() == [[False, True, True, False]]
     p1 = prune_blocks(w, 4, 0.5, norm="l1")
     assert block_mask(p1, 4).tolist() == [[False, True, True, False]]
-
-
-def test_cost_model_picks_dense_for_dense_and_sparse_for_sparse() -> None:
-    rng = np.random.default_rng(0)
-    w = rng.integers(-128, 128, (192, 96), dtype=np.int8)
-    w[w == 0] = 1
-    dense = choose_storage(w, tokens=64)
-    assert dense.key == "dense" and dense.block == 0 and dense.encoding is None
-    sparse = choose_storage(prune_blocks(w, 4, 0.9), tokens=64)
-    assert sparse.encoding == "block-rle" and sparse.block in BLOCKS
-    assert sparse.bytes < dense.bytes and sparse.instructions < sparse.dense_instructions
-    assert sparse.speedup > 4
-    # 90 % sparse in 4-blocks: B = 4 (or coarser pruned-as-4 can't be sparser) wins
-    assert sparse.key == ("block-rle", 4)
-    # element-wise sparse, no block structure: B = 1 is the only sparse option that pays
-    e = w.copy()
-    e[rng.random(e.shape) < 0.95] = 0
-    assert choose_storage(e, tokens=64).key == ("block-rle", 1)
-
-
-def test_cost_model_refuses_sparse_that_is_bigger() -> None:
-    w = np.ones((16, 64), np.int8)
-    w = prune_blocks(w, 1, 0.4)  # 60 % dense, B = 1: 2 bytes per stored weight
-    choice = choose_storage(w, tokens=16, blocks=(1,))
-    assert choice.key == "dense"
-    assert choice.candidates[1][0] > choice.dense_bytes
-
-
-@pytest.mark.parametrize(
-    ("index", "block", "sparsity", "measured"),
-    [
-        # instructions under QEMU, from `tinyformer bench kernels` (results/kernels.csv)
-        (0, 0, 0.0, 997_400),  # dense linear 64x96x192
-        (3, 0, 0.0, 21_880),  # dense linear 1x256x64 (the lone-token path)
-        (1, 0, 0.0, 2_013_720),  # dense conv 3x3
-        (0, 4, 0.9, 172_480),
-        (0, 16, 0.5, 575_480),
-        (0, 1, 0.75, 619_920),
-        (1, 4, 0.9, 379_360),  # conv 3x3 16x16x32 -> 32
-        (1, 2, 0.5, 1_724_920),
-        (2, 8, 0.75, 187_600),  # conv 1x1 16x16x32 -> 64 (the sparse FC over pixels)
-    ],
-)
-def test_cost_model_matches_measurements(index, block, sparsity, measured) -> None:
-    from tinyformer.engine.sparse_format import dense_instructions, sparse_instructions
-    from tinyformer.perf.kernel_bench import SPARSE_PROBLEMS, problem_data
-
-    p = SPARSE_PROBLEMS[index]
-    oh, ow = p.out_hw
-    im2col = p.op == "conv" and p.k > 1
-    if block == 0:
-        est = dense_instructions(oh * ow, p.depth, p.cout, im2col)
-    else:
-        w = prune_blocks(problem_data(p).base, block, sparsity)
-        h = header(encode(w, block))
-        empty = int((~block_mask(w, block).any(axis=1)).sum())
-        est = sparse_instructions(oh * ow, p.depth, p.cout, block, h.entries, empty, im2col)
-    assert abs(est - measured) / measured < 0.03

@@ -26,8 +26,9 @@ from tinyformer.model import (
     save_subnet,
     train_supernet,
 )
+from tinyformer.model.checkpoint import CheckpointError
 from tinyformer.model.subnet import GlobalAvgPool
-from tinyformer.model.train import CheckpointError, resolve_device
+from tinyformer.model.train import resolve_device
 
 SPACES = ("digits", "cifar10")
 

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,6 +19,9 @@ from tinyformer.boards import BOARDS
 from tinyformer.errors import ToolError
 from tinyformer.hil.errors import HilError
 from tinyformer.nas.options import QUICK, SearchOptions
+
+if TYPE_CHECKING:  # the CLI imports torch-side modules only in the commands that use them
+    from tinyformer.model.config import SubnetConfig
 
 app = typer.Typer(
     help="Design, compile and measure sparse transformer models for Cortex-M MCUs.",
@@ -109,7 +112,7 @@ def _model_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from tinyformer.data import DatasetError
-        from tinyformer.model.train import CheckpointError
+        from tinyformer.model.checkpoint import CheckpointError
 
         try:
             return fn(*args, **kwargs)
@@ -367,7 +370,7 @@ def evaluate(
     from tinyformer.compiler.driver import firmware_in
     from tinyformer.data import load_dataset_for_input
     from tinyformer.hil.accuracy import evaluate_on_target
-    from tinyformer.quant.pipeline import model_input
+    from tinyformer.quant.evaluate import model_input
 
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
     fw, graph = firmware_in(model_dir, tgt.board)
@@ -470,6 +473,21 @@ def bench(
 # -- models: train (float -> block pruning -> QAT -> IR) and export ---------------------------
 
 
+def _subnet_config(spec: str) -> SubnetConfig | str:
+    """--config: "largest", "smallest", inline JSON or a JSON file's path."""
+    from tinyformer.model.config import SubnetConfig
+
+    if spec in ("largest", "smallest"):
+        return spec
+    if spec.lstrip().startswith("{"):
+        return SubnetConfig.from_json(spec)
+    if not Path(spec).exists():
+        raise FileNotFoundError(
+            f"config {spec!r} is neither 'largest', 'smallest', inline JSON nor a file"
+        )
+    return SubnetConfig.load(spec)
+
+
 @app.command()
 @friendly_errors
 @_model_errors
@@ -506,27 +524,31 @@ def train(
     as_json: JsonOpt = False,
 ) -> None:
     """Train a subnet, prune it blockwise, QAT it to int8 and export DIR/model.tfir."""
-    from tinyformer.quant.pipeline import pipeline_config, run_pipeline
+    from tinyformer.prune import SparsityPlan
+    from tinyformer.quant.pipeline import PipelineConfig, run_pipeline
 
     if plan is not None and (sparsity is not None or block is not None):
         raise ValueError("give either --plan or --sparsity/--block, not both")
-    cfg = pipeline_config(
-        config=config,
-        plan=plan,
+    given = {
+        "root": None if root is None else str(root),
+        "image_size": image_size,
+        "channels": channels,
+        "config": None if config is None else _subnet_config(config),
+        "supernet": None if supernet is None else str(supernet),
+        "plan": None if plan is None else SparsityPlan.load(plan),
+        "sparsity": sparsity,
+        "block": block,
+        "epochs": epochs,
+        "prune_epochs": prune_epochs,
+        "finetune_epochs": finetune_epochs,
+        "qat_epochs": qat_epochs,
+        "distill": distill,
+    }  # None: PipelineConfig's default
+    cfg = PipelineConfig(
         dataset=dataset,
-        root=root,
-        image_size=image_size,
-        channels=channels,
-        supernet=supernet,
-        sparsity=sparsity,
-        block=block,
-        epochs=epochs,
-        prune_epochs=prune_epochs,
-        finetune_epochs=finetune_epochs,
-        qat_epochs=qat_epochs,
-        distill=distill,
         seed=seed,
         progress=progress and not as_json,
+        **{k: v for k, v in given.items() if v is not None},
     )
     result = run_pipeline(out, cfg)
     m = result.metrics

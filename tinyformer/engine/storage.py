@@ -1,6 +1,6 @@
 """Weight storage pass: store each conv2d / linear weight dense or block-sparse.
 
-For every weighted layer the engine's cost model (``sparse_format.choose_storage``) compares
+For every weighted layer the engine's cost model (``sparse_cost.choose_storage``) compares
 dense storage with block run-length storage at the block size the layer was pruned with
 (``node.attrs["block"]``; every block size when absent) and keeps whichever is smaller or
 faster. The graph's integer semantics do not change: encoded weights decode to the same
@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from tinyformer.engine import sparse_format
+from tinyformer.engine import sparse_cost, sparse_format
 from tinyformer.engine.ir import Graph
 
 WEIGHTED = ("linear", "conv2d")
@@ -35,7 +35,7 @@ def encode_weights(graph: Graph) -> Graph:
         rows = np.asarray(t.data).reshape(t.shape[0], -1)
         hint = node.attrs.get("block")
         kxk = node.op == "conv2d" and t.shape[1] * t.shape[2] > 1
-        choice = sparse_format.choose_storage(
+        choice = sparse_cost.choose_storage(
             rows,
             tokens=_tokens(graph, node.outputs[0]),
             blocks=(hint,) if hint else None,

@@ -1,5 +1,6 @@
 """Weight-sharing hybrid supernet, subnet configs, standalone subnets and supernet training."""
 
+from tinyformer.model.checkpoint import load_supernet
 from tinyformer.model.config import (
     ConfigError,
     MBConvStageConfig,
@@ -17,7 +18,6 @@ from tinyformer.model.train import (
     calibrated_subnet,
     evaluate,
     evaluate_subnet,
-    load_supernet,
     train_supernet,
 )
 

@@ -141,7 +141,8 @@ def demo(
 ) -> dict:
     """Search, then fine-tune the winner with pruning + QAT, deploy it, evaluate on target."""
     from tinyformer.prune import SparsityPlan
-    from tinyformer.quant.pipeline import PipelineConfig, model_input, run_pipeline
+    from tinyformer.quant.evaluate import model_input
+    from tinyformer.quant.pipeline import PipelineConfig, run_pipeline
 
     t0 = time.perf_counter()
     cand, ckpt = search(opts, target, out, results, resume, log, fresh)

@@ -5,7 +5,9 @@
 - :mod:`~tinyformer.quant.intops`: batched integer ops, bit-identical to the engine's;
 - :mod:`~tinyformer.quant.qmodules`: QAT layers and ``QuantSubnet``;
 - :mod:`~tinyformer.quant.export`: ``QuantSubnet`` -> IR graph / file;
-- :mod:`~tinyformer.quant.pipeline`: train -> prune -> QAT -> export, and checkpoints.
+- :mod:`~tinyformer.quant.checkpoint`: the QAT checkpoint file;
+- :mod:`~tinyformer.quant.evaluate`: the exported file against the labels and the QAT model;
+- :mod:`~tinyformer.quant.pipeline`: train -> prune -> QAT -> export.
 """
 
 from tinyformer.quant.export import export, to_graph

@@ -14,9 +14,11 @@
    during the first ``observe_epochs`` QAT epochs and frozen for the rest;
 4. **export** to the IR file and evaluation of the file with the numpy reference interpreter.
 
-Files written to ``out_dir``: ``subnet.pt`` (the pruned float subnet, ``model.save_subnet``
-format), ``plan.json``, ``config.json``, ``qat.pt`` (:func:`save_qat`), ``model.tfir``,
-``metrics.json`` (accuracies, agreement, sparsity, sizes, timings) and ``history.csv``.
+Every training phase runs the one loop, :func:`tinyformer.model.fit.fit`, with its hooks;
+this module only orchestrates. Files written to ``out_dir``: ``subnet.pt`` (the pruned float
+subnet, ``model.save_subnet`` format), ``plan.json``, ``config.json``, ``qat.pt``
+(:mod:`tinyformer.quant.checkpoint`), ``model.tfir``, ``metrics.json`` (accuracies,
+agreement (:mod:`tinyformer.quant.evaluate`), sparsity, sizes, timings) and ``history.csv``.
 
 :func:`train_digits_model` is the embedded default (digits, block 4, 75 % sparsity):
 under a minute on two CPU cores (measured: 99.2 % float, 98.9 % int8 test accuracy at
@@ -30,60 +32,49 @@ import csv
 import io
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from tinyformer.atomic_write import write_atomic_text
 from tinyformer.data import (
     DatasetSplits,
     default_augment,
-    iterate_batches,
     load_dataset,
     load_dataset_for_input,
 )
 from tinyformer.data.datasets import ImageDataset, num_batches
 from tinyformer.engine import ir
 from tinyformer.engine.ir import Graph
-from tinyformer.engine.reference import outputs as reference_outputs
-from tinyformer.model import torch_file
+from tinyformer.model.checkpoint import load_supernet
 from tinyformer.model.config import SubnetConfig, SupernetSpace
+from tinyformer.model.fit import Hook, Progress, adamw_warmup_cosine, fit, supervised_step
 from tinyformer.model.subnet import Subnet, load_subnet, save_subnet
 from tinyformer.model.train import (
     calibrated_subnet,
     calibration_inputs,
     configure_threads,
     evaluate,
-    load_supernet,
-    param_groups,
     resolve_device,
-    soft_cross_entropy,
-    warmup_cosine,
 )
 from tinyformer.prune import (
     GradualPruner,
     GradualSchedule,
     LayerSparsity,
     SparsityPlan,
-    apply_masks,
-    attach,
+    enforce_masks,
     masks_from_zeros,
-    masks_of,
     overall_sparsity,
     sparsity_report,
 )
+from tinyformer.quant.checkpoint import is_qat_checkpoint, load_qat, save_qat
+from tinyformer.quant.evaluate import agreement, weight_bytes
 from tinyformer.quant.export import export
 from tinyformer.quant.qmodules import QuantSubnet
-
-QAT_FORMAT = "tinyformer-qat"
-QAT_VERSION = 1
 
 
 @dataclass
@@ -145,10 +136,50 @@ class PipelineResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-# ----------------------------------------------------------------------------- training
+# ----------------------------------------------------------------------------- phases
+# Each phase is the one loop (tinyformer.model.fit) with this pipeline's optimizer settings
+# and the phase's hooks.
 
 
-def train_epochs(
+class _EnforceMasks(Hook):
+    """Pruned blocks stay exactly zero: AdamW's decay and momentum would move them."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def after_step(self, step: int) -> None:
+        enforce_masks(self.model)
+
+
+class _PruneOnSchedule(Hook):
+    def __init__(self, pruner: GradualPruner) -> None:
+        self.pruner = pruner
+
+    def before_step(self, step: int) -> None:
+        self.pruner.step(step)
+
+
+class _FreezeObservers(Hook):
+    """QAT: EMA observers follow the ranges for ``observe`` epochs, then they are frozen."""
+
+    def __init__(self, model: QuantSubnet, observe: int) -> None:
+        self.model, self.observe = model, observe
+
+    def end_epoch(self, epoch: int, row: dict[str, Any]) -> None:
+        if epoch + 1 >= self.observe:
+            self.model.freeze()
+
+
+class _Validate(Hook):
+    def __init__(self, model: nn.Module, val: ImageDataset) -> None:
+        self.model, self.val = model, val
+
+    def end_epoch(self, epoch: int, row: dict[str, Any]) -> None:
+        row["val_acc"] = evaluate(self.model, self.val)
+        row["sparsity"] = overall_sparsity(self.model)["sparsity"]
+
+
+def train_phase(
     model: nn.Module,
     data: DatasetSplits,
     epochs: int,
@@ -156,79 +187,36 @@ def train_epochs(
     cfg: PipelineConfig,
     generator: torch.Generator,
     phase: str,
-    pruner: GradualPruner | None = None,
-    epoch_end: Callable[[int], None] | None = None,
+    hooks: Sequence[Hook] = (),
     teacher: nn.Module | None = None,
 ) -> list[dict[str, Any]]:
     """``epochs`` of AdamW + warmup-cosine on ``data.train``; masks enforced after every step.
 
-    ``pruner.step(global_step)`` runs before each step; ``epoch_end(epoch)`` after each epoch.
-    With a ``teacher`` (the dense float model, eval mode) the loss is the mean of the label
-    cross-entropy and the cross-entropy to the teacher's soft predictions (distillation).
-    Returns one history row per epoch (phase, epoch, loss, val accuracy, seconds).
+    ``hooks`` run before the pipeline's own (masks, validation, progress). With a ``teacher``
+    (the dense float model, eval mode) the loss is the mean of the label cross-entropy and the
+    cross-entropy to the teacher's soft predictions (distillation). Returns one history row
+    per epoch (phase, epoch, loss, val accuracy, sparsity, seconds).
     """
     if epochs <= 0:
         return []
-    device = next(model.parameters()).device
-    images, labels = data.train.tensors(device)
     steps = num_batches(len(data.train), cfg.batch_size, drop_last=True)
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=lr)
-    warmup = min(steps, epochs * steps // 10)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_cosine(epochs * steps, warmup, 0.01)
+    optimizer, scheduler = adamw_warmup_cosine(
+        model, lr, cfg.weight_decay, epochs * steps, min(steps, epochs * steps // 10), 0.01
     )
-    handle = attach(model, optimizer)
-    augment = default_augment(data.name, data.image_size) if cfg.augment else None
-    history = []
-    step = 0
-    try:
-        for epoch in range(epochs):
-            t0 = time.perf_counter()
-            model.train()
-            total = 0.0
-            batches = iterate_batches(
-                images, labels, cfg.batch_size, shuffle=True, generator=generator,
-                transform=augment, drop_last=True,
-            )  # fmt: skip
-            bar = tqdm(batches, total=steps, desc=f"{phase} {epoch + 1}/{epochs}",
-                       disable=not cfg.progress, leave=False)  # fmt: skip
-            for x, y in bar:
-                if pruner is not None:
-                    pruner.step(step)
-                optimizer.zero_grad(set_to_none=True)
-                logits = model(x)
-                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-                if teacher is not None:
-                    with torch.no_grad():
-                        target = teacher(x).softmax(dim=-1)
-                    loss = 0.5 * loss + 0.5 * soft_cross_entropy(logits, target)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"{phase}: training loss is {loss.item()}")
-                loss.backward()
-                nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-                optimizer.step()
-                scheduler.step()
-                total += loss.item()
-                step += 1
-            if epoch_end is not None:
-                epoch_end(epoch)
-            row = {
-                "phase": phase,
-                "epoch": epoch + 1,
-                "loss": total / steps,
-                "val_acc": evaluate(model, data.val),
-                "sparsity": overall_sparsity(model)["sparsity"],
-                "seconds": time.perf_counter() - t0,
-            }
-            history.append(row)
-            if cfg.progress:
-                tqdm.write(
-                    f"{phase} epoch {row['epoch']}: loss {row['loss']:.4f}, val acc "
-                    f"{row['val_acc']:.4f}, sparsity {row['sparsity']:.3f} ({row['seconds']:.1f} s)"
-                )
-    finally:
-        handle.remove()
-    return history
+    own: list[Hook] = [_EnforceMasks(model), _Validate(model, data.val)]
+    if cfg.progress:
+        own.append(Progress(lambda row: (
+            f"{phase} epoch {row['epoch']}: loss {row['loss']:.4f}, val acc "
+            f"{row['val_acc']:.4f}, sparsity {row['sparsity']:.3f} ({row['seconds']:.1f} s)"
+        )))  # fmt: skip
+    rows = fit(
+        model, data.train, epochs, optimizer, scheduler,
+        supervised_step(model, cfg.label_smoothing, teacher), generator,
+        batch_size=cfg.batch_size,
+        augment=default_augment(data.name, data.image_size) if cfg.augment else None,
+        grad_clip=5.0, hooks=[*hooks, *own], desc=phase, progress=cfg.progress,
+    )  # fmt: skip
+    return [{"phase": phase, **row} for row in rows]
 
 
 def prune_gradually(
@@ -249,8 +237,8 @@ def prune_gradually(
         pruner.finish()
         return []
     epochs = cfg.prune_epochs + cfg.finetune_epochs
-    history = train_epochs(
-        subnet, data, epochs, cfg.prune_lr, cfg, gen, "prune", pruner, teacher=teacher
+    history = train_phase(
+        subnet, data, epochs, cfg.prune_lr, cfg, gen, "prune", [_PruneOnSchedule(pruner)], teacher
     )
     if pruner.fraction < 1.0:
         pruner.finish()
@@ -281,111 +269,12 @@ def quantization_aware_training(
     observe = cfg.qat_epochs // 2 if cfg.observe_epochs is None else cfg.observe_epochs
     if observe <= 0:
         model.freeze()
-
-    def epoch_end(epoch: int) -> None:
-        if epoch + 1 >= observe:
-            model.freeze()
-
-    history = train_epochs(
-        model, data, cfg.qat_epochs, cfg.qat_lr, cfg, gen, "qat", epoch_end=epoch_end,
-        teacher=teacher,
+    history = train_phase(
+        model, data, cfg.qat_epochs, cfg.qat_lr, cfg, gen, "qat",
+        [_FreezeObservers(model, observe)], teacher,
     )  # fmt: skip
     model.freeze()
     return model.eval(), history
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-
-def save_qat(model: QuantSubnet, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
-    """Config, sparsity plan, weights, observed ranges and masks in one torch file.
-
-    ``meta`` (JSON-able) comes back as ``load_qat(path).meta``; the pipeline stores the graph's
-    name and metadata there (``graph_name``, ``graph_meta``) so a re-export is identical."""
-    return torch_file.save(
-        {
-            "format": QAT_FORMAT,
-            "version": QAT_VERSION,
-            "config": model.config.to_json(),
-            "plan": model.plan.to_json(),
-            "state_dict": model.state_dict(),
-            "masks": masks_of(model),
-            "meta": meta or {},
-        },
-        path,
-    )
-
-
-def is_qat_checkpoint(path: str | Path) -> bool:
-    try:
-        data = torch_file.load(path)
-    except torch_file.TorchFileError:
-        return False
-    return isinstance(data, dict) and data.get("format") == QAT_FORMAT
-
-
-def load_qat(path: str | Path, map_location: str | torch.device = "cpu") -> QuantSubnet:
-    """A frozen, eval-mode ``QuantSubnet`` from :func:`save_qat`'s file."""
-    data = torch_file.load(path, map_location)
-    if not isinstance(data, dict) or data.get("format") != QAT_FORMAT:
-        raise ValueError(f"{path} is not a TinyFormer QAT checkpoint")
-    if data.get("version") != QAT_VERSION:
-        raise ValueError(
-            f"{path}: QAT checkpoint version {data.get('version')} is not supported "
-            f"(expected {QAT_VERSION})"
-        )
-    config = SubnetConfig.from_json(data["config"])
-    plan = SparsityPlan.from_json(data["plan"])
-    model = QuantSubnet.from_subnet(Subnet.from_config(config).eval(), plan)
-    model.load_state_dict(data["state_dict"])
-    apply_masks(model, data["masks"])
-    model.freeze()
-    model.meta = dict(data.get("meta", {}))
-    return model.to(map_location).eval()
-
-
-# ----------------------------------------------------------------------------- evaluation
-
-
-def model_input(images: np.ndarray) -> np.ndarray:
-    """uint8 NHWC images -> the graph's int8 input codes (q = pixel - 128)."""
-    return (np.asarray(images, np.int16) - 128).astype(np.int8)
-
-
-def reference_logits(graph: Graph, images: np.ndarray) -> np.ndarray:
-    """int8 logits [N, classes] of the numpy reference interpreter on uint8 NHWC images."""
-    x = model_input(images)
-    return np.stack([reference_outputs(graph, sample) for sample in x]).reshape(len(x), -1)
-
-
-def agreement(model: QuantSubnet, graph: Graph, split: ImageDataset) -> dict[str, float]:
-    """Reference accuracy and how the QAT model's predictions agree with the reference."""
-    ref = reference_logits(graph, split.images).astype(np.int64)
-    images, labels = split.tensors(next(model.parameters()).device)
-    x = images.float() / 255.0
-    model.eval()
-    codes, _ = model.int_logits(x)
-    with torch.no_grad(), model.simulated():
-        sim = model(x).argmax(dim=1).cpu().numpy()
-    codes = codes.cpu().numpy()
-    ref_pred = ref.argmax(axis=1)
-    y = labels.cpu().numpy()
-    return {
-        "reference_acc": float((ref_pred == y).mean()),
-        "agreement": float((codes.argmax(axis=1) == ref_pred).mean()),
-        "exact_logits": float((codes == ref).all(axis=1).mean()),
-        "agreement_fake_quant": float((sim == ref_pred).mean()),
-    }
-
-
-def _weight_bytes(graph: Graph) -> dict[str, int]:
-    dense = stored = 0
-    for node in graph.nodes:
-        if node.op in ("conv2d", "depthwise_conv2d", "linear"):
-            t = graph.tensors[node.inputs[1]]
-            dense += t.nbytes
-            stored += int(np.asarray(t.data).nbytes)
-    return {"weight_bytes_dense": dense, "weight_bytes_stored": stored}
 
 
 # ----------------------------------------------------------------------------- the pipeline
@@ -407,36 +296,6 @@ def resolve_config(
     if spec == "smallest":
         return space.smallest()
     raise ValueError(f"unknown config {spec!r}: give a SubnetConfig, 'largest' or 'smallest'")
-
-
-def parse_config(spec: str) -> SubnetConfig | str:
-    """A command-line config: "largest", "smallest", inline JSON or a JSON file's path."""
-    if spec in ("largest", "smallest"):
-        return spec
-    if spec.lstrip().startswith("{"):
-        return SubnetConfig.from_json(spec)
-    path = Path(spec)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"config {spec!r} is neither 'largest', 'smallest', inline JSON nor a file"
-        )
-    return SubnetConfig.load(path)
-
-
-def pipeline_config(
-    config: str | None = None, plan: str | Path | None = None, **options: Any
-) -> PipelineConfig:
-    """A ``PipelineConfig`` from command-line style options (None means the default);
-    ``config`` as :func:`parse_config`, ``plan`` a sparsity plan JSON file."""
-    fields = {k: v for k, v in options.items() if v is not None}
-    if config is not None:
-        fields["config"] = parse_config(config)
-    if plan is not None:
-        fields["plan"] = SparsityPlan.load(plan)
-    for key in ("root", "supernet"):
-        if key in fields:
-            fields[key] = str(fields[key])
-    return PipelineConfig(**fields)
 
 
 def _write_history(rows: list[dict[str, Any]], path: Path) -> None:
@@ -475,7 +334,7 @@ def run_pipeline(out_dir: str | Path, cfg: PipelineConfig | None = None) -> Pipe
     else:
         config = resolve_config(cfg.config, data)
         subnet = Subnet.from_config(config).to(device)
-    history = train_epochs(subnet, data, cfg.epochs, cfg.lr, cfg, gen, "float")
+    history = train_phase(subnet, data, cfg.epochs, cfg.lr, cfg, gen, "float")
     metrics["float_val_acc"] = evaluate(subnet, data.val)
     metrics["float_test_acc"] = evaluate(subnet, data.test)
     timings["float"] = time.perf_counter() - t0
@@ -520,7 +379,7 @@ def run_pipeline(out_dir: str | Path, cfg: PipelineConfig | None = None) -> Pipe
     export(qmodel, paths["model"], name, graph_meta, encode=cfg.encode)
     graph = ir.load(paths["model"])
     metrics.update(agreement(qmodel, graph, data.test))
-    metrics.update(_weight_bytes(graph))
+    metrics.update(weight_bytes(graph))
     metrics["sparse_layers"] = sorted(
         n.name for n in graph.nodes if n.op in ("conv2d", "linear")
         and graph.tensors[n.inputs[1]].encoding is not None
