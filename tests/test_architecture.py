@@ -17,7 +17,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "hil": {"engine", "compiler"},
     "perf": {"engine", "compiler", "hil"},
     "data": set(),
-    "prune": set(),
+    "prune": {"engine"},  # the storage format's block sizes
     "model": {"data"},
     "quant": {"data", "engine", "model", "prune"},
     "nas": {"data", "engine", "compiler", "hil", "perf", "model", "prune", "quant"},

@@ -12,8 +12,8 @@ from tinyformer.boards import BOARDS
 from tinyformer.compiler.elfinfo import ElfInfo
 from tinyformer.compiler.errors import DoesNotFitError, FirmwareBuildError
 from tinyformer.compiler.stackusage import check_stack_guard
+from tinyformer.engine.kernel_headers import FIRMWARE_DIR
 
-FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
 DEFAULT_STACK = 8192
 _OVERFLOW = re.compile(r"region `(\w+)' overflowed by (\d+) bytes")
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tinyformer.engine.kernel_headers import SPARSE_TILE
 from tinyformer.engine.sparse_format import BLOCKS, ENCODING, as_matrix, block_stats
 
 # Instructions of one kernel call as QEMU counts them (-icount, mps2-an500, GCC 12 -O2), from
@@ -37,7 +38,7 @@ DENSE_IM2COL_PER_BYTE = 1.20  # tf_conv2d_s8's patch gather (conv3x3 16x16x32->3
 # 8 x (LDRD + 2 SMLAD) per 4 weights, next gap); per row and tile: SMMLA + SSAT x 8, 8
 # strided STRB and the table-driven row changes (32); a row without entries costs 15 after
 # the first tile (its output is stored, not computed).
-TILE = 8
+TILE = SPARSE_TILE
 SPARSE_PER_BLOCK = {1: 15.0, 2: 19.0, 4: 31.0, 8: 58.0, 16: 112.0}
 SPARSE_PER_ROW_TILE = 31.8  # a row with entries, per tile (without its blocks)
 SPARSE_PER_EMPTY_ROW_TILE = 15.3  # a row without entries, per tile

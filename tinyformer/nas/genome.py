@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from tinyformer.engine.sparse_format import BLOCKS
 from tinyformer.model.config import SubnetConfig, SupernetSpace
 from tinyformer.nas.candidate import Plan, prunable_layers
 from tinyformer.prune import DEFAULT_SKIP
 
-BLOCKS = (1, 2, 4, 8, 16)
 SPARSITIES = (0.0, 0.5, 0.75, 0.9)
 _ELASTIC = ("depth", "width", "kernel_size", "expand_ratio", "heads", "mlp_ratio")
 

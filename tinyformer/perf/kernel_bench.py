@@ -62,7 +62,7 @@ from tinyformer.engine.ops.sparse import (
     sparse_conv2d_scratch_bytes,
     sparse_fc_scratch_bytes,
 )
-from tinyformer.engine.sparse_format import decode, encode, prune_blocks
+from tinyformer.engine.sparse_format import BLOCKS, decode, encode, prune_blocks
 from tinyformer.engine.work import node_macs
 from tinyformer.hil.errors import HilError
 from tinyformer.hil.measure import measure
@@ -83,7 +83,7 @@ CMSIS_NN = {
     "16x16x64k3": 1_249_800,
     "4x64x24x64": 1_658_800,  # Q.K^T
 }
-SPARSE_BLOCKS = (1, 2, 4, 8, 16)
+SPARSE_BLOCKS = BLOCKS  # every block size the format stores
 SPARSITIES = (0.0, 0.5, 0.75, 0.9, 0.95)
 
 COLUMNS = [

@@ -26,9 +26,9 @@ from typing import Any
 from torch import nn
 
 from tinyformer.atomic_write import write_atomic_text
+from tinyformer.engine.sparse_format import BLOCKS
 
 PLAN_VERSION = 1
-BLOCKS = (1, 2, 4, 8, 16)
 # Layers a uniform plan leaves dense by default: the first conv sees raw pixels through a
 # handful of weights per row, and the classifier is tiny; both are sensitive to pruning.
 DEFAULT_SKIP = ("stem.conv", "classifier")

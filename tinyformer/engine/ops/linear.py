@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from tinyformer.engine.intmath import INT8_MAX, INT8_MIN, requantize, saturate
-
-FC_TILE = 6  # TF_FC_TILE: tokens per tile of tf_fully_connected_s8
+from tinyformer.engine.kernel_headers import FC_TILE
 
 
 def fc_scratch_bytes(k: int) -> int:
-    """tf_fully_connected_s8_scratch_bytes(k): one 6-token tile of inputs widened to int16
-    (k // 4 groups x 6 tokens x 8 bytes) plus 136 bytes (header, end marker, the assembly
-    row loop's state, the k % 4 tail group)."""
+    """tf_fully_connected_s8_scratch_bytes(k): one FC_TILE-token tile of inputs widened to
+    int16 (k // 4 groups x FC_TILE tokens x 8 bytes) plus 136 bytes (header, end marker, the
+    assembly row loop's state, the k % 4 tail group)."""
     return (k // 4) * FC_TILE * 8 + 136
 
 

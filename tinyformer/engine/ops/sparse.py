@@ -36,6 +36,7 @@ from typing import Protocol
 import numpy as np
 
 from tinyformer.engine.intmath import INT8_MAX, INT8_MIN
+from tinyformer.engine.kernel_headers import SPARSE_TILE
 from tinyformer.engine.ops.conv import Padding, conv2d
 from tinyformer.engine.ops.linear import fully_connected
 from tinyformer.engine.sparse_format import decode, header
@@ -44,7 +45,7 @@ FC_KERNEL = "tf_sparse_fully_connected_s8"
 FC_HEADER = "tf_sparse_fully_connected_s8.h"
 CONV_KERNEL = "tf_sparse_conv2d_s8"
 CONV_HEADER = "tf_sparse_conv2d_s8.h"
-TILE = 8  # tokens (or output pixels) per tile, TF_SFC_TILE
+TILE = SPARSE_TILE  # tokens (or output pixels) per tile
 
 
 class _Ctx(Protocol):
