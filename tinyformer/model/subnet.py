@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tinyformer.model import torch_file
+import tinyformer.model.torch_file as torch_file
 from tinyformer.model.config import SubnetConfig
 
 SUBNET_FILE_VERSION = 1

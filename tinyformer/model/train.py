@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+import tinyformer.model.torch_file as torch_file
 from tinyformer.data.augment import default_augment
 from tinyformer.data.datasets import DatasetSplits, ImageDataset, iterate_batches, num_batches
-from tinyformer.model import torch_file
 from tinyformer.model.config import SubnetConfig, SupernetSpace
 from tinyformer.model.subnet import Subnet
 from tinyformer.model.supernet import Supernet

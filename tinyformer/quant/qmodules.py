@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import tinyformer.quant.intops as intops
 from tinyformer.engine.intmath import (
     INT8_MAX,
     INT8_MIN,
@@ -66,7 +67,6 @@ from tinyformer.model.subnet import (
 )
 from tinyformer.prune.masks import get_mask, set_mask
 from tinyformer.prune.plan import SparsityPlan
-from tinyformer.quant import intops
 from tinyformer.quant.fakequant import (
     INPUT_QPARAMS,
     ActQuant,
