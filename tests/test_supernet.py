@@ -26,7 +26,7 @@ from tinyformer.model import (
     save_subnet,
     train_supernet,
 )
-from tinyformer.model.subnet import GlobalAvgPool
+from tinyformer.model.modules import GlobalAvgPool
 from tinyformer.model.train import CheckpointError, resolve_device
 
 SPACES = ("digits", "cifar10")
