@@ -1,7 +1,12 @@
-"""The package's import graph, read statically (ast), for the architecture and cycle tests.
+"""The package's import graph, read statically (ast): for the cycle and architecture tests.
 
-Every ``import`` / ``from ... import`` of a tinyformer module counts, also inside functions
-(a lazy import is still a dependency), except under ``if TYPE_CHECKING:``.
+Edges: every ``import tinyformer.x`` / ``from tinyformer.x import y`` (relative ones too),
+at module level or inside functions, except under ``if TYPE_CHECKING:``. ``from pkg import
+name`` is an edge to the package's ``__init__`` (it runs it and reads its namespace) and to
+``pkg.name`` when that is a module; so a module that imports from its own package closes a
+cycle with an ``__init__`` that imports the module (write ``from pkg.mod import name``).
+Parent packages that ``import pkg.mod`` loads implicitly are not edges: every package would
+otherwise be a cycle with its re-exporting ``__init__``.
 """
 
 from __future__ import annotations
@@ -9,7 +14,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1] / "tinyformer"
+import tinyformer
+
+ROOT = Path(tinyformer.__file__).parent
+PACKAGE = "tinyformer"
 
 
 def module_name(path: Path) -> str:
@@ -17,46 +25,43 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _type_checking_lines(tree: ast.AST) -> set[int]:
-    lines: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            for child in node.body:
-                lines.update(range(child.lineno, (child.end_lineno or child.lineno) + 1))
-    return lines
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
-def imports_of(path: Path, modules: set[str]) -> set[str]:
-    """The tinyformer modules ``path`` imports (a package's __init__ included when named)."""
-    tree = ast.parse(path.read_text())
-    skip = _type_checking_lines(tree)
-    me = module_name(path)
-    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+def imports_of(tree: ast.AST, name: str, is_package: bool, modules: set[str]) -> set[str]:
+    """The tinyformer modules that the module ``name`` imports."""
     found: set[str] = set()
-    for node in ast.walk(tree):
-        if getattr(node, "lineno", None) in skip:
-            continue
+    package = name if is_package else name.rpartition(".")[0]
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
         if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
+            found.update(a.name for a in node.names if a.name.split(".")[0] == PACKAGE)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
-                base = f"{base}.{node.module}" if node.module else base
-            names = [base] + [f"{base}.{a.name}" for a in node.names]
-        else:
-            continue
-        for name in names:
-            # importing a.b.c runs a/__init__ and a/b/__init__ too
-            parts = name.split(".")
-            for i in range(1, len(parts) + 1):
-                candidate = ".".join(parts[:i])
-                if candidate in modules and candidate != me:
-                    found.add(candidate)
-    return found
+                anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{anchor}.{base}" if base else anchor
+            if base.split(".")[0] == PACKAGE:
+                found.add(base)
+                found.update(f"{base}.{alias.name}" for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return {m for m in found if m in modules and m != name}
 
 
 def import_graph() -> dict[str, set[str]]:
-    paths = sorted(ROOT.rglob("*.py"))
-    modules = {module_name(p) for p in paths}
-    return {module_name(p): imports_of(p, modules) for p in paths}
+    paths = {module_name(p): p for p in sorted(ROOT.rglob("*.py"))}
+    modules = set(paths)
+    return {
+        name: imports_of(ast.parse(p.read_text(), str(p)), name, p.name == "__init__.py", modules)
+        for name, p in paths.items()
+    }

@@ -9,6 +9,8 @@ from __future__ import annotations
 from import_graph import import_graph
 
 BASE = {"tinyformer", "atomic_write", "errors", "boards", "results"}
+# quant holds the QAT primitives the blocks build on, and the QAT run that trains blocks
+QAT = {"pipeline", "checkpoint", "evaluate"}
 # package -> the packages it may import besides itself and BASE (ARCHITECTURE.md's table)
 MAY_IMPORT: dict[str, set[str]] = {
     "base": set(),
@@ -18,15 +20,19 @@ MAY_IMPORT: dict[str, set[str]] = {
     "perf": {"engine", "compiler", "hil"},
     "data": set(),
     "prune": {"engine"},  # the storage format's block sizes
-    "model": {"data"},
-    "quant": {"data", "engine", "model", "prune"},
-    "nas": {"data", "engine", "compiler", "hil", "perf", "model", "prune", "quant"},
-    "cli": {"data", "engine", "compiler", "hil", "perf", "model", "prune", "quant", "nas"},
+    "quant": {"data", "engine", "prune"},
+    "model": {"data", "engine", "prune", "quant"},  # a block type lowers itself to IR
+    "qat": {"data", "engine", "prune", "quant", "model"},
+    "nas": {"data", "engine", "compiler", "hil", "perf", "prune", "quant", "model", "qat"},
+    "cli": {"data", "engine", "compiler", "hil", "perf", "prune", "quant", "model", "qat", "nas"},
 }
 
 
 def layer(module: str) -> str:
-    top = module.split(".")[1] if "." in module else "tinyformer"
+    parts = module.split(".")
+    top = parts[1] if len(parts) > 1 else "tinyformer"
+    if top == "quant" and len(parts) > 2 and parts[2] in QAT:
+        return "qat"
     return "base" if top in BASE else top
 
 

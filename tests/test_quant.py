@@ -19,10 +19,11 @@ from tinyformer.engine.ops.linear import fully_connected
 from tinyformer.engine.ops.matmul import batch_matmul_av, batch_matmul_qk
 from tinyformer.engine.ops.norm import layernorm
 from tinyformer.engine.ops.softmax import softmax, softmax_exp_table
-from tinyformer.model.subnet import ConvBNAct, MultiHeadSelfAttention
+from tinyformer.model.blocks.transformer import MultiHeadSelfAttention, QAttention
+from tinyformer.model.modules import ConvBNAct
 from tinyformer.prune import LayerSparsity, SparsityPlan, get_mask
 from tinyformer.quant import ActQuant, QuantSubnet, fake_quant, fold_conv_bn, qparams_from_range
-from tinyformer.quant.qmodules import QAdd, QAttention, QConv2d, QGelu, QLayerNorm, QLinear
+from tinyformer.quant.qmodules import QAdd, QConv2d, QGelu, QLayerNorm, QLinear
 
 GEN = torch.Generator().manual_seed(0)
 

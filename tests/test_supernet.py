@@ -27,7 +27,7 @@ from tinyformer.model import (
     train_supernet,
 )
 from tinyformer.model.checkpoint import CheckpointError
-from tinyformer.model.subnet import GlobalAvgPool
+from tinyformer.model.modules import GlobalAvgPool
 from tinyformer.model.train import resolve_device
 
 SPACES = ("digits", "cifar10")

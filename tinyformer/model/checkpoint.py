@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tinyformer.model import torch_file
+import tinyformer.model.torch_file as torch_file
 from tinyformer.model.config import SupernetSpace
 from tinyformer.model.supernet import Supernet
 

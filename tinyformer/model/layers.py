@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tinyformer.model.modules import ConvBNAct
+
 
 def _centre(kernel: torch.Tensor, k: int) -> torch.Tensor:
     full = kernel.shape[-1]
@@ -184,6 +186,47 @@ class ElasticLayerNorm(nn.Module):
     def export(self, dim: int) -> nn.LayerNorm:
         norm = nn.LayerNorm(dim, eps=self.eps)
         return _copy_into(norm, weight=self.weight[:dim], bias=self.bias[:dim])
+
+
+def _act(relu6: bool) -> nn.Module:
+    return nn.ReLU6() if relu6 else nn.Identity()
+
+
+class ElasticConvBNAct(nn.Module):
+    """Elastic dense conv (elastic out channels and kernel) + BN + ReLU6/Identity."""
+
+    def __init__(
+        self, max_in: int, max_out: int, max_kernel: int, stride: int = 1, relu6: bool = True
+    ) -> None:
+        super().__init__()
+        self.relu6 = relu6
+        self.conv = ElasticConv2d(max_in, max_out, max_kernel, stride)
+        self.bn = ElasticBatchNorm2d(max_out)
+        self.act = _act(relu6)
+
+    def forward(self, x: torch.Tensor, out_ch: int, k: int | None = None) -> torch.Tensor:
+        return self.act(self.bn(self.conv(x, out_ch, k)))
+
+    def export(self, in_ch: int, out_ch: int, k: int | None = None) -> ConvBNAct:
+        return ConvBNAct(
+            self.conv.export(in_ch, out_ch, k), self.bn.export(out_ch), _act(self.relu6)
+        )
+
+
+class ElasticDepthwiseBNAct(nn.Module):
+    """Elastic depthwise conv (channels from the input, elastic kernel) + BN + ReLU6."""
+
+    def __init__(self, max_ch: int, max_kernel: int, stride: int) -> None:
+        super().__init__()
+        self.conv = ElasticDepthwiseConv2d(max_ch, max_kernel, stride)
+        self.bn = ElasticBatchNorm2d(max_ch)
+        self.act = nn.ReLU6()
+
+    def forward(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        return self.act(self.bn(self.conv(x, k)))
+
+    def export(self, ch: int, k: int) -> ConvBNAct:
+        return ConvBNAct(self.conv.export(ch, k), self.bn.export(ch), nn.ReLU6())
 
 
 @contextmanager

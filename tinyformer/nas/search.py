@@ -20,6 +20,7 @@ of counting them twice. Feasible = flash <= budget, peak SRAM <= budget, latency
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
 import time
 from collections.abc import Callable
@@ -326,7 +327,10 @@ class SparseNAS:
     def run(self, resume: bool = False) -> SearchState:
         self.out.mkdir(parents=True, exist_ok=True)
         state, rng = self._start(resume)
-        with ProcessPoolExecutor(max_workers=self.workers) as pool:
+        # Spawned, not forked: candidate graphs run torch, whose thread pool hangs in a child
+        # forked from a parent that used it (the demo trains the supernet first).
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=self.workers, mp_context=spawn) as pool:
             while state.generation < self.settings.generations:
                 self._evaluate_new(state, pool)
                 self._measure_top(state)

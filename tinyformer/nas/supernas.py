@@ -25,7 +25,8 @@ from tinyformer.boards import FLASH_BUDGET, RAM_BUDGET
 from tinyformer.engine.codegen import generate, plan_graph
 from tinyformer.engine.ir import Graph
 from tinyformer.engine.work import graph_macs
-from tinyformer.model.config import SupernetSpace, TransformerStageSpace
+from tinyformer.model.blocks.transformer import TransformerStageSpace
+from tinyformer.model.config import SupernetSpace
 from tinyformer.nas.candidate import config_graph
 from tinyformer.perf.latency import LatencyModel
 

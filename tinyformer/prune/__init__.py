@@ -2,6 +2,7 @@
 
 - :mod:`~tinyformer.prune.plan`: ``SparsityPlan`` (layer -> block size, sparsity; JSON);
 - :mod:`~tinyformer.prune.blocks`: block masks in the engine's row layout;
+- :mod:`~tinyformer.prune.prunable`: which layers can be pruned;
 - :mod:`~tinyformer.prune.masks`: masks attached to layers, kept through training and QAT;
 - :mod:`~tinyformer.prune.schedule`: Zhu & Gupta's gradual (cubic) schedule.
 """
@@ -22,7 +23,6 @@ from tinyformer.prune.masks import (
     masks_from_zeros,
     masks_of,
     overall_sparsity,
-    prunable_modules,
     prune,
     remove_mask,
     set_mask,
@@ -35,6 +35,7 @@ from tinyformer.prune.plan import (
     PlanError,
     SparsityPlan,
 )
+from tinyformer.prune.prunable import prunable_modules
 from tinyformer.prune.schedule import (
     GradualPruner,
     GradualSchedule,

@@ -12,9 +12,7 @@ keep the pruned weights at exactly zero through fine-tuning and QAT:
   not).
 
 QAT layers (``tinyformer.quant``) also apply the mask in their forward pass and carry it into
-the exported weights. Prunable layers: ``nn.Linear``, dense ``nn.Conv2d`` (``groups == 1``)
-and any module with a ``weight`` that declares ``prunable = True``; depthwise convs and
-norms are never pruned.
+the exported weights. Prunable layers: :mod:`tinyformer.prune.prunable`.
 """
 
 from __future__ import annotations
@@ -26,22 +24,9 @@ from torch import nn
 
 from tinyformer.prune.blocks import block_mask, block_sparsity, mask_from_zeros
 from tinyformer.prune.plan import PlanError, SparsityPlan
+from tinyformer.prune.prunable import prunable_modules
 
 MASK = "weight_mask"
-
-
-def is_prunable(module: nn.Module) -> bool:
-    flag = getattr(module, "prunable", None)
-    if flag is not None:
-        return bool(flag)
-    if isinstance(module, nn.Linear):
-        return True
-    return isinstance(module, nn.Conv2d) and module.groups == 1
-
-
-def prunable_modules(model: nn.Module) -> dict[str, nn.Module]:
-    """name -> module for every prunable layer, in module order."""
-    return {name: m for name, m in model.named_modules() if name and is_prunable(m)}
 
 
 def get_mask(module: nn.Module) -> torch.Tensor | None:

@@ -27,6 +27,7 @@ from torch import nn
 
 from tinyformer.atomic_write import write_atomic_text
 from tinyformer.engine.sparse_format import BLOCKS
+from tinyformer.prune.prunable import prunable_modules
 
 PLAN_VERSION = 1
 # Layers a uniform plan leaves dense by default: the first conv sees raw pixels through a
@@ -149,8 +150,6 @@ class SparsityPlan:
         skip: Iterable[str] = DEFAULT_SKIP,
     ) -> SparsityPlan:
         """The same (block, sparsity) for every prunable layer of ``model`` not in ``skip``."""
-        from tinyformer.prune.masks import prunable_modules
-
         skip = set(skip)
         return cls(
             {
@@ -168,8 +167,6 @@ class SparsityPlan:
 
     def check(self, model: nn.Module) -> None:
         """Raise ``PlanError`` if a layer is not a prunable layer of ``model``."""
-        from tinyformer.prune.masks import prunable_modules
-
         names = prunable_modules(model)
         unknown = sorted(set(self.layers) - set(names))
         if unknown:

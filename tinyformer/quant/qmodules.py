@@ -1,5 +1,8 @@
 """QAT layers and ``QuantSubnet``: a Subnet whose every quantization point is the engine's.
 
+The layers here are the shared ones; each block type (:mod:`tinyformer.model.blocks`) builds
+its stage's QAT layer from them, returned by the plain stage's ``quantized()``.
+
 ``QuantSubnet.from_subnet`` folds each BatchNorm into its conv and mirrors the ``Subnet``
 module tree with the same names (``stem.conv``, ``stages.0.blocks.1.expand.conv``,
 ``stages.1.blocks.0.attn.q``, ``classifier``, ...), so pruning masks and sparsity plans carry
@@ -34,39 +37,26 @@ dequantized logits either way.
 
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+import tinyformer.quant.intops as intops
 from tinyformer.engine.intmath import (
     INT8_MAX,
     INT8_MIN,
-    quantize_multiplier,
     quantize_multipliers,
     quantize_weights,
 )
 from tinyformer.engine.ops.conv import output_size
 from tinyformer.engine.ops.elementwise import activation_range, add_params
 from tinyformer.engine.ops.norm import layernorm_params
-from tinyformer.engine.ops.softmax import OUTPUT_SCALE, OUTPUT_ZP
-from tinyformer.model.config import SubnetConfig
-from tinyformer.model.subnet import (
-    ConvBNAct,
-    MBConvBlock,
-    MBConvStage,
-    Subnet,
-    TransformerBlock,
-    TransformerStage,
-    map_to_tokens,
-    tokens_to_map,
-)
 from tinyformer.prune.masks import get_mask, set_mask
 from tinyformer.prune.plan import SparsityPlan
-from tinyformer.quant import intops
 from tinyformer.quant.fakequant import (
     INPUT_QPARAMS,
     ActQuant,
@@ -80,7 +70,10 @@ from tinyformer.quant.fakequant import (
 from tinyformer.quant.fold import fold_conv_bn
 from tinyformer.quant.writer import GraphWriter
 
-SOFTMAX_QPARAMS: QParams = (OUTPUT_SCALE, OUTPUT_ZP)
+if TYPE_CHECKING:  # the model package's block types build on these layers
+    from tinyformer.model.config import SubnetConfig
+    from tinyformer.model.modules import ConvBNAct
+    from tinyformer.model.subnet import Subnet
 
 
 def _act_name(module: nn.Module) -> str:
@@ -320,148 +313,7 @@ class QGelu(QModule):
         return g.node("lut", self.qname, inputs, {}, g.shape(x), qout), qout
 
 
-# ----------------------------------------------------------------------------- attention
-
-
-def _split(x: torch.Tensor, heads: int) -> torch.Tensor:
-    n, t, hd = x.shape
-    return x.reshape(n, t, heads, hd // heads).transpose(1, 2)
-
-
-class QAttention(QModule):
-    def __init__(self, attn) -> None:
-        super().__init__()
-        self.q, self.k, self.v = QLinear(attn.q), QLinear(attn.k), QLinear(attn.v)
-        self.proj = QLinear(attn.proj)
-        self.heads, self.head_dim = int(attn.heads), int(attn.head_dim)
-        self.scores = ActQuant()
-        self.context = ActQuant()
-
-    def core_params(self, qq: QParams, qk: QParams, qv: QParams) -> dict:
-        s_scores, zp_scores = self.scores.qparams()
-        m_qk, e_qk = quantize_multiplier(qq[0] * qk[0] / math.sqrt(self.head_dim) / s_scores)
-        s_ctx, zp_ctx = self.context.qparams()
-        m_av, e_av = quantize_multiplier(OUTPUT_SCALE * qv[0] / s_ctx)
-        qk_attrs = {
-            "heads": self.heads, "q_zp": int(qq[1]), "k_zp": int(qk[1]),
-            "multiplier": int(m_qk), "shift": int(e_qk), "output_zp": int(zp_scores),
-        }  # fmt: skip
-        av_attrs = {
-            "heads": self.heads, "attn_zp": OUTPUT_ZP, "v_zp": int(qv[1]),
-            "multiplier": int(m_av), "shift": int(e_av), "output_zp": int(zp_ctx),
-        }  # fmt: skip
-        return {
-            "qk": qk_attrs,
-            "av": av_attrs,
-            "q_scores": (s_scores, zp_scores),
-            "q_ctx": (s_ctx, zp_ctx),
-        }
-
-    def forward(self, x: torch.Tensor, qin: QParams, integer: bool = False):
-        q, qq = self.q(x, qin, integer)
-        k, qk = self.k(x, qin, integer)
-        v, qv = self.v(x, qin, integer)
-        if integer:
-            p = self.core_params(qq, qk, qv)
-            scores = intops.matmul_qk(q, k, self.heads, p["qk"])
-            probs = intops.softmax(scores, p["q_scores"][0])
-            ctx = intops.matmul_av(probs, v, self.heads, p["av"])
-            return self.proj(ctx, p["q_ctx"], integer)
-        scores = _split(q, self.heads) @ _split(k, self.heads).transpose(-2, -1)
-        scores, _ = self.scores(scores * self.head_dim**-0.5)
-        probs = fake_quant(scores.softmax(dim=-1), *SOFTMAX_QPARAMS)
-        ctx = probs @ _split(v, self.heads)
-        n, _, t, _ = ctx.shape
-        ctx, q_ctx = self.context(ctx.transpose(1, 2).reshape(n, t, -1))
-        return self.proj(ctx, q_ctx)
-
-    def export(self, g: GraphWriter, x: str, qin: QParams) -> tuple[str, QParams]:
-        q, qq = self.q.export(g, x, qin)
-        k, qk = self.k.export(g, x, qin)
-        v, qv = self.v.export(g, x, qin)
-        p = self.core_params(qq, qk, qv)
-        t = g.shape(q)[0]
-        shape = (self.heads, t, t)
-        scores = g.node("matmul_qk", f"{self.qname}_qk", [q, k], p["qk"], shape, p["q_scores"])
-        table = g.const(f"{self.qname}_exp", intops.exp_table(float(p["q_scores"][0])).copy())
-        probs = g.node("softmax", f"{self.qname}_softmax", [scores, table], {}, shape,
-                       SOFTMAX_QPARAMS)  # fmt: skip
-        ctx = g.node("matmul_av", f"{self.qname}_av", [probs, v], p["av"], g.shape(q), p["q_ctx"])
-        return self.proj.export(g, ctx, p["q_ctx"])
-
-
-class QMLP(QModule):
-    def __init__(self, mlp) -> None:
-        super().__init__()
-        self.fc1 = QLinear(mlp.fc1)
-        self.act = QGelu()
-        self.fc2 = QLinear(mlp.fc2)
-
-    def forward(self, x: torch.Tensor, qin: QParams, integer: bool = False):
-        h, q = self.fc1(x, qin, integer)
-        h, q = self.act(h, q, integer)
-        return self.fc2(h, q, integer)
-
-    def export(self, g: GraphWriter, x: str, qin: QParams) -> tuple[str, QParams]:
-        h, q = self.fc1.export(g, x, qin)
-        h, q = self.act.export(g, h, q)
-        return self.fc2.export(g, h, q)
-
-
-class QTransformerBlock(QModule):
-    def __init__(self, block: TransformerBlock) -> None:
-        super().__init__()
-        self.norm1 = QLayerNorm(block.norm1)
-        self.attn = QAttention(block.attn)
-        self.add1 = QAdd()
-        self.norm2 = QLayerNorm(block.norm2)
-        self.mlp = QMLP(block.mlp)
-        self.add2 = QAdd()
-
-    def forward(self, x: torch.Tensor, qin: QParams, integer: bool = False):
-        a, qa = self.norm1(x, qin, integer)
-        a, qa = self.attn(a, qa, integer)
-        x, qin = self.add1(x, qin, a, qa, integer)
-        m, qm = self.norm2(x, qin, integer)
-        m, qm = self.mlp(m, qm, integer)
-        return self.add2(x, qin, m, qm, integer)
-
-    def export(self, g: GraphWriter, x: str, qin: QParams) -> tuple[str, QParams]:
-        a, qa = self.norm1.export(g, x, qin)
-        a, qa = self.attn.export(g, a, qa)
-        x, qin = self.add1.export(g, x, qin, a, qa)
-        m, qm = self.norm2.export(g, x, qin)
-        m, qm = self.mlp.export(g, m, qm)
-        return self.add2.export(g, x, qin, m, qm)
-
-
-class QTransformerStage(QModule):
-    def __init__(self, stage: TransformerStage) -> None:
-        super().__init__()
-        self.embed = QConv2d.from_conv(stage.embed)
-        self.blocks = nn.ModuleList(QTransformerBlock(b) for b in stage.blocks)
-        self.norm = QLayerNorm(stage.norm)
-
-    def forward(self, x: torch.Tensor, qin: QParams, integer: bool = False):
-        x, q = self.embed(x, qin, integer)
-        height, width = x.shape[-2:]
-        t = map_to_tokens(x)
-        for block in self.blocks:
-            t, q = block(t, q, integer)
-        t, q = self.norm(t, q, integer)
-        return tokens_to_map(t, height, width), q
-
-    def export(self, g: GraphWriter, x: str, qin: QParams) -> tuple[str, QParams]:
-        x, q = self.embed.export(g, x, qin)
-        h, w, c = g.shape(x)
-        t = g.node("reshape", f"{self.qname}.tokens", [x], {}, (h * w, c), q)
-        for block in self.blocks:
-            t, q = block.export(g, t, q)
-        t, q = self.norm.export(g, t, q)
-        return g.node("reshape", f"{self.qname}.map", [t], {}, (h, w, c), q), q
-
-
-# ----------------------------------------------------------------------------- conv stages
+# ----------------------------------------------------------------------------- conv units
 
 
 class QConvUnit(QModule):
@@ -477,48 +329,6 @@ class QConvUnit(QModule):
 
     def export(self, g: GraphWriter, x: str, qin: QParams) -> tuple[str, QParams]:
         return self.conv.export(g, x, qin)
-
-
-class QMBConvBlock(QModule):
-    def __init__(self, block: MBConvBlock) -> None:
-        super().__init__()
-        self.expand = QConvUnit(block.expand)
-        self.depthwise = QConvUnit(block.depthwise)
-        self.project = QConvUnit(block.project)
-        self.use_residual = bool(block.use_residual)
-        self.add = QAdd() if self.use_residual else None
-
-    def forward(self, x: torch.Tensor, qin: QParams, integer: bool = False):
-        y, q = self.expand(x, qin, integer)
-        y, q = self.depthwise(y, q, integer)
-        y, q = self.project(y, q, integer)
-        if self.add is None:
-            return y, q
-        return self.add(x, qin, y, q, integer)
-
-    def export(self, g: GraphWriter, x: str, qin: QParams) -> tuple[str, QParams]:
-        y, q = self.expand.export(g, x, qin)
-        y, q = self.depthwise.export(g, y, q)
-        y, q = self.project.export(g, y, q)
-        if self.add is None:
-            return y, q
-        return self.add.export(g, x, qin, y, q)
-
-
-class QMBConvStage(QModule):
-    def __init__(self, stage: MBConvStage) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(QMBConvBlock(b) for b in stage.blocks)
-
-    def forward(self, x: torch.Tensor, qin: QParams, integer: bool = False):
-        for block in self.blocks:
-            x, qin = block(x, qin, integer)
-        return x, qin
-
-    def export(self, g: GraphWriter, x: str, qin: QParams) -> tuple[str, QParams]:
-        for block in self.blocks:
-            x, qin = block.export(g, x, qin)
-        return x, qin
 
 
 # ----------------------------------------------------------------------------- the model
@@ -553,14 +363,7 @@ class QuantSubnet(QModule):
     @classmethod
     def from_subnet(cls, subnet: Subnet, plan: SparsityPlan | None = None) -> QuantSubnet:
         """Fold BatchNorm, copy weights, carry the pruning masks over (by layer name)."""
-        stages: list[QModule] = []
-        for stage in subnet.stages:
-            if isinstance(stage, MBConvStage):
-                stages.append(QMBConvStage(stage))
-            elif isinstance(stage, TransformerStage):
-                stages.append(QTransformerStage(stage))
-            else:
-                raise TypeError(f"unsupported stage {type(stage).__name__}")
+        stages = [stage.quantized() for stage in subnet.stages]  # each block type's Q-layer
         model = cls(subnet.config, QConvUnit(subnet.stem), stages, QLinear(subnet.classifier),
                     plan)  # fmt: skip
         modules = dict(model.named_modules())
