@@ -18,6 +18,7 @@ from tinyformer.engine import ir, sparse_format
 from tinyformer.engine.builder import GraphBuilder, random_hybrid_graph
 from tinyformer.engine.demo import demo_graph
 from tinyformer.engine.ir import Graph
+from tinyformer.engine.validate import check_graph
 
 
 def header_of(data: bytes) -> dict[str, Any]:
@@ -64,7 +65,7 @@ def layout_graph() -> Graph:
         graph.tensors[name] = dataclasses.replace(
             t, data=np.frombuffer(blob, np.uint8).copy(), encoding=sparse_format.ENCODING
         )
-    graph.validate()
+    check_graph(graph)
     return graph
 
 

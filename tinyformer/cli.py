@@ -587,6 +587,7 @@ def export_model(
     as_json: JsonOpt = False,
 ) -> None:
     """Export a QAT checkpoint (or a float subnet, calibrated post-training) to an IR file."""
+    from tinyformer.engine import ir
     from tinyformer.prune import SparsityPlan
     from tinyformer.quant.pipeline import export_checkpoint
 
@@ -602,7 +603,7 @@ def export_model(
         "model": str(out),
         "nodes": len(graph.nodes),
         "sparse_layers": sum(t.encoding is not None for t in graph.tensors.values()),
-        "digest": graph.digest(),
+        "digest": ir.digest(graph),
     }
     if as_json:
         print(json.dumps(summary))

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from tinyformer.engine.graph import Graph, Node, Tensor
 from tinyformer.engine.intmath import (
     INT8_MAX,
     INT8_MIN,
@@ -22,13 +23,13 @@ from tinyformer.engine.intmath import (
     quantize_multipliers,
     quantize_weights,
 )
-from tinyformer.engine.ir import Graph, Node, Tensor
 from tinyformer.engine.ops.conv import output_size, patches, same_padding
 from tinyformer.engine.ops.elementwise import activation_range, add_params
 from tinyformer.engine.ops.gelu import gelu_table
 from tinyformer.engine.ops.norm import layernorm_params
 from tinyformer.engine.ops.softmax import OUTPUT_SCALE, OUTPUT_ZP, softmax_exp_table
 from tinyformer.engine.opset import opdef
+from tinyformer.engine.validate import check_graph
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 
@@ -326,7 +327,7 @@ class GraphBuilder:
 
     def build(self, output: str, meta: dict | None = None) -> Graph:
         graph = Graph(self.name, self.tensors, self.nodes, [self.input], [output], meta or {})
-        graph.validate()
+        check_graph(graph)
         return graph
 
 

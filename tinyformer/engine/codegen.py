@@ -7,14 +7,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyformer.engine.cmodel import CArray, CModel
-from tinyformer.engine.ir import Graph, Node
+from tinyformer.engine.graph import Graph, Node, c_identifier
 from tinyformer.engine.opset import opdef
 from tinyformer.engine.planner import MemoryPlan, Step, plan_memory
+from tinyformer.engine.validate import check_graph
 
 
 def plan_graph(graph: Graph) -> MemoryPlan:
     """The memory plan of the graph's activations and scratch buffers."""
-    graph.validate()
+    check_graph(graph)
     activations = {n for n, t in graph.tensors.items() if not t.is_constant}
     steps = []
     for node in graph.nodes:
@@ -30,11 +31,6 @@ def plan_graph(graph: Graph) -> MemoryPlan:
         )
     sizes = {n: graph.tensors[n].nbytes for n in activations}
     return plan_memory(steps, sizes, list(graph.inputs), list(graph.outputs))
-
-
-def c_identifier(name: str) -> str:
-    """The C name of a constant called ``name`` (its node's name and a suffix)."""
-    return "c_" + "".join(ch if ch.isalnum() else "_" for ch in name)
 
 
 @dataclass

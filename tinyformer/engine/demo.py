@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyformer.engine.graph import Graph, Node, Tensor
 from tinyformer.engine.intmath import quantize_multipliers
-from tinyformer.engine.ir import Graph, Node, Tensor
 
 
 def demo_graph(

@@ -24,7 +24,6 @@ import hashlib
 import json
 import math
 import struct
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,74 +31,35 @@ import numpy as np
 
 from tinyformer.atomic_write import write_atomic_bytes
 from tinyformer.engine import strictjson
+from tinyformer.engine.graph import (  # re-exported: ir.Graph is the name users know
+    DTYPES,
+    Graph,
+    IRFormatError,
+    Node,
+    Tensor,
+    field_path,
+)
+from tinyformer.engine.validate import check_graph
+
+__all__ = [
+    "DTYPES",
+    "Graph",
+    "IRFormatError",
+    "Node",
+    "Tensor",
+    "digest",
+    "field_path",
+    "load",
+    "save",
+]
 
 MAGIC = b"TFIR"
 FORMAT_VERSION = 1
-DTYPES = frozenset({"int8", "uint8", "int16", "int32"})
 BLOB_ALIGN = 8
 _HEADER_KEYS = frozenset({"name", "inputs", "outputs", "meta", "tensors", "nodes"})
 _TENSOR_KEYS = frozenset({"shape", "dtype", "scale", "zero_point", "encoding"})
 _DATA_KEYS = frozenset({"offset", "nbytes", "dtype"})
 _NODE_KEYS = frozenset({"op", "name", "inputs", "outputs", "attrs"})
-
-
-class IRFormatError(ValueError):
-    """An IR file that cannot be read: not an IR file, damaged, or from a newer TinyFormer."""
-
-
-@dataclass
-class Tensor:
-    name: str
-    shape: tuple[int, ...]
-    dtype: str = "int8"
-    scale: float = 1.0
-    zero_point: int = 0
-    data: np.ndarray | None = None  # constants only (encoded bytes when ``encoding`` is set)
-    encoding: str | None = None  # e.g. "block-rle": data holds the sparse_format blob
-
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
-
-    @property
-    def is_constant(self) -> bool:
-        return self.data is not None
-
-    @property
-    def const(self) -> np.ndarray:
-        """The data of a constant (validation guarantees a weight operand has it)."""
-        if self.data is None:
-            raise IRFormatError(f"tensor {self.name!r} is an activation, not a constant")
-        return self.data
-
-
-@dataclass
-class Node:
-    op: str
-    name: str
-    inputs: list[str]
-    outputs: list[str]
-    attrs: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Graph:
-    name: str
-    tensors: dict[str, Tensor]
-    nodes: list[Node]
-    inputs: list[str]
-    outputs: list[str]
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def validate(self) -> None:
-        """Raise IRFormatError unless the graph is well formed to the last field: names,
-        tensors, op specs, shapes along the graph, execution order (engine/validate.py)."""
-        from tinyformer.engine.validate import check_graph  # it needs the opset, built on us
-
-        check_graph(self)
-
-    def digest(self) -> str:
-        return hashlib.sha256(to_bytes(self)).hexdigest()
 
 
 def _jsonable(value: Any) -> Any:
@@ -117,7 +77,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def to_bytes(graph: Graph) -> bytes:
-    graph.validate()
+    check_graph(graph)
     blob = bytearray()
     tensors = {}
     for name, t in graph.tensors.items():
@@ -152,12 +112,6 @@ def to_bytes(graph: Graph) -> bytes:
     body = MAGIC + struct.pack("<HHI", FORMAT_VERSION, 0, len(hdr)) + hdr
     body += struct.pack("<Q", len(blob)) + bytes(blob)
     return body + hashlib.sha256(body).digest()
-
-
-def field_path(where: str, key: object) -> str:
-    """``where.key``, or ``where['key']`` for a key from a file that could be anything: error
-    messages stay one printable line."""
-    return f"{where}.{key}" if isinstance(key, str) and key.isidentifier() else f"{where}[{key!r}]"
 
 
 def _fields(
@@ -257,10 +211,15 @@ def from_bytes(data: bytes, source: str = "IR data") -> Graph:
         raise IRFormatError(f"{source} has a malformed header: {exc}") from None
     try:
         graph = _graph(header, data[end_hdr + 8 : end_blob])
-        graph.validate()
+        check_graph(graph)
     except IRFormatError as exc:
         raise IRFormatError(f"{source}: {exc}") from None
     return graph
+
+
+def digest(graph: Graph) -> str:
+    """sha256 of the graph's file: equal for graphs that save to the same bytes."""
+    return hashlib.sha256(to_bytes(graph)).hexdigest()
 
 
 def save(graph: Graph, path: Path) -> Path:

@@ -44,6 +44,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from tinyformer.engine.graph import Graph, Node
 from tinyformer.engine.intmath import (
     INT8_MAX,
     INT8_MIN,
@@ -52,7 +53,6 @@ from tinyformer.engine.intmath import (
     MIN_SHIFT,
     smlal_requant_table,
 )
-from tinyformer.engine.ir import Graph, Node
 from tinyformer.engine.ops.conv import (
     conv2d,
     conv2d_scratch_bytes,

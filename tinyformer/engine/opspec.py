@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyformer.engine.ir import IRFormatError, field_path
+from tinyformer.engine.graph import IRFormatError, field_path
 
 
 class Invalid(IRFormatError):

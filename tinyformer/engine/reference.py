@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyformer.engine.ir import Graph
+from tinyformer.engine.graph import Graph
 from tinyformer.engine.opset import opdef
 
 

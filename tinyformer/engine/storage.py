@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 
 from tinyformer.engine import sparse_cost, sparse_format
-from tinyformer.engine.ir import Graph
+from tinyformer.engine.graph import Graph
 
 WEIGHTED = ("linear", "conv2d")
 

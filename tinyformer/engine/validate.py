@@ -22,8 +22,7 @@ import numbers
 import numpy as np
 
 from tinyformer.engine import sparse_format
-from tinyformer.engine.codegen import c_identifier
-from tinyformer.engine.ir import DTYPES, Graph, IRFormatError, Node, Tensor
+from tinyformer.engine.graph import DTYPES, Graph, IRFormatError, Node, Tensor, c_identifier
 from tinyformer.engine.opset import OPS
 from tinyformer.engine.opspec import Invalid, check_attrs, is_int
 

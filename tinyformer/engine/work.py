@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyformer.engine import sparse_format
-from tinyformer.engine.ir import Graph, Node
+from tinyformer.engine.graph import Graph, Node
 from tinyformer.engine.opset import is_sparse, weights_of
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from tinyformer.engine.ir import Graph, Node, Tensor
+from tinyformer.engine.validate import check_graph
 from tinyformer.quant.fakequant import QParams
 
 
@@ -51,5 +52,5 @@ class GraphWriter:
 
     def build(self, output: str, meta: dict[str, Any] | None = None) -> Graph:
         graph = Graph(self.name, self.tensors, self.nodes, self.inputs, [output], meta or {})
-        graph.validate()
+        check_graph(graph)
         return graph
