@@ -45,7 +45,7 @@ MAKEFILE = """\
 # Defaults: Cortex-M7 with its single-precision FPU, hard float (STM32F746). Examples:
 #   make ARCH="-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16"   (Cortex-M4F)
 #   make CC=gcc AR=ar ARCH=                                   (host: portable C, no assembly)
-# Keep -O1 or higher: the kernels' DSP assembly paths need an optimised build.
+# -O2 is how the kernels are measured; any level gives the same results.
 CC = arm-none-eabi-gcc
 AR = arm-none-eabi-ar
 ARCH = -mcpu=cortex-m7 -mthumb -mfloat-abi=hard -mfpu=fpv5-sp-d16
@@ -73,7 +73,7 @@ clean:
 CMAKE = """\
 # TinyFormer model "{name}" as a CMake library target: add_subdirectory() this folder and
 # target_link_libraries(your_app PRIVATE {api}). The compiler and its -mcpu / float-ABI
-# flags are your project's; keep -O1 or higher for the kernels' DSP assembly paths.
+# flags are your project's (-O2 is how the kernels are measured).
 cmake_minimum_required(VERSION 3.13)
 # ASM: the kernels' *_arm.S, assembled by the C compiler's driver (empty without the DSP
 # extension, tf_dsp.h).
@@ -188,7 +188,7 @@ link the target `{api}`. Or add these files to your project:
 
 {sources}
 
-with `-I` this folder and `-O1` or higher. On a core with the DSP extension (Cortex-M4,
+with `-I` this folder (`-O2`: as measured). On a core with the DSP extension (Cortex-M4,
 M7, M33) the kernels use SMLAD / SXTB16 and assembly (the `*_arm.S` files: assemble them
 with the same compiler driver and flags as the C); elsewhere they assemble to nothing and
 the same results come from portable C (`TF_ARM_DSP_ASM` in `tf_dsp.h` chooses; define it
