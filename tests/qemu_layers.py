@@ -1,4 +1,4 @@
-"""Hand-made kernel layers run on QEMU: the ARM code paths (inline assembly) that the host
+"""Hand-made kernel layers run on QEMU: the ARM code paths (the kernels' assembly) that the host
 builds of the kernels cannot reach. A test fills a CModel with one layer per case and the
 input data; this builds the firmware around it and runs it once."""
 

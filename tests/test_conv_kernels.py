@@ -142,62 +142,81 @@ def naive(p: dict, depthwise: bool) -> np.ndarray:
     return np.clip(out, p["act_min"], p["act_max"]).astype(np.int8)
 
 
-@pytest.mark.parametrize("seed", range(60))
-def test_conv2d_matches_reference(seed: int) -> None:
-    p = random_conv(np.random.default_rng(seed), depthwise=False)
-    np.testing.assert_array_equal(c_conv2d(p), conv2d(**p))
+# The conv2d grid, shared with the QEMU suite of the assembly (hil/test_fc_conv_asm.py).
+CONV_SEEDS = range(60)
+# (h, w, cin, cout, k, stride, padding): odd sizes, stride 2 on odd inputs, asymmetric and
+# one-sided padding, channels not a multiple of 4, tails of pixels
+EDGE_SHAPES = [
+    (7, 9, 3, 5, 3, 2, (1, 0, 1, 2)),
+    (5, 5, 13, 7, 5, 1, (2, 2, 2, 2)),
+    (9, 7, 6, 9, 7, 2, (3, 3, 3, 3)),
+    (11, 6, 4, 4, 3, 1, (0, 2, 1, 0)),
+    (3, 3, 9, 3, 1, 2, (0, 0, 0, 0)),
+    (4, 5, 7, 11, 1, 1, (1, 0, 0, 1)),  # 1x1 with padding: not the fast path
+    (1, 1, 5, 6, 3, 1, (1, 1, 1, 1)),  # one pixel, mostly padding
+]
+POINTWISE_SEEDS = range(12)
+# cin % 4 == 0: patches go straight into the FC kernel's 6-pixel tiles (the last one
+# overlapping), padding as constant groups
+TILE_SHAPES = [
+    (5, 5, 4, 3, 3, 1, (1, 1, 1, 1)),
+    (7, 6, 8, 5, 3, 2, (1, 0, 1, 2)),
+    (4, 9, 12, 7, 5, 1, (2, 2, 2, 2)),
+    (3, 3, 16, 2, 3, 1, (0, 0, 0, 0)),  # one pixel: not enough for a tile
+    (2, 4, 8, 9, 1, 1, (0, 1, 0, 1)),
+    (6, 7, 32, 6, 3, 1, (1, 1, 1, 1)),
+]
+LARGE_MULTIPLIER_SEEDS = range(6)
 
 
-@pytest.mark.parametrize(
-    "shape",
-    [
-        # (h, w, cin, cout, k, stride, padding): odd sizes, stride 2 on odd inputs,
-        # asymmetric and one-sided padding, channels not a multiple of 4, tails of pixels
-        (7, 9, 3, 5, 3, 2, (1, 0, 1, 2)),
-        (5, 5, 13, 7, 5, 1, (2, 2, 2, 2)),
-        (9, 7, 6, 9, 7, 2, (3, 3, 3, 3)),
-        (11, 6, 4, 4, 3, 1, (0, 2, 1, 0)),
-        (3, 3, 9, 3, 1, 2, (0, 0, 0, 0)),
-        (4, 5, 7, 11, 1, 1, (1, 0, 0, 1)),  # 1x1 with padding: not the fast path
-        (1, 1, 5, 6, 3, 1, (1, 1, 1, 1)),  # one pixel, mostly padding
-    ],
-)
-def test_conv2d_edge_shapes(shape) -> None:
+def conv_case(seed: int) -> dict:
+    return random_conv(np.random.default_rng(seed), depthwise=False)
+
+
+def edge_case(shape) -> dict:
     h, w, cin, cout, k, stride, pad = shape
     rng = np.random.default_rng(h * 100 + w)
-    p = random_conv(rng, False, h=h, w=w, cin=cin, cout=cout, k=k, stride=stride, padding=pad)
-    np.testing.assert_array_equal(c_conv2d(p), conv2d(**p))
+    return random_conv(rng, False, h=h, w=w, cin=cin, cout=cout, k=k, stride=stride, padding=pad)
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_pointwise_fast_path(seed: int) -> None:
+def pointwise_case(seed: int) -> dict:
     rng = np.random.default_rng(1000 + seed)
     h, w = (int(v) for v in rng.integers(1, 14, 2))
-    p = random_conv(rng, False, k=1, stride=1, padding=(0, 0, 0, 0), h=h, w=w,
-                    cin=int(rng.integers(1, 70)), cout=int(rng.integers(1, 70)))  # fmt: skip
-    np.testing.assert_array_equal(c_conv2d(p), conv2d(**p))
+    return random_conv(rng, False, k=1, stride=1, padding=(0, 0, 0, 0), h=h, w=w,
+                       cin=int(rng.integers(1, 70)), cout=int(rng.integers(1, 70)))  # fmt: skip
 
 
-@pytest.mark.parametrize("full_range", [False, True])
-@pytest.mark.parametrize(
-    "shape",
-    [
-        # (h, w, cin, cout, k, stride, padding), cin % 4 == 0: patches go straight into the
-        # FC kernel's 6-pixel tiles (the last one overlapping), padding as constant groups
-        (5, 5, 4, 3, 3, 1, (1, 1, 1, 1)),
-        (7, 6, 8, 5, 3, 2, (1, 0, 1, 2)),
-        (4, 9, 12, 7, 5, 1, (2, 2, 2, 2)),
-        (3, 3, 16, 2, 3, 1, (0, 0, 0, 0)),  # one pixel: not enough for a tile
-        (2, 4, 8, 9, 1, 1, (0, 1, 0, 1)),
-        (6, 7, 32, 6, 3, 1, (1, 1, 1, 1)),
-    ],
-)
-def test_conv2d_tiles_from_input(shape, full_range: bool) -> None:
+def tile_case(shape, full_range: bool) -> dict:
     h, w, cin, cout, k, stride, pad = shape
     rng = np.random.default_rng(h * 1000 + w * 10 + cin)
     p = random_conv(rng, False, h=h, w=w, cin=cin, cout=cout, k=k, stride=stride, padding=pad)
     if full_range:
         p["act_min"], p["act_max"] = -128, 127
+    return p
+
+
+@pytest.mark.parametrize("seed", CONV_SEEDS)
+def test_conv2d_matches_reference(seed: int) -> None:
+    p = conv_case(seed)
+    np.testing.assert_array_equal(c_conv2d(p), conv2d(**p))
+
+
+@pytest.mark.parametrize("shape", EDGE_SHAPES)
+def test_conv2d_edge_shapes(shape) -> None:
+    p = edge_case(shape)
+    np.testing.assert_array_equal(c_conv2d(p), conv2d(**p))
+
+
+@pytest.mark.parametrize("seed", POINTWISE_SEEDS)
+def test_pointwise_fast_path(seed: int) -> None:
+    p = pointwise_case(seed)
+    np.testing.assert_array_equal(c_conv2d(p), conv2d(**p))
+
+
+@pytest.mark.parametrize("full_range", [False, True])
+@pytest.mark.parametrize("shape", TILE_SHAPES)
+def test_conv2d_tiles_from_input(shape, full_range: bool) -> None:
+    p = tile_case(shape, full_range)
     np.testing.assert_array_equal(c_conv2d(p), conv2d(**p))
 
 
@@ -235,11 +254,9 @@ def test_reference_is_the_definition(depthwise: bool, seed: int) -> None:
     np.testing.assert_array_equal(ref, naive(p, depthwise))
 
 
-@pytest.mark.parametrize("depthwise", [False, True])
-@pytest.mark.parametrize("seed", range(6))
-def test_large_multipliers(depthwise: bool, seed: int) -> None:
-    # Real multipliers near 1 (shifts -1..2, or all -1..0 for odd seeds): the kernels' general
-    # requantization path (the fast one needs every shift <= -2).
+def large_multiplier_case(seed: int, depthwise: bool) -> dict:
+    """Real multipliers near 1 (shifts -1..2, or all -1..0 for odd seeds): the kernels'
+    general requantization path (the fast one needs every shift <= -2)."""
     rng = np.random.default_rng(4000 + seed)
     p = random_conv(rng, depthwise, k=3, cin=int(rng.integers(1, 11)))
     p["x"] = np.clip(p["input_zp"] + rng.integers(-3, 4, p["x"].shape), -128, 127).astype(np.int8)
@@ -247,6 +264,23 @@ def test_large_multipliers(depthwise: bool, seed: int) -> None:
     p["bias"] = rng.integers(-20, 21, p["bias"].shape, dtype=np.int32)
     lo, hi = (0.26, 0.99) if seed % 2 else (0.3, 3.0)
     p["multiplier"], p["shift"] = quantize_multipliers(rng.uniform(lo, hi, p["bias"].size))
+    return p
+
+
+def padding_case(depthwise: bool) -> dict:
+    """An input equal to its zero point is all real zeros: every output pixel, border ones
+    included, is the bias alone."""
+    p = random_conv(np.random.default_rng(7), depthwise, h=5, w=6, cin=8, cout=8, k=5,
+                    stride=1, padding=(2, 1, 3, 4))  # fmt: skip
+    p["input_zp"] = 93
+    p["x"][:] = 93
+    return p
+
+
+@pytest.mark.parametrize("depthwise", [False, True])
+@pytest.mark.parametrize("seed", LARGE_MULTIPLIER_SEEDS)
+def test_large_multipliers(depthwise: bool, seed: int) -> None:
+    p = large_multiplier_case(seed, depthwise)
     assert p["shift"].max() >= -1
     got = c_depthwise(p) if depthwise else c_conv2d(p)
     np.testing.assert_array_equal(got, depthwise_conv2d(**p) if depthwise else conv2d(**p))
@@ -254,12 +288,8 @@ def test_large_multipliers(depthwise: bool, seed: int) -> None:
 
 @pytest.mark.parametrize("depthwise", [False, True])
 def test_padding_is_a_real_zero(depthwise: bool) -> None:
-    # An input equal to its zero point is all real zeros: every output pixel, border ones
-    # included, is the bias alone. Fails if padded taps contribute anything with the fold.
-    p = random_conv(np.random.default_rng(7), depthwise, h=5, w=6, cin=8, cout=8, k=5,
-                    stride=1, padding=(2, 1, 3, 4))  # fmt: skip
-    p["input_zp"] = 93
-    p["x"][:] = 93
+    # Fails if padded taps contribute anything with the fold.
+    p = padding_case(depthwise)
     expect = requantize(p["bias"].astype(np.int64), p["multiplier"], p["shift"])
     expect = np.clip(expect + p["output_zp"], p["act_min"], p["act_max"]).astype(np.int8)
     for got in (c_depthwise(p) if depthwise else c_conv2d(p), naive(p, depthwise)):

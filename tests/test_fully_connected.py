@@ -48,11 +48,18 @@ def run_c(p: dict) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_matches_reference(seed: int) -> None:
+RANDOM_SEEDS = range(40)
+
+
+def random_case(seed: int) -> dict:
     rng = np.random.default_rng(seed)
     n, k, m = (int(v) for v in rng.integers(1, 70, 3))
-    p = random_fc(rng, n, k, m)
+    return random_fc(rng, n, k, m)
+
+
+@pytest.mark.parametrize("seed", RANDOM_SEEDS)
+def test_matches_reference(seed: int) -> None:
+    p = random_case(seed)
     np.testing.assert_array_equal(run_c(p), fully_connected(**p))
 
 
@@ -79,39 +86,52 @@ def run_c_guarded(p: dict) -> np.ndarray:
     return out_buf[: n * m].reshape(n, m)
 
 
+# Depths around multiples of 4 (tail groups, an odd group, k < 4), every token count up to
+# two tiles and a bit (6-token tiles, the 4- and 2-token and overlapping last tiles, tokens
+# alone), odd and even row counts (rows are taken in pairs for one token). Shared with the
+# QEMU suite of the assembly (hil/test_fc_conv_asm.py).
+GRID_DEPTHS = (1, 3, 4, 5, 6, 7, 8, 9, 12, 13, 16, 17, 33, 36)
+GRID_TOKENS = tuple(range(1, 16))
+GRID_ROWS = (1, 2, 3, 8)
+
+
+def grid_case(n: int, k: int, m: int, full_range: bool) -> dict:
+    """One problem of the grid (the same data for both activation ranges)."""
+    p = random_fc(np.random.default_rng(n * 1000 + k * 10 + m), n, k, m)
+    if full_range:
+        p["act_min"], p["act_max"] = -128, 127
+    return p
+
+
 @pytest.mark.parametrize("full_range", [False, True])
-@pytest.mark.parametrize("k", [1, 3, 4, 5, 6, 7, 8, 9, 12, 13, 16, 17, 33, 36])
+@pytest.mark.parametrize("k", GRID_DEPTHS)
 def test_token_counts_and_depths(k: int, full_range: bool) -> None:
-    # Every token count up to two tiles and a bit (6-token tiles, the 4- and 2-token and
-    # overlapping last tiles, tokens alone), depths around multiples of 4 (tail groups, an
-    # odd group, k < 4), odd and even row counts (rows are taken in pairs for one token).
-    for n in range(1, 16):
-        for m in (1, 2, 3, 8):
-            rng = np.random.default_rng(n * 1000 + k * 10 + m)
-            p = random_fc(rng, n, k, m)
-            if full_range:
-                p["act_min"], p["act_max"] = -128, 127
+    for n in GRID_TOKENS:
+        for m in GRID_ROWS:
+            p = grid_case(n, k, m, full_range)
             np.testing.assert_array_equal(run_c_guarded(p), fully_connected(**p))
 
 
-@pytest.mark.parametrize(
-    ("shifts", "output_zp", "act"),
-    [
-        ((-2, -24), 0, (-128, 127)),  # the fast form's bounds
-        ((-2, -24), 127, (-128, 127)),
-        ((-3, -20), -128, (-128, 127)),
-        ((-1, -10), 5, (-128, 127)),  # a shift > -2: the generic path
-        ((-25, -10), 5, (-128, 127)),  # a shift < -24: the generic path
-        ((0, 3), -7, (-100, 100)),
-        ((-10, -12), 129, (-128, 127)),  # output_zp beyond int8: generic
-        ((-10, -12), -3, (-5, 60)),  # an activation range: the clamping epilogue
-        ((-10, -12), -3, (-128, 126)),
-    ],
-)
-def test_requantization_paths(shifts, output_zp, act) -> None:
-    # Multipliers and shifts chosen outright; accumulators sized to the shift so that the
-    # outputs spread over the int8 range (and past it, to exercise the clamps).
+# (shifts, output_zp, (act_min, act_max)): the fast form's bounds, the generic path (a shift
+# > -2 or < -24, output_zp beyond int8) and the clamping epilogue. Shared with the QEMU suite.
+REQUANT_PARAMS = [
+    ((-2, -24), 0, (-128, 127)),  # the fast form's bounds
+    ((-2, -24), 127, (-128, 127)),
+    ((-3, -20), -128, (-128, 127)),
+    ((-1, -10), 5, (-128, 127)),  # a shift > -2: the generic path
+    ((-25, -10), 5, (-128, 127)),  # a shift < -24: the generic path
+    ((0, 3), -7, (-100, 100)),
+    ((-10, -12), 129, (-128, 127)),  # output_zp beyond int8: generic
+    ((-10, -12), -3, (-5, 60)),  # an activation range: the clamping epilogue
+    ((-10, -12), -3, (-128, 126)),
+]
+
+
+def requantization_cases(shifts, output_zp, act) -> list[dict]:
+    """Multipliers and shifts chosen outright; accumulators sized to the shift so that the
+    outputs spread over the int8 range (and past it, to exercise the clamps)."""
     rng = np.random.default_rng(abs(hash((shifts, output_zp, act))) % 2**32)
+    cases = []
     for n, k, m in [(1, 40, 7), (13, 20, 6), (6, 8, 3), (3, 9, 2)]:
         shift = np.resize(np.asarray(shifts, np.int32), m)
         rng.shuffle(shift)
@@ -124,11 +144,17 @@ def test_requantization_paths(shifts, output_zp, act) -> None:
             x = rng.integers(-3, 4, (n, k), dtype=np.int8)
             w = rng.integers(-3, 4, (m, k), dtype=np.int8)
             bias = rng.integers(-50, 51, m).astype(np.int32)
-        p = {
+        cases.append({
             "x": x, "weights": w, "bias": bias, "input_zp": int(rng.integers(-5, 6)),
             "output_zp": output_zp, "multiplier": mult, "shift": shift,
             "act_min": act[0], "act_max": act[1],
-        }  # fmt: skip
+        })  # fmt: skip
+    return cases
+
+
+@pytest.mark.parametrize(("shifts", "output_zp", "act"), REQUANT_PARAMS)
+def test_requantization_paths(shifts, output_zp, act) -> None:
+    for p in requantization_cases(shifts, output_zp, act):
         np.testing.assert_array_equal(run_c_guarded(p), fully_connected(**p))
 
 

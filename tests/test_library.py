@@ -121,6 +121,7 @@ def test_library_holds_the_model_and_only_the_kernels_it_calls(compiled) -> None
     assert "transpose" not in {n.op for n in graph.nodes}
     assert "tf_transpose_s8.c" not in names
     assert "tf_fully_connected_s8.c" in names  # conv2d runs its patches through it
+    assert "tf_fully_connected_s8_arm.S" in names  # ... and its assembly with it
     readme = (report.folder / "README.md").read_text()
     assert f"{report.arena_bytes:,}" in readme and graph.name in readme
     assert "tf_model_run();" in readme
@@ -135,6 +136,7 @@ def test_kernel_closure_follows_includes() -> None:
     names = [p.name for p in kernel_closure('#include "tf_conv2d_s8.h"\n#include <stdint.h>\n')]
     assert names == sorted(names)
     assert {"tf_conv2d_s8.c", "tf_conv2d_s8.h", "tf_fully_connected_s8.c", "tf_dsp.h"} <= set(names)
+    assert "tf_fully_connected_s8_arm.S" in names  # a kernel's assembly comes with its C
     assert kernel_closure('#include "tf_model.h"\n') == []
 
 
@@ -219,6 +221,8 @@ def test_cortex_m7_build_of_the_library_links(compiled, tmp_path) -> None:
     syms = subprocess.run(["arm-none-eabi-nm", str(tmp_path / "app.elf")],
                           check=True, capture_output=True, text=True).stdout  # fmt: skip
     assert " T tf_model_run" in syms and " W tf_layer_done" in syms
+    # the kernels' assembly is in the archive and linked (the FC row loops)
+    assert " T tf_fc_tile6" in syms
 
 
 def test_library_of_a_folder_that_is_not_compiled(compiled, tmp_path) -> None:

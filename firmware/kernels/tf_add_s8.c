@@ -3,13 +3,8 @@
 
 #include "tf_dsp.h"
 
-/* The assembly needs the DSP extension, Thumb-2 and no frame pointer in r7 (-O1 and up). */
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__) &&                 \
-    defined(__OPTIMIZE__)
-#define ADD_ASM 1
-#else
-#define ADD_ASM 0
-#endif
+/* TF_ARM_DSP_ASM (tf_dsp.h): the fast form's loop, four elements at a time, is assembly
+ * (tf_add_s8_arm.S); the portable C (add_fast_c) runs the rest, and everything elsewhere. */
 
 /* ---------------------------------------------------------------------------------------------
  * The fast form. With s = left_shift + shift + 1 >= 0, multiplying the numerator and the
@@ -122,7 +117,7 @@ static void add_fast_c(const int8_t *input1, const int8_t *input2, int32_t i, in
     }
 }
 
-#if ADD_ASM
+#if TF_ARM_DSP_ASM
 /* The assembly loop's constants, loaded by LDM: P2 below r0 (LDMDB), P1 at r0, P3 at lr. */
 typedef struct {
     const int8_t *end2; /* P2: input2 + 4 groups */
@@ -140,77 +135,11 @@ typedef struct {
     uint32_t lo4, hi4;  /* act_min + 128, act_max + 128 in each byte */
     int32_t i0;         /* -4 groups: the byte index, counting up to 0 */
 } add_state_t;
+_Static_assert(sizeof(add_state_t) == 60, "add_state_t is the assembly's layout");
 
-/* Four elements per iteration. Inputs: the word's bytes as (x << 8) in int16 lanes (AND with
- * 0xFF00FF00, once shifted by 8), then SMLAxB / SMLAxT make (x - zp) << s, SMMULR gives a and
- * SMMLAR adds b. Output: SMMLA + ASR per element, PKHBT two per word, USAT16 saturates to
- * [0, 255] (the value carries +128), ORR packs the bytes, EOR 0x80 makes them signed. */
-#define ADD_ASM_LOOP(CLAMP)                                                                    \
-    "ldr r1, [r0, #56]\n\t"                                                                    \
-    "add lr, r0, #32\n\t"                                                                      \
-    "add r0, r0, #12\n"                                                                        \
-    "1:\n\t"                                                                                   \
-    "ldmia r0, {r6-r10}\n\t"                                                                   \
-    "ldr r11, [r6, r1]\n\t"                                                                    \
-    "and r12, r10, r11, lsl #8\n\t"                                                            \
-    "and r11, r11, r10\n\t"                                                                    \
-    "smlabb r2, r12, r9, r7\n\t"                                                               \
-    "smlatb r4, r12, r9, r7\n\t"                                                               \
-    "smlabb r3, r11, r9, r7\n\t"                                                               \
-    "smlatb r5, r11, r9, r7\n\t"                                                               \
-    "smmulr r2, r2, r8\n\t"                                                                    \
-    "smmulr r3, r3, r8\n\t"                                                                    \
-    "smmulr r4, r4, r8\n\t"                                                                    \
-    "smmulr r5, r5, r8\n\t"                                                                    \
-    "ldmdb r0, {r6-r8}\n\t"                                                                    \
-    "ldr r11, [r6, r1]\n\t"                                                                    \
-    "and r12, r10, r11, lsl #8\n\t"                                                            \
-    "smlabt r6, r12, r9, r7\n\t"                                                               \
-    "smmlar r2, r6, r8, r2\n\t"                                                                \
-    "smlatt r12, r12, r9, r7\n\t"                                                              \
-    "smmlar r4, r12, r8, r4\n\t"                                                               \
-    "and r11, r11, r10\n\t"                                                                    \
-    "smlabt r12, r11, r9, r7\n\t"                                                              \
-    "smmlar r3, r12, r8, r3\n\t"                                                               \
-    "smlatt r11, r11, r9, r7\n\t"                                                              \
-    "smmlar r5, r11, r8, r5\n\t"                                                               \
-    "ldmia lr, {r6-r11}\n\t"                                                                   \
-    "smmla r2, r2, r7, r8\n\t"                                                                 \
-    "smmla r3, r3, r7, r8\n\t"                                                                 \
-    "smmla r4, r4, r7, r8\n\t"                                                                 \
-    "smmla r5, r5, r7, r8\n\t"                                                                 \
-    "asr r2, r2, r9\n\t"                                                                       \
-    "asr r3, r3, r9\n\t"                                                                       \
-    "asr r4, r4, r9\n\t"                                                                       \
-    "asr r5, r5, r9\n\t"                                                                       \
-    "pkhbt r2, r2, r4, lsl #16\n\t"                                                            \
-    "pkhbt r3, r3, r5, lsl #16\n\t"                                                            \
-    "usat16 r2, #8, r2\n\t"                                                                    \
-    "usat16 r3, #8, r3\n\t"                                                                    \
-    "orr r2, r2, r3, lsl #8\n\t" CLAMP "eor r2, r2, #0x80808080\n\t"                           \
-    "str r2, [r6, r1]\n\t"                                                                     \
-    "adds r1, r1, #4\n\t"                                                                      \
-    "bne 1b\n\t"
-
-/* max(x, lo) then min(x, hi) on the four unsigned bytes: USUB8 sets GE, SEL picks. */
-#define ADD_CLAMP                                                                              \
-    "usub8 r12, r2, r10\n\tsel r2, r2, r10\n\tusub8 r12, r11, r2\n\tsel r2, r2, r11\n\t"
-
-#define ADD_CLOBBERS                                                                           \
-    "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr", "cc",      \
-        "memory"
-
-static __attribute__((noinline)) void add_loop(add_state_t *state)
-{
-    register add_state_t *st __asm__("r0") = state;
-    __asm__ volatile(ADD_ASM_LOOP("") : "+r"(st) : : ADD_CLOBBERS);
-}
-
-static __attribute__((noinline)) void add_loop_clamp(add_state_t *state)
-{
-    register add_state_t *st __asm__("r0") = state;
-    __asm__ volatile(ADD_ASM_LOOP(ADD_CLAMP) : "+r"(st) : : ADD_CLOBBERS);
-}
+/* tf_add_s8_arm.S: four elements per iteration, saturated to int8 (and clamped). */
+void tf_add_loop(const add_state_t *st);
+void tf_add_loop_clamp(const add_state_t *st);
 
 static uint32_t bytes4(int32_t v) { return (uint32_t)(v & 0xFF) * 0x01010101u; }
 #endif
@@ -226,7 +155,7 @@ void tf_add_s8(const int8_t *input1, const int8_t *input2, int32_t n, int32_t in
                  input2_shift, output_zp, output_multiplier, output_shift, act_min, act_max,
                  left_shift, &f)) {
         int32_t done = 0;
-#if ADD_ASM
+#if TF_ARM_DSP_ASM
         const int32_t groups = n / 4;
         if (f.asm_ok && groups > 0) {
             done = 4 * groups;
@@ -248,9 +177,9 @@ void tf_add_s8(const int8_t *input1, const int8_t *input2, int32_t n, int32_t in
                 .i0 = -done,
             };
             if (act_min == -128 && act_max == 127) {
-                add_loop(&st);
+                tf_add_loop(&st);
             } else {
-                add_loop_clamp(&st);
+                tf_add_loop_clamp(&st);
             }
         }
 #endif

@@ -16,7 +16,8 @@
  * left_shift = 20: (x - zp) * 2^20 < 2^28, and a + b fits int32 with room to spare.
  * ReLU / ReLU6 are the [act_min, act_max] clamp (np.clip's order if act_min > act_max).
  * No scratch. Parameters as add_params makes them run an exact SMMULR / SMMLAR / SMMLA form
- * (Cortex-M7: an assembly loop, four elements in ~42 instructions); others an int64 path.
+ * (Cortex-M7: an assembly loop, tf_add_s8_arm.S, four elements in ~42 instructions); others
+ * an int64 path.
  * Reference: engine/ops/elementwise.py (add).
  */
 #ifndef TF_ADD_S8_H

@@ -13,13 +13,8 @@
 #include "tf_dsp.h"
 #include "tf_math.h"
 
-/* The assembly needs the DSP extension, Thumb-2 and no frame pointer in r7 (-O1 and up). */
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__) &&                 \
-    defined(__OPTIMIZE__)
-#define BMM_ASM 1
-#else
-#define BMM_ASM 0
-#endif
+/* TF_ARM_DSP_ASM (tf_dsp.h): the 2x4 tiles' MACs and requantization are assembly,
+ * tf_batch_matmul_s8_arm.S; otherwise the portable C below, with the same contract. */
 
 #if defined(__GNUC__)
 #define BMM_NOINLINE __attribute__((noinline))
@@ -38,7 +33,7 @@ typedef struct {
     uint32_t *a;         /* 24: the left tile */
     int32_t unused;
 } bmm_state_t;
-#if BMM_ASM
+#if TF_ARM_DSP_ASM
 _Static_assert(sizeof(bmm_state_t) == 32, "bmm_state_t is the assembly's layout");
 #endif
 
@@ -180,75 +175,26 @@ static inline int8_t finish(int32_t acc, rq_t rq)
     return (int8_t)tf_sat_s8(tf_requantize(acc, rq.mult, rq.shift) + rq.zp);
 }
 
-#if BMM_ASM
-/* Register use: r0/r1 the rows' step word, r2/r3 two columns' step words, r4-r7 row 0 x
- * columns 0-3, r8-r11 row 1, r12 the left tile, lr the column block. The first group starts
- * the accumulators (SMUAD); the loop runs whole groups until the left tile's end marker,
- * loaded by the LDRD that fetches the next group, after which r12 points at the state. */
-#define BMM_SMUAD(D, N, M) "smuad " D ", " N ", " M "\n\t"
-#define BMM_SMLAD(D, N, M) "smlad " D ", " N ", " M ", " D "\n\t"
-#define BMM_STEP(MAC)                                                                          \
-    "ldrd r2, r3, [lr], #8\n\t" MAC("r4", "r0", "r2") MAC("r5", "r0", "r3")                   \
-        MAC("r8", "r1", "r2") MAC("r9", "r1", "r3") "ldrd r2, r3, [lr], #8\n\t"               \
-        MAC("r6", "r0", "r2") MAC("r7", "r0", "r3") MAC("r10", "r1", "r2")                    \
-            MAC("r11", "r1", "r3")
-#define BMM_NEXT "ldrd r0, r1, [r12], #8\n\t"
-#define BMM_MACS(L)                                                                            \
-    "mov r12, r0\n\t"                                                                          \
-    "mov lr, r1\n"                                                                             \
-    ".Lbmm_tile" L "%=:\n\t" BMM_NEXT BMM_STEP(BMM_SMUAD) BMM_NEXT BMM_STEP(BMM_SMLAD)       \
-        BMM_NEXT "cmp r0, #0x80000000\n\t"                                                     \
-                 "beq .Lbmm_done" L "%=\n"                                                     \
-                 ".Lbmm_loop" L "%=:\n\t" BMM_STEP(BMM_SMLAD) BMM_NEXT BMM_STEP(BMM_SMLAD)     \
-                     BMM_NEXT "cmp r0, #0x80000000\n\t"                                        \
-                              "bne .Lbmm_loop" L "%=\n"                                        \
-                              ".Lbmm_done" L "%=:\n\t"
-#define BMM_SAT(R)                                                                             \
-    "smmla " R ", " R ", r0, r1\n\tasr " R ", " R ", r2\n\tssat " R ", #8, " R "\n\t"
-#define BMM_CLOBBERS                                                                           \
-    "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory"
+#if TF_ARM_DSP_ASM
+/* tf_batch_matmul_s8_arm.S: every full column block for the left tile at a (the state,
+ * copied behind its end marker, holds the rest): MACs, SMMLA + ASR + SSAT, row 1's stores
+ * then row 0's (so o1 == o0 leaves row 0), next block; and one block's accumulators. */
+void tf_bmm_tiles_fast(uint32_t *a, const uint32_t *b, int32_t groups, const bmm_state_t *init);
+const int32_t *tf_bmm_tile_raw(uint32_t *a, const uint32_t *b);
 
-/* Every full column block for the left tile at a (the state holds the rest): MACs, SMMLA +
- * ASR + SSAT, row 1's stores then row 0's (so o1 == o0 leaves row 0), next block. */
-static BMM_NOINLINE void tiles_fast(uint32_t *a, const uint32_t *b, int32_t groups,
-                                    const bmm_state_t *init)
+static inline void tiles_fast(uint32_t *a, const uint32_t *b, int32_t groups,
+                              const bmm_state_t *init)
 {
-    *(bmm_state_t *)(a + 4 * groups + 2) = *init; /* before r0/r1 are bound */
-    register uint32_t *r0 __asm__("r0") = a;
-    register const uint32_t *r1 __asm__("r1") = b;
-    __asm__ volatile(BMM_MACS("f")
-                     "ldm r12, {r0-r2}\n\t" BMM_SAT("r4") BMM_SAT("r5") BMM_SAT("r6")
-                         BMM_SAT("r7") BMM_SAT("r8") BMM_SAT("r9") BMM_SAT("r10")
-                             BMM_SAT("r11") "ldrd r0, r1, [r12, #12]\n\t"
-                                            "strb r9, [r1, #1]\n\t"
-                                            "strb r10, [r1, #2]\n\t"
-                                            "strb r11, [r1, #3]\n\t"
-                                            "strb r8, [r1], #4\n\t"
-                                            "strb r5, [r0, #1]\n\t"
-                                            "strb r6, [r0, #2]\n\t"
-                                            "strb r7, [r0, #3]\n\t"
-                                            "strb r4, [r0], #4\n\t"
-                                            "strd r0, r1, [r12, #12]\n\t"
-                                            "ldrd r0, r12, [r12, #20]\n\t"
-                                            "cmp lr, r0\n\t"
-                                            "bne .Lbmm_tilef%=\n\t"
-                     : "+r"(r0), "+r"(r1)
-                     :
-                     : BMM_CLOBBERS);
+    tf_bmm_tiles_fast(a, b, groups, init);
 }
 
 /* One block's accumulators {row 0 x columns 0-3, row 1 x columns 0-3}, left in the state. */
-static BMM_NOINLINE const int32_t *tile_raw(uint32_t *a, const uint32_t *b, int32_t groups,
-                                            int32_t *buf)
+static inline const int32_t *tile_raw(uint32_t *a, const uint32_t *b, int32_t groups,
+                                      int32_t *buf)
 {
-    register uint32_t *r0 __asm__("r0") = a;
-    register const uint32_t *r1 __asm__("r1") = b;
+    (void)groups;
     (void)buf;
-    __asm__ volatile(BMM_MACS("r") "stm r12, {r4-r11}\n\t"
-                     : "+r"(r0), "+r"(r1)
-                     :
-                     : BMM_CLOBBERS);
-    return (const int32_t *)(a + 4 * groups + 2);
+    return tf_bmm_tile_raw(a, b);
 }
 
 #else

@@ -5,8 +5,8 @@
  * column (a key token for Q·Kᵀ, a channel of V for A·V) is sign-extended once into scratch
  * with its zero point subtracted (SXTAB16 with a packed -zp pair; values in [-255, 255],
  * zero-padded to a multiple of 4 along the reduction and to blocks of 4 columns), and each
- * pair of left rows likewise. The hot loop (Cortex-M7 assembly) computes 2x4 output tiles:
- * per two reduction values one LDRD of the rows, two LDRD of the columns and 8 SMLAD
+ * pair of left rows likewise. The hot loop (tf_batch_matmul_s8_arm.S) computes 2x4 output
+ * tiles: per two reduction values one LDRD of the rows, two LDRD of the columns and 8 SMLAD
  * (16 MACs); it stops on an end marker behind the rows, so no loop counter is needed, then
  * requantizes with SMMLA + ASR + SSAT when -24 <= shift <= -2 (exact, see the .c). Other
  * shifts and a last partial column block take a C requantization. Accumulation is exact

@@ -13,11 +13,8 @@
 #define NOINLINE
 #endif
 
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-#define DW_ASM 1
-#else
-#define DW_ASM 0
-#endif
+/* TF_ARM_DSP_ASM (tf_dsp.h): the taps' loops (dot_groups) and the requant table's
+ * requantization are assembly, tf_depthwise_conv2d_s8_arm.S; otherwise the portable C below. */
 
 /* Channels are accumulated CHUNK at a time into a stack array, then requantized by a loop of
  * their own: either loop alone fits the registers, the two together do not. */
@@ -47,36 +44,10 @@ static inline int32_t requantize_fast(int32_t acc, int32_t multiplier, int32_t s
     return ((t >> (-1 - shift)) + 1) >> 1;
 }
 
-#if DW_ASM
+#if TF_ARM_DSP_ASM
 /* out[i] = SSAT8(((hi_i:lo_i + acc[i] * M_i) >> 32) >> sh_i) for 2 * pairs (> 0) channels;
- * table: {M, lo, hi, sh} per channel. 12 instructions per pair, every register in use. */
+ * table: {M, lo, hi, sh} per channel (tf_depthwise_conv2d_s8_arm.S). */
 void tf_dw_requant_pairs(const int32_t *acc, const int32_t *table, int8_t *out, int32_t pairs);
-__asm__(
-    "    .syntax unified\n"
-    "    .thumb\n"
-    "    .pushsection .text.tf_dw_requant_pairs,\"ax\",%progbits\n"
-    "    .balign 4\n"
-    "    .global tf_dw_requant_pairs\n"
-    "    .type   tf_dw_requant_pairs, %function\n"
-    "    .thumb_func\n"
-    "tf_dw_requant_pairs:\n"
-    "    push    {r4-r11, lr}\n"
-    "1:\n"
-    "    ldmia   r0!, {r4, r5}\n"
-    "    ldmia   r1!, {r6-r12, lr}\n" /* M0 lo0 hi0 sh0 M1 lo1 hi1 sh1 */
-    "    smlal   r7, r8, r4, r6\n"
-    "    smlal   r11, r12, r5, r10\n"
-    "    asr     r8, r8, r9\n"
-    "    asr     r12, r12, lr\n"
-    "    ssat    r8, #8, r8\n"
-    "    ssat    r12, #8, r12\n"
-    "    strb    r8, [r2], #1\n"
-    "    strb    r12, [r2], #1\n"
-    "    subs    r3, r3, #1\n"
-    "    bne     1b\n"
-    "    pop     {r4-r11, pc}\n"
-    "    .size   tf_dw_requant_pairs, . - tf_dw_requant_pairs\n"
-    "    .popsection\n");
 #endif
 
 /* The requant table's form (see the header): SMLAL, ASR, SSAT; then the activation range. */
@@ -85,7 +56,7 @@ static void finish_table(const dw_params_t *p, const int32_t *acc, int32_t c, in
 {
     const int32_t *t = p->requant + 4 * c;
     int32_t i = 0;
-#if DW_ASM
+#if TF_ARM_DSP_ASM
     if (n >= 2) {
         tf_dw_requant_pairs(acc, t, out, n / 2);
         i = n & ~1;
@@ -133,33 +104,33 @@ static NOINLINE void finish_chunk(const dw_params_t *p, const int32_t *acc, int3
 /* Group g's widened weights of tap (ky, kx): words w[2 * ((g * k_h + ky) * k_w + kx)], +1. */
 #define WORDS_PER_TAP 2
 
-#if DW_ASM
-/* One tap of four channels: x - input_zp as halfword pairs (SXTAB16 adds -zp while it
- * sign-extends, so the zero point costs nothing), the tap's widened weights (one LDRD that
- * moves w on to the next tap), one SMLABB/SMLATT per channel. Inputs at [%[x] xo]. */
-#define TAP4(xo) TAP4_LDR("ldr", xo)
-#define TAP4_LDR(ldr, xo)                                                                      \
-    ldr " %[xv], [%[x]" xo "]\n\t"                                                              \
-    "ldrd %[we], %[wo], [%[w]], #8\n\t"                                                        \
-    "sxtab16 %[xe], %[z], %[xv]\n\t"                                                           \
-    "sxtab16 %[xv], %[z], %[xv], ror #8\n\t"                                                   \
-    "smlabb %[a0], %[xe], %[we], %[a0]\n\t"                                                    \
-    "smlatt %[a2], %[xe], %[we], %[a2]\n\t"                                                    \
-    "smlabb %[a1], %[xv], %[wo], %[a1]\n\t"                                                    \
-    "smlatt %[a3], %[xv], %[wo], %[a3]\n\t"
-/* TAP4 at [x], then x += ch, in 32-bit encodings only: TAP_BYTES, fixed, so that a row can
- * jump into a run of them. */
-#define TAPW TAP4_LDR("ldr.w", "") "add.w %[x], %[x], %[ch]\n\t"
-#define TAP_BYTES 36
-#define TAP_BYTES_STR "36"
-#define UNROLL 8 /* taps a row, at most, of the unrolled path */
-#define UNROLL_STR "8"
-/* The accumulators (read and written, or "=&r" when the asm loads them) and the temporaries. */
-#define TAP4_OPERANDS(acc)                                                                     \
-    [a0] acc(a0), [a1] acc(a1), [a2] acc(a2), [a3] acc(a3), [xv] "=&r"(xv), [we] "=&r"(we),    \
-        [wo] "=&r"(wo), [xe] "=&r"(xe)
+/* The window of one output pixel, for dot_groups: its valid rows x taps, where its first
+ * valid tap is in the input (x_step bytes a row) and in the weights (w_skip bytes skipped
+ * after each row's taps, w_back after the last row to reach the next group). */
+typedef struct {
+    int32_t rows, taps, x_step, w_skip, w_back;
+} span_t;
+
+/* `groups` (> 0) groups of four channels over a window's valid taps, starting from the bias:
+ * x steps by ch bytes per tap, by sp->x_step per row and by 4 per group; w (the first valid
+ * tap's widened weights of the first group) by a tap's 8 bytes, by sp->w_skip per row and
+ * sp->w_back per group. Padded taps are real zeros (x - input_zp with x = input_zp) and are
+ * skipped. The hot loop. On ARM it is assembly (tf_dw_dot_groups), since GCC 12 spills the
+ * accumulators: 8 instructions per tap for a whole 3x3 window, rows of up to 8 taps entered
+ * part way into 8 unrolled taps (9 per tap and 6 per row), longer rows a loop. */
+#if TF_ARM_DSP_ASM
+void tf_dw_dot_groups(const int8_t *x, const uint32_t *w, const int32_t *bias, int32_t *acc,
+                      int32_t groups, int32_t ch, const span_t *sp, int32_t zp);
+
+static inline void dot_groups(const int8_t *x, const uint32_t *w, const int32_t *bias,
+                              int32_t *acc, int32_t groups, int32_t ch, const span_t *sp,
+                              int32_t zp)
+{
+    tf_dw_dot_groups(x, w, bias, acc, groups, ch, sp, zp);
+}
 #else
-/* The same in C: SSUB16 of the zero point stands in for SXTAB16's add of -zp. */
+/* One tap of four channels: SSUB16 of the zero point stands in for the assembly's SXTAB16
+ * add of -zp. */
 #define MAC4(xv, we, wo, zp2)                                                                  \
     do {                                                                                       \
         const uint32_t xe_ = tf_ssub16(tf_sxtb16(xv), zp2);                                    \
@@ -169,133 +140,11 @@ static NOINLINE void finish_chunk(const dw_params_t *p, const int32_t *acc, int3
         a1 = tf_smlabb(xo_, wo, a1);                                                           \
         a3 = tf_smlatt(xo_, wo, a3);                                                           \
     } while (0)
-#endif
 
-/* The window of one output pixel, for dot_groups: its valid rows x taps, where its first
- * valid tap is in the input (x_step bytes a row) and in the weights (w_skip bytes skipped
- * after each row's taps, w_back after the last row to reach the next group). */
-typedef struct {
-    int32_t rows, taps, x_step, w_skip, w_back;
-} span_t;
-
-#if DW_ASM
-/* Rows of more than UNROLL taps (k_w > 8), a tap a loop iteration: 12 instructions a tap. */
-static NOINLINE void long_rows(const int8_t *xp, const uint32_t *w, int32_t ch,
-                               const span_t *sp, uint32_t neg_zp2, const int32_t *bias,
-                               int32_t *acc)
-{
-    int32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
-    uint32_t xv, we, wo, xe;
-    for (int32_t r = 0; r < sp->rows; r++) {
-        int32_t n = sp->taps;
-        __asm__ volatile("1:\n\t" TAP4("")
-                         "add %[x], %[x], %[ch]\n\t"
-                         "subs %[n], %[n], #1\n\t"
-                         "bne 1b\n\t"
-                         : TAP4_OPERANDS("+r"), [x] "+r"(xp), [w] "+r"(w), [n] "+r"(n)
-                         : [ch] "r"(ch), [z] "r"(neg_zp2)
-                         : "cc", "memory");
-        xp += sp->x_step - sp->taps * ch;
-        w += sp->w_skip / 4;
-    }
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
-}
-#endif
-
-#if DW_ASM
-/* The group loop of the assembly paths, around their taps: the accumulators start from the
- * bias (LDRD), end in acc (STRD); x moves on by 4 channels, w by the rest of the group's
- * taps. Loop state lives in memory operands (on the stack), since the taps need every
- * register. */
-#define GROUP_BEGIN                                                                            \
-    "1:\n\t"                                                                                   \
-    "ldr %[xv], %[bias]\n\t"                                                                   \
-    "ldrd %[a0], %[a1], [%[xv]], #16\n\t"                                                      \
-    "ldrd %[a2], %[a3], [%[xv], #-8]\n\t"                                                      \
-    "str %[xv], %[bias]\n\t"
-#define GROUP_END                                                                              \
-    "ldr %[xv], %[x_back]\n\t"                                                                 \
-    "add %[x], %[x], %[xv]\n\t"                                                                \
-    "ldr %[xv], %[acc]\n\t"                                                                    \
-    "strd %[a0], %[a1], [%[xv]], #16\n\t"                                                      \
-    "strd %[a2], %[a3], [%[xv], #-8]\n\t"                                                      \
-    "str %[xv], %[acc]\n\t"                                                                    \
-    "ldr %[we], %[acc_end]\n\t"                                                                \
-    "cmp %[xv], %[we]\n\t"                                                                     \
-    "bne 1b\n\t"
-/* One row of a whole 3x3 window (inputs at x, x + ch, x + 2ch; the weights follow each
- * other), then the step to the next row. */
-#define ROW3 TAP4("") TAP4(", %[ch]") TAP4(", %[ch], lsl #1")
-#define NEXT_ROW "add %[x], %[x], %[xs]\n\t"
-#define GROUP_OUTPUTS [bias] "+m"(bias), [acc] "+m"(acc)
-#define GROUP_INPUTS [acc_end] "m"(acc_end), [x_back] "m"(x_back)
-#endif
-
-/* `groups` (> 0) groups of four channels over a window's valid taps, starting from the bias:
- * x steps by ch bytes per tap, by sp->x_step per row and by 4 per group; w (the first valid
- * tap's widened weights of the first group) by a tap's 8 bytes, by sp->w_skip per row and
- * sp->w_back per group. Padded taps are real zeros (x - input_zp with x = input_zp) and are
- * skipped. The hot loop. On ARM it is assembly, since GCC 12 spills the accumulators: 8
- * instructions per tap for a whole 3x3 window; otherwise rows of up to UNROLL taps, 9 per tap
- * and 10 per row. */
 static NOINLINE void dot_groups(const int8_t *x, const uint32_t *w, const int32_t *bias,
                                 int32_t *acc, int32_t groups, int32_t ch, const span_t *sp,
                                 int32_t zp)
 {
-#if DW_ASM
-    const uint32_t neg_zp2 = (uint32_t)(uint16_t)-zp * 0x10001u;
-    const int32_t *const acc_end = acc + 4 * groups;
-    int32_t a0, a1, a2, a3;
-    uint32_t xv, we, wo, xe;
-    const int32_t rows = sp->rows, taps = sp->taps, x_step = sp->x_step;
-    if (rows == 3 && taps == 3 && sp->w_skip == 0 && sp->w_back == 0) {
-        /* a whole 3x3 window, unrolled; the groups' weights follow each other */
-        const int32_t x_back = 4 - 2 * x_step;
-        __asm__ volatile(GROUP_BEGIN ROW3 NEXT_ROW ROW3 NEXT_ROW ROW3 GROUP_END
-                         : TAP4_OPERANDS("=&r"), [x] "+r"(x), [w] "+r"(w), GROUP_OUTPUTS
-                         : [ch] "r"(ch), [xs] "r"(x_step), [z] "r"(neg_zp2), GROUP_INPUTS
-                         : "cc", "memory");
-    } else if (taps <= UNROLL) {
-        /* Each row enters UNROLL unrolled taps part-way (add pc). */
-        const int32_t entry = (UNROLL - taps) * TAP_BYTES, x_back = 4 - rows * x_step;
-        const int32_t x_skip = x_step - taps * ch, w_skip = sp->w_skip, w_back = sp->w_back;
-        int32_t r;
-        __asm__ volatile(GROUP_BEGIN
-                         "ldr %[r], %[rows]\n\t"
-                         "2:\n\t"
-                         "ldr %[xv], %[entry]\n\t"
-                         "add pc, %[xv]\n\t" /* pc reads as this add + 4 */
-                         "nop\n\t"
-                         "3:\n\t" TAPW TAPW TAPW TAPW TAPW TAPW TAPW TAPW
-                         "4:\n\t"
-                         ".if (4b - 3b) != " TAP_BYTES_STR " * " UNROLL_STR "\n\t"
-                         ".error \"unrolled taps of unexpected size\"\n\t"
-                         ".endif\n\t"
-                         "ldr %[xv], %[x_skip]\n\t"
-                         "add %[x], %[x], %[xv]\n\t"
-                         "ldr %[xv], %[w_skip]\n\t"
-                         "add %[w], %[w], %[xv]\n\t"
-                         "subs %[r], %[r], #1\n\t"
-                         "bne 2b\n\t"
-                         "ldr %[xv], %[w_back]\n\t"
-                         "add %[w], %[w], %[xv]\n\t"
-                         GROUP_END
-                         : TAP4_OPERANDS("=&r"), [x] "+r"(x), [w] "+r"(w), [r] "=&r"(r),
-                           GROUP_OUTPUTS
-                         : [ch] "r"(ch), [z] "r"(neg_zp2), [entry] "m"(entry),
-                           [x_skip] "m"(x_skip), [w_skip] "m"(w_skip), [w_back] "m"(w_back),
-                           [rows] "m"(rows), GROUP_INPUTS
-                         : "cc", "memory");
-    } else {
-        const int32_t group_words = (rows * (taps * 8 + sp->w_skip) + sp->w_back) / 4;
-        for (int32_t g = 0; g < groups; g++, x += 4, w += group_words, bias += 4, acc += 4) {
-            long_rows(x, w, ch, sp, neg_zp2, bias, acc);
-        }
-    }
-#else
     const uint32_t zp2 = (uint32_t)(uint16_t)zp * 0x10001u;
     for (int32_t g = 0; g < groups; g++, x += 4, bias += 4, acc += 4) {
         int32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
@@ -310,8 +159,8 @@ static NOINLINE void dot_groups(const int8_t *x, const uint32_t *w, const int32_
         acc[2] = a2;
         acc[3] = a3;
     }
-#endif
 }
+#endif
 
 /* Channel c's weight at tap t (= ky * k_w + kx) of the widened layout. */
 static inline int32_t weight_at(const dw_params_t *p, int32_t c, int32_t t)

@@ -35,9 +35,10 @@
  *
  * Four channels at a time: per tap one (unaligned) word of inputs, SXTAB16 to halfword pairs
  * x - input_zp (in [-255, 255]; the subtraction is free), one LDRD of the widened weights,
- * one SMLABB/SMLATT per channel: 8 instructions for 4 MACs. On ARM the groups of four channels loop in assembly: whole
- * 3x3 windows unrolled, other rows of up to 8 taps entered part-way into 8 unrolled taps,
- * longer rows a loop. Accumulators of up to 32 channels are then requantized together; when
+ * one SMLABB/SMLATT per channel: 8 instructions for 4 MACs. On ARM (TF_ARM_DSP_ASM) the
+ * groups of four channels loop in assembly (tf_depthwise_conv2d_s8_arm.S): whole 3x3 windows
+ * unrolled, other rows of up to 8 taps entered part-way into 8 unrolled taps, longer rows a
+ * loop. Accumulators of up to 32 channels are then requantized together; when
  * a requant table is given, on ARM two channels at a time in assembly (LDM of the table,
  * SMLAL, ASR, SSAT: 6 instructions an output; a narrower activation range is clamped
  * after); otherwise when every shift is in [-31, -1] from SMULL's p >> 31 instead of a 64-bit

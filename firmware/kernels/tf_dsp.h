@@ -8,6 +8,26 @@
 #ifndef TF_DSP_H
 #define TF_DSP_H
 
+/*
+ * TF_ARM_DSP_ASM: the one switch between the kernels' assembly and their portable C.
+ *
+ * 1 when building for a Thumb-2 core with the DSP extension (Cortex-M4, M7, M33 with DSP):
+ * each kernel then calls the assembly in its <kernel>_arm.S (tf_fully_connected_s8_arm.S,
+ * ...), which assembles to nothing otherwise. 0 elsewhere (the host, a Cortex-M0/M3): the
+ * same results come from the portable C next to it. Define it to 0 (-DTF_ARM_DSP_ASM=0) to
+ * build the portable C on an ARM core too; the .c and the .S files see the same value, as
+ * both take it from here (this part of the header is assembler-safe).
+ */
+#ifndef TF_ARM_DSP_ASM
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
+#define TF_ARM_DSP_ASM 1
+#else
+#define TF_ARM_DSP_ASM 0
+#endif
+#endif
+
+#ifndef __ASSEMBLER__
+
 #include <stdint.h>
 #include <string.h>
 
@@ -194,5 +214,7 @@ static inline int32_t tf_smlatt(uint32_t a, uint32_t b, int32_t acc)
 
 /* Unaligned 32-bit store (a single STR on Cortex-M7). */
 static inline void tf_write_u32(int8_t *p, uint32_t v) { memcpy(p, &v, sizeof v); }
+
+#endif /* !__ASSEMBLER__ */
 
 #endif /* TF_DSP_H */

@@ -4,13 +4,9 @@
 #include "tf_dsp.h"
 #include "tf_math.h"
 
-/* The assembly needs the DSP extension, Thumb-2 and no frame pointer in r7 (-O1 and up). */
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__) &&                 \
-    defined(__OPTIMIZE__)
-#define FC_ASM 1
-#else
-#define FC_ASM 0
-#endif
+/* TF_ARM_DSP_ASM (tf_dsp.h): the row loops (fast and generic), and the sign extension of
+ * tokens into scratch, are assembly, tf_fully_connected_s8_arm.S; otherwise the portable C
+ * below, with the same arithmetic and the same scratch layouts. */
 
 #if defined(__GNUC__)
 #define FC_NOINLINE __attribute__((noinline))
@@ -68,16 +64,82 @@ static inline int32_t fast_out(int32_t acc, int32_t mult, int32_t shift, int32_t
 
 /* ---------------------------------------------------------------------------------------------
  * Generic path (tf_fully_connected_s8_generic): any requantization parameters (tf_requantize
- * + tf_clamp per output), 4-token tiles extended into scratch, leftover tokens one at a time.
+ * + tf_clamp per output). Tiles of 4 tokens, leftover tokens one at a time (dot_1x1). Scratch
+ * layout of a tile, G = k / 4 groups, r = k % 4:
+ *
+ *   0               group g, token t at 8 (4 g + t): SXTB16(x), SXTB16(x ror 8) of the token's
+ *                   inputs 4g..4g+3
+ *   32 G            the tail, 8 bytes per input 4G + i (i < r): (x_0, x_1), (x_2, x_3) as
+ *                   int16 pairs, one per token (24 bytes)
+ *   32 G + 24       gen_state_t: the row loop's parameters
+ *
+ * Every row of the weights against the tile: the bias, G groups (two SMLADs per token), the
+ * tail (SMLABB / SMLATB against each weight byte), tf_requantize + output_zp, tf_clamp, four
+ * strided stores (gen_tile: tf_fc_gen_tile on ARM).
  * ------------------------------------------------------------------------------------------- */
 
 #define GEN_TILE 4
+#define GEN_TAIL_BYTES 24
+
+/* gen_tile's parameters; tf_fc_gen_tile reads them by offset (and moves out on by m). */
+typedef struct {
+    const uint32_t *xs;                /*  0: the tile */
+    int32_t rest;                      /*  4: k % 4 */
+    const int32_t *bias;               /*  8 */
+    const int32_t *multiplier, *shift; /* 12, 16 */
+    int32_t zp, lo, hi;                /* 20, 24, 28: output_zp, act_min, act_max */
+    int8_t *out;                       /* 32: token 0's output of the current row */
+    int32_t d1, d2, d3;                /* 36-44: m - 1, 2m - 1, 3m - 1 (tokens 1-3, from out
+                                        * after its post-increment) */
+    int32_t m;                         /* 48 */
+    const int8_t *weights;             /* 52 */
+} gen_state_t;
+
+#if TF_ARM_DSP_ASM
+_Static_assert(sizeof(gen_state_t) == 56, "gen_state_t is the assembly's layout");
+void tf_fc_gen_tile(gen_state_t *st);
+#endif
 
 static inline int8_t finish(int32_t acc, int32_t mult, int32_t shift, int32_t zp, int32_t lo,
                             int32_t hi)
 {
     return (int8_t)tf_clamp(tf_requantize(acc, mult, shift) + zp, lo, hi);
 }
+
+#if TF_ARM_DSP_ASM
+static inline void gen_tile(gen_state_t *st) { tf_fc_gen_tile(st); }
+#else
+static void gen_tile(gen_state_t *st)
+{
+    const uint32_t *xs_end = (const uint32_t *)st - GEN_TAIL_BYTES / 4;
+    const int8_t *w = st->weights;
+    int8_t *out = st->out;
+    for (int32_t j = 0; j < st->m; j++, out++) {
+        int32_t a0 = st->bias[j], a1 = a0, a2 = a0, a3 = a0;
+        const uint32_t *s = st->xs;
+        for (; s < xs_end; s += 2 * GEN_TILE, w += 4) {
+            const uint32_t wv = tf_read_u32(w);
+            const uint32_t we = tf_sxtb16(wv), wo = tf_sxtb16_ror8(wv);
+            a0 = tf_smlad(s[1], wo, tf_smlad(s[0], we, a0));
+            a1 = tf_smlad(s[3], wo, tf_smlad(s[2], we, a1));
+            a2 = tf_smlad(s[5], wo, tf_smlad(s[4], we, a2));
+            a3 = tf_smlad(s[7], wo, tf_smlad(s[6], we, a3));
+        }
+        for (int32_t i = 0; i < st->rest; i++, s += 2, w++) {
+            const uint32_t wi = (uint32_t)(int32_t)*w;
+            a0 = tf_smlabb(s[0], wi, a0);
+            a1 = tf_smlabb(s[0] >> 16, wi, a1);
+            a2 = tf_smlabb(s[1], wi, a2);
+            a3 = tf_smlabb(s[1] >> 16, wi, a3);
+        }
+        const int32_t mu = st->multiplier[j], sh = st->shift[j];
+        out[0] = finish(a0, mu, sh, st->zp, st->lo, st->hi);
+        out[st->d1 + 1] = finish(a1, mu, sh, st->zp, st->lo, st->hi);
+        out[st->d2 + 1] = finish(a2, mu, sh, st->zp, st->lo, st->hi);
+        out[st->d3 + 1] = finish(a3, mu, sh, st->zp, st->lo, st->hi);
+    }
+}
+#endif
 
 /* One token x one row, for the tokens left over by the tiles. */
 static int32_t dot_1x1(const int8_t *x, const int8_t *w, int32_t k, int32_t acc)
@@ -94,10 +156,11 @@ static int32_t dot_1x1(const int8_t *x, const int8_t *w, int32_t k, int32_t acc)
     return acc;
 }
 
-/* Sign-extend GEN_TILE tokens into scratch: group g, token t at words 2*(g*TILE + t). */
+/* Sign-extend GEN_TILE tokens into scratch: their groups and their tail (the layout above). */
 static void gen_extend_tile(const int8_t *x, int32_t k, uint32_t *xs)
 {
     const int32_t groups = k / 4;
+    uint32_t *tail = xs + 2 * GEN_TILE * groups;
     for (int32_t t = 0; t < GEN_TILE; t++) {
         const int8_t *row = x + t * k;
         uint32_t *dst = xs + 2 * t;
@@ -108,54 +171,10 @@ static void gen_extend_tile(const int8_t *x, int32_t k, uint32_t *xs)
             dst += 2 * GEN_TILE;
         }
     }
-}
-
-/* One weight row against the extended 4-token tile. */
-static inline void gen_tile_dot(const int8_t *w, const uint32_t *s, int32_t groups, int32_t *p0,
-                                int32_t *p1, int32_t *p2, int32_t *p3)
-{
-    int32_t a0 = *p0, a1 = *p1, a2 = *p2, a3 = *p3;
-    const uint32_t *s_end = s + 2 * GEN_TILE * groups;
-#if FC_ASM
-    uint32_t we, wo, lo, hi;
-    while (s < s_end) {
-        __asm__ volatile("ldr %[wo], [%[w]], #4\n\t"
-                         "sxtb16 %[we], %[wo]\n\t"
-                         "sxtb16 %[wo], %[wo], ror #8\n\t"
-                         "ldrd %[lo], %[hi], [%[s]], #8\n\t"
-                         "smlad %[a0], %[lo], %[we], %[a0]\n\t"
-                         "smlad %[a0], %[hi], %[wo], %[a0]\n\t"
-                         "ldrd %[lo], %[hi], [%[s]], #8\n\t"
-                         "smlad %[a1], %[lo], %[we], %[a1]\n\t"
-                         "smlad %[a1], %[hi], %[wo], %[a1]\n\t"
-                         "ldrd %[lo], %[hi], [%[s]], #8\n\t"
-                         "smlad %[a2], %[lo], %[we], %[a2]\n\t"
-                         "smlad %[a2], %[hi], %[wo], %[a2]\n\t"
-                         "ldrd %[lo], %[hi], [%[s]], #8\n\t"
-                         "smlad %[a3], %[lo], %[we], %[a3]\n\t"
-                         "smlad %[a3], %[hi], %[wo], %[a3]\n\t"
-                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),
-                           [w] "+r"(w), [s] "+r"(s), [we] "=&r"(we), [wo] "=&r"(wo),
-                           [lo] "=&r"(lo), [hi] "=&r"(hi)
-                         :
-                         : "memory");
+    for (int32_t i = 4 * groups; i < k; i++, tail += 2) {
+        tail[0] = (uint16_t)x[i] | (uint32_t)(uint16_t)x[k + i] << 16;
+        tail[1] = (uint16_t)x[2 * k + i] | (uint32_t)(uint16_t)x[3 * k + i] << 16;
     }
-#else
-    while (s < s_end) {
-        const uint32_t wv = tf_read_u32(w);
-        const uint32_t we = tf_sxtb16(wv), wo = tf_sxtb16_ror8(wv);
-        a0 = tf_smlad(s[1], wo, tf_smlad(s[0], we, a0));
-        a1 = tf_smlad(s[3], wo, tf_smlad(s[2], we, a1));
-        a2 = tf_smlad(s[5], wo, tf_smlad(s[4], we, a2));
-        a3 = tf_smlad(s[7], wo, tf_smlad(s[6], we, a3));
-        s += 2 * GEN_TILE;
-        w += 4;
-    }
-#endif
-    *p0 = a0;
-    *p1 = a1;
-    *p2 = a2;
-    *p3 = a3;
 }
 
 /* The generic path (tf_fully_connected_s8_generic). */
@@ -165,29 +184,16 @@ static FC_INLINE void fc_generic(const int8_t *input, const int8_t *weights, con
                                  int32_t k, int32_t m, int8_t *output, void *scratch)
 {
     uint32_t *xs = (uint32_t *)scratch;
-    const int32_t groups = k / 4, tail = k - 4 * groups;
+    gen_state_t *st = (gen_state_t *)(xs + 2 * GEN_TILE * (k / 4) + GEN_TAIL_BYTES / 4);
     int32_t t = 0;
+    if (n >= GEN_TILE) {
+        *st = (gen_state_t){xs, k % 4, bias, multiplier, shift, output_zp, act_min, act_max,
+                            output, m - 1, 2 * m - 1, 3 * m - 1, m, weights};
+    }
     for (; t + GEN_TILE <= n; t += GEN_TILE) {
-        const int8_t *x = input + t * k;
-        int8_t *out = output + t * m;
-        gen_extend_tile(x, k, xs);
-        for (int32_t j = 0; j < m; j++) {
-            const int8_t *w = weights + j * k;
-            int32_t a0 = bias[j], a1 = a0, a2 = a0, a3 = a0;
-            gen_tile_dot(w, xs, groups, &a0, &a1, &a2, &a3);
-            for (int32_t i = k - tail; i < k; i++) {
-                const int32_t wi = w[i];
-                a0 += x[i] * wi;
-                a1 += x[k + i] * wi;
-                a2 += x[2 * k + i] * wi;
-                a3 += x[3 * k + i] * wi;
-            }
-            const int32_t mu = multiplier[j], sh = shift[j];
-            out[j] = finish(a0, mu, sh, output_zp, act_min, act_max);
-            out[m + j] = finish(a1, mu, sh, output_zp, act_min, act_max);
-            out[2 * m + j] = finish(a2, mu, sh, output_zp, act_min, act_max);
-            out[3 * m + j] = finish(a3, mu, sh, output_zp, act_min, act_max);
-        }
+        gen_extend_tile(input + t * k, k, xs);
+        st->out = output + t * m;
+        gen_tile(st);
     }
     for (; t < n; t++) {
         const int8_t *x = input + t * k;
@@ -219,53 +225,20 @@ static FC_INLINE void fc_generic(const int8_t *input, const int8_t *weights, con
 _Static_assert(TF_FC_TILE == 6, "the assembly is written for 6-token tiles");
 #define FC_END 0x80000000u
 
-#if FC_ASM
-/* Four groups of one token per iteration: 4 LDR (unaligned is fine), 8 SXTB16, 4 STRD
- * post-incremented by the tile's group stride (an immediate, STRIDE: 8 T bytes). */
-#define FC_EXTEND_ASM(STRIDE)                                                                  \
-    __asm__ volatile("1:\n\t"                                                                 \
-                     "ldr %[a], [%[x]], #4\n\t"                                                \
-                     "ldr %[b], [%[x]], #4\n\t"                                                \
-                     "ldr %[c], [%[x]], #4\n\t"                                                \
-                     "ldr %[d], [%[x]], #4\n\t"                                                \
-                     "sxtb16 %[e], %[a]\n\t"                                                   \
-                     "sxtb16 %[a], %[a], ror #8\n\t"                                           \
-                     "strd %[e], %[a], [%[o]], #" STRIDE "\n\t"                                \
-                     "sxtb16 %[e], %[b]\n\t"                                                   \
-                     "sxtb16 %[b], %[b], ror #8\n\t"                                           \
-                     "strd %[e], %[b], [%[o]], #" STRIDE "\n\t"                                \
-                     "sxtb16 %[e], %[c]\n\t"                                                   \
-                     "sxtb16 %[c], %[c], ror #8\n\t"                                           \
-                     "strd %[e], %[c], [%[o]], #" STRIDE "\n\t"                                \
-                     "sxtb16 %[e], %[d]\n\t"                                                   \
-                     "sxtb16 %[d], %[d], ror #8\n\t"                                           \
-                     "strd %[e], %[d], [%[o]], #" STRIDE "\n\t"                                \
-                     "cmp %[x], %[end]\n\t"                                                    \
-                     "bne 1b\n\t"                                                              \
-                     : [x] "+r"(x), [o] "+r"(dst), [a] "=&r"(a), [b] "=&r"(b), [c] "=&r"(c),   \
-                       [d] "=&r"(d), [e] "=&r"(e)                                              \
-                     : [end] "r"(end)                                                          \
-                     : "cc", "memory")
-#endif
+#if TF_ARM_DSP_ASM
+void tf_fc_extend_token(const int8_t *x, int32_t k, uint32_t *xs);
 
+/* A token on its own: its k / 4 groups at xs (8 bytes each), then its tail group. */
+static inline void extend_token(const int8_t *x, int32_t k, uint32_t *xs)
+{
+    tf_fc_extend_token(x, k, xs);
+}
+#else
 /* Extend `groups` groups of 4 inputs from x into one token's slot of a tile of T tokens
  * (T = 6; T = 1: a token on its own): group g at dst + 2 T g (words). */
 static inline void extend_groups(const int8_t *x, int32_t groups, uint32_t *dst, int32_t T)
 {
-    int32_t g = groups;
-#if FC_ASM
-    if (groups >= 4) {
-        const int8_t *end = x + 16 * (groups / 4);
-        uint32_t a, b, c, d, e;
-        if (T == TILE) {
-            FC_EXTEND_ASM("48");
-        } else {
-            FC_EXTEND_ASM("8");
-        }
-        g = groups % 4;
-    }
-#endif
-    for (; g > 0; g--) {
+    for (int32_t g = groups; g > 0; g--) {
         const uint32_t v = tf_read_u32(x);
         dst[0] = tf_sxtb16(v);
         dst[1] = tf_sxtb16_ror8(v);
@@ -274,18 +247,20 @@ static inline void extend_groups(const int8_t *x, int32_t groups, uint32_t *dst,
     }
 }
 
-/* Extend one token's inputs into a tile of T tokens, its tail group (k % 4 != 0) at tail. */
-static inline void extend_token(const int8_t *x, int32_t k, uint32_t *dst, int32_t T,
-                                uint32_t *tail)
+/* A token on its own: its k / 4 groups at xs (8 bytes each), then its tail group (k % 4 !=
+ * 0): inputs k-4..k-1 with the ones already in a group zeroed. */
+static inline void extend_token(const int8_t *x, int32_t k, uint32_t *xs)
 {
     const int32_t rest = k % 4;
-    extend_groups(x, k / 4, dst, T);
+    extend_groups(x, k / 4, xs, 1);
     if (rest) {
+        uint32_t *tail = xs + 2 * (k / 4);
         const uint32_t v = tf_read_u32(x + k - 4) & (0xFFFFFFFFu << (8 * (4 - rest)));
         tail[0] = tf_sxtb16(v);
         tail[1] = tf_sxtb16_ror8(v);
     }
 }
+#endif
 
 typedef struct {
     const int8_t *weights;
@@ -293,7 +268,7 @@ typedef struct {
     int32_t k, m, z2, lo, hi, mode;
 } fc_args_t;
 
-#if FC_ASM
+#if TF_ARM_DSP_ASM
 
 /* The row loop's state, in scratch right after the end marker: the assembly finds it there
  * with the tile pointer it has just walked, so no register is spent on it. */
@@ -314,149 +289,13 @@ typedef struct {
 } fc_state_t;
 _Static_assert(sizeof(fc_state_t) == 64, "fc_state_t is the assembly's layout");
 
-/* Register use of the tile loops: r0-r3 two tokens' pairs (LDM), r4-r9 the accumulators of
- * tokens 0-5, r10/r11 the weight word's even/odd pairs, r12 the weights, lr the tile. */
-#define FC_W "ldr r11, [r12, #4]!\n\tsxtb16 r10, r11\n\tsxtb16 r11, r11, ror #8\n\t"
-#define FC_MAC(XA, XB, ACC, INIT)                                                              \
-    "smlad " ACC ", " XA ", r10, " INIT "\n\tsmlad " ACC ", " XB ", r11, " ACC "\n\t"
-#define FC_LDM "ldmia lr!, {r0-r3}\n\t"
-#define FC_PAIR(A0, A1, I0, I1) FC_MAC("r0", "r1", A0, I0) FC_MAC("r2", "r3", A1, I1) FC_LDM
-/* One group: the weight word, then per two tokens 4 SMLADs and the next two tokens' LDM
- * (the last LDM loads the next group's first tokens, or the end marker). The first group of
- * a row (PEEL) starts every accumulator from the bias, held in the last one. */
-#define FC_GROUP6                                                                              \
-    FC_W FC_PAIR("r4", "r5", "r4", "r5") FC_PAIR("r6", "r7", "r6", "r7")                       \
-        FC_PAIR("r8", "r9", "r8", "r9")
-#define FC_PEEL6                                                                               \
-    FC_LDM FC_W FC_PAIR("r4", "r5", "r9", "r9") FC_PAIR("r6", "r7", "r9", "r9")                \
-        FC_PAIR("r8", "r9", "r9", "r9")
-#define FC_GROUP4 FC_W FC_PAIR("r4", "r5", "r4", "r5") FC_PAIR("r6", "r7", "r6", "r7")
-#define FC_PEEL4 FC_LDM FC_W FC_PAIR("r4", "r5", "r7", "r7") FC_PAIR("r6", "r7", "r7", "r7")
-#define FC_GROUP2 FC_W FC_PAIR("r4", "r5", "r4", "r5")
-#define FC_PEEL2 FC_LDM FC_W FC_PAIR("r4", "r5", "r5", "r5")
+/* tf_fully_connected_s8_arm.S: every row against the T tokens of a tile (registers, the
+ * row loop and its jumps: see there). */
+void tf_fc_tile6(fc_state_t *st);
+void tf_fc_tile4(fc_state_t *st);
+void tf_fc_tile2(fc_state_t *st);
 
-/* Two tokens' tail pairs at [lr + OFF] (lr at the state). */
-#define FC_TAIL2(OFF, RA, RB)                                                                  \
-    "ldrd r0, r1, [lr, #" OFF "]\n\t"                                                          \
-    "ldrd r2, r3, [lr, #" OFF "+8]\n\t" FC_MAC("r0", "r1", RA, RA) FC_MAC("r2", "r3", RB, RB)
-#define FC_TAIL6 FC_TAIL2("64", "r4", "r5") FC_TAIL2("80", "r6", "r7") FC_TAIL2("96", "r8", "r9")
-#define FC_TAIL4 FC_TAIL2("64", "r4", "r5") FC_TAIL2("80", "r6", "r7")
-#define FC_TAIL2ONLY FC_TAIL2("64", "r4", "r5")
-
-/* The row's requantization constants: M in r11, sh in r10, c in r2; r0 = next multiplier. */
-#define FC_PARAMS                                                                              \
-    "ldm lr, {r0-r2}\n\t"                                                                      \
-    "ldr r11, [r0], #4\n\t"                                                                    \
-    "ldr r10, [r1], #4\n\t"                                                                    \
-    "strd r0, r1, [lr]\n\t"                                                                    \
-    "mvn r10, r10\n\t"                                                                         \
-    "sub r1, r10, #1\n\t"                                                                      \
-    "lsl r2, r2, r1\n\t"
-/* Requantize accumulator R: SMMLA, ASR, then SSAT or a clamp to [r1, r3]. */
-#define FC_SAT(R)                                                                              \
-    "smmla " R ", " R ", r11, r2\n\tasr " R ", " R ", r10\n\tssat " R ", #8, " R "\n\t"
-#define FC_CLAMP(R)                                                                            \
-    "smmla " R ", " R ", r11, r2\n\tasr " R ", " R ", r10\n\t"                                 \
-    "cmp " R ", r1\n\tit lt\n\tmovlt " R ", r1\n\tcmp " R ", r3\n\tit gt\n\tmovgt " R ", r3\n\t"
-#define FC_SAT6 FC_SAT("r4") FC_SAT("r5") FC_SAT("r6") FC_SAT("r7") FC_SAT("r8") FC_SAT("r9")
-#define FC_CLAMP6                                                                              \
-    FC_CLAMP("r4") FC_CLAMP("r5") FC_CLAMP("r6") FC_CLAMP("r7") FC_CLAMP("r8") FC_CLAMP("r9")
-#define FC_SAT4 FC_SAT("r4") FC_SAT("r5") FC_SAT("r6") FC_SAT("r7")
-#define FC_CLAMP4 FC_CLAMP("r4") FC_CLAMP("r5") FC_CLAMP("r6") FC_CLAMP("r7")
-#define FC_SAT2 FC_SAT("r4") FC_SAT("r5")
-#define FC_CLAMP2 FC_CLAMP("r4") FC_CLAMP("r5")
-/* Strided stores of the row's outputs (token t at out + t m + j), pointers advanced by 1. */
-#define FC_STORE6                                                                              \
-    "ldrd r1, r2, [lr, #16]\n\tldrd r3, r10, [lr, #24]\n\t"                                    \
-    "strb r4, [r1], #1\n\tstrb r5, [r1, r3]\n\tstrb r6, [r1, r10]\n\t"                         \
-    "strb r7, [r2], #1\n\tstrb r8, [r2, r3]\n\tstrb r9, [r2, r10]\n\t"                         \
-    "strd r1, r2, [lr, #16]\n\t"
-#define FC_STORE4                                                                              \
-    "ldrd r1, r2, [lr, #16]\n\tldr r3, [lr, #24]\n\t"                                          \
-    "strb r4, [r1], #1\n\tstrb r5, [r1, r3]\n\tstrb r6, [r2], #1\n\tstrb r7, [r2, r3]\n\t"     \
-    "strd r1, r2, [lr, #16]\n\t"
-#define FC_STORE2                                                                              \
-    "ldr r1, [lr, #16]\n\tldr r3, [lr, #24]\n\t"                                               \
-    "strb r4, [r1], #1\n\tstrb r5, [r1, r3]\n\tstr r1, [lr, #16]\n\t"
-
-/* Every row of one tile: MACs, requantization, stores. Per row: the first group, a jump
- * (LDR PC) into the 8-group loop so that it runs whole iterations, the loop until it loads
- * the end marker, a jump to the tail group (k % 4 != 0) or the epilogue, the epilogue, which
- * falls into the next row. Code addresses are kept in scratch: the setup turns the table
- * indices the C code wrote into them. ENTRY: the header's offset from lr after the first
- * group (-(8 T + 20)); BIAS: the last accumulator. */
-#define FC_TILE_ASM(PEEL, GROUP, ENTRY, TAIL, SAT, CLAMP, STORE, BIAS)                        \
-    "mov lr, r0\n\t"                                                                           \
-    "adr r3, .Lfc_tab%=\n\t"                                                                   \
-    "ldr r2, [lr, #48]\n\t"                                                                    \
-    "ldr r1, [r2, #-4]\n\t"                                                                    \
-    "ldr r1, [r3, r1, lsl #2]\n\t"                                                             \
-    "str r1, [r2, #-4]\n\t"                                                                    \
-    "ldr r1, [lr, #52]\n\t"                                                                    \
-    "ldr r1, [r3, r1, lsl #2]\n\t"                                                             \
-    "str r1, [lr, #52]\n\t"                                                                    \
-    "ldr r1, [lr, #56]\n\t"                                                                    \
-    "ldr r1, [r3, r1, lsl #2]\n\t"                                                             \
-    "str r1, [lr, #56]\n\t"                                                                    \
-    "ldr r0, [lr, #0]\n\t"                                                                     \
-    "ldr r1, [lr, #32]\n\t"                                                                    \
-    "ldr " BIAS ", [r0, r1]\n\t"                                                               \
-    "ldr r12, [lr, #60]\n\t"                                                                   \
-    "ldr lr, [lr, #48]\n\t"                                                                    \
-    "b .Lfc_row%=\n\t"                                                                         \
-    ".p2align 2\n"                                                                             \
-    ".Lfc_tab%=:\n\t"                                                                          \
-    ".word .Lfc_done%=+1, .Lfc_g0%=+1, .Lfc_g1%=+1, .Lfc_g2%=+1, .Lfc_g3%=+1\n\t"              \
-    ".word .Lfc_g4%=+1, .Lfc_g5%=+1, .Lfc_g6%=+1, .Lfc_g7%=+1\n\t"                             \
-    ".word .Lfc_ef%=+1, .Lfc_eg%=+1, .Lfc_t1%=+1, .Lfc_t2%=+1, .Lfc_t3%=+1\n"                  \
-    ".Lfc_eg%=:\n\t" FC_PARAMS "ldrd r1, r3, [lr, #40]\n\t" CLAMP "b .Lfc_st%=\n"              \
-    ".Lfc_ef%=:\n\t" FC_PARAMS SAT ".Lfc_st%=:\n\t" STORE                                      \
-    "ldrd r1, r2, [lr, #32]\n\t"                                                               \
-    "cmp r0, r2\n\t"                                                                           \
-    "beq .Lfc_exit%=\n\t"                                                                      \
-    "ldr " BIAS ", [r0, r1]\n\t"                                                               \
-    "ldr lr, [lr, #48]\n"                                                                      \
-    ".Lfc_row%=:\n\t" PEEL "ldr pc, [lr, #-" ENTRY "]\n"                                       \
-    ".Lfc_g0%=:\n\t" GROUP ".Lfc_g1%=:\n\t" GROUP ".Lfc_g2%=:\n\t" GROUP                       \
-    ".Lfc_g3%=:\n\t" GROUP ".Lfc_g4%=:\n\t" GROUP ".Lfc_g5%=:\n\t" GROUP                       \
-    ".Lfc_g6%=:\n\t" GROUP ".Lfc_g7%=:\n\t" GROUP "cmp r0, #0x80000000\n\t"                   \
-    "bne .Lfc_g0%=\n"                                                                          \
-    ".Lfc_done%=:\n\t"                                                                         \
-    "ldr pc, [lr, #52]\n"                                                                      \
-    ".Lfc_t1%=:\n\t"                                                                           \
-    "ldr r11, [r12, #1]!\n\t"                                                                  \
-    "b .Lfc_tc%=\n"                                                                            \
-    ".Lfc_t2%=:\n\t"                                                                           \
-    "ldr r11, [r12, #2]!\n\t"                                                                  \
-    "b .Lfc_tc%=\n"                                                                            \
-    ".Lfc_t3%=:\n\t"                                                                           \
-    "ldr r11, [r12, #3]!\n"                                                                    \
-    ".Lfc_tc%=:\n\t"                                                                           \
-    "sxtb16 r10, r11\n\t"                                                                      \
-    "sxtb16 r11, r11, ror #8\n\t" TAIL "ldr pc, [lr, #56]\n"                                   \
-    ".Lfc_exit%=:\n\t"
-
-#define FC_CLOBBERS                                                                            \
-    "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr", "cc",      \
-        "memory"
-
-/* One row-loop function per tile size: the asm template needs its pieces as literals. */
-#define FC_TILE_FN(NAME, PEEL, GROUP, FRAME, TAIL, SAT, CLAMP, STORE, LAST)                     \
-    static FC_NOINLINE void NAME(fc_state_t *state)                                            \
-    {                                                                                          \
-        register fc_state_t *st __asm__("r0") = state;                                         \
-        __asm__ volatile(FC_TILE_ASM(PEEL, GROUP, FRAME, TAIL, SAT, CLAMP, STORE, LAST)        \
-                         : "+r"(st)                                                            \
-                         :                                                                     \
-                         : FC_CLOBBERS);                                                       \
-    }
-
-FC_TILE_FN(tile6_asm, FC_PEEL6, FC_GROUP6, "68", FC_TAIL6, FC_SAT6, FC_CLAMP6, FC_STORE6, "r9")
-FC_TILE_FN(tile4_asm, FC_PEEL4, FC_GROUP4, "52", FC_TAIL4, FC_SAT4, FC_CLAMP4, FC_STORE4, "r7")
-FC_TILE_FN(tile2_asm, FC_PEEL2, FC_GROUP2, "36", FC_TAIL2ONLY, FC_SAT2, FC_CLAMP2, FC_STORE2,
-           "r5")
-
-/* Table indices of the code addresses. */
+/* Table indices of the code addresses (the assembly's table, in this order). */
 enum { AT_DONE = 0, AT_G0 = 1, AT_EPI = 9, AT_EPI_CLAMP = 10, AT_TAIL = 10 /* + k % 4 */ };
 
 /* Every row against the T tokens extended at sb. */
@@ -484,11 +323,11 @@ static FC_INLINE void tile_rows(int32_t T, const fc_args_t *a, uint32_t *sb, int
     st->after = rest ? (uint32_t)(AT_TAIL + rest) : st->epi;
     st->w0 = (uint32_t)(uintptr_t)a->weights - 4u;
     if (T == 6) {
-        tile6_asm(st);
+        tf_fc_tile6(st);
     } else if (T == 4) {
-        tile4_asm(st);
+        tf_fc_tile4(st);
     } else {
-        tile2_asm(st);
+        tf_fc_tile2(st);
     }
 }
 
@@ -515,129 +354,10 @@ typedef struct {
 } fc_solo_state_t;
 _Static_assert(sizeof(fc_solo_state_t) == 76, "fc_solo_state_t is the assembly's layout");
 
-/* Registers: r0-r3 two groups of the token (LDM), r4/r5 the two rows' accumulators, r6/r7
- * two weight words, r8 a temporary, r9/r10 the rows, r11 the token, r12 its end, lr state. */
-#define SOLO_ROW(ACC)                                                                          \
-    "sxtb16 r8, r6\n\tsxtb16 r6, r6, ror #8\n\t"                                               \
-    "smlad " ACC ", r0, r8, " ACC "\n\tsmlad " ACC ", r1, r6, " ACC "\n\t"                     \
-    "sxtb16 r8, r7\n\tsxtb16 r7, r7, ror #8\n\t"                                               \
-    "smlad " ACC ", r2, r8, " ACC "\n\tsmlad " ACC ", r3, r7, " ACC "\n\t"
-#define SOLO_STEP_LDRD                                                                         \
-    "ldmia r11!, {r0-r3}\n\tldrd r6, r7, [r9], #8\n\t" SOLO_ROW("r4")                          \
-    "ldrd r6, r7, [r10], #8\n\t" SOLO_ROW("r5")
-#define SOLO_STEP_LDR                                                                          \
-    "ldmia r11!, {r0-r3}\n\tldr r6, [r9], #4\n\tldr r7, [r9], #4\n\t" SOLO_ROW("r4")           \
-    "ldr r6, [r10], #4\n\tldr r7, [r10], #4\n\t" SOLO_ROW("r5")
-/* One row's requantization: M in RM, shift in RS (becomes sh), z2 in r2, accumulator ACC. */
-#define SOLO_REQ(RM, RS, ACC)                                                                  \
-    "mvn " RS ", " RS "\n\tsub r8, " RS ", #1\n\tlsl r8, r2, r8\n\t"                           \
-    "smmla " ACC ", " ACC ", " RM ", r8\n\tasr " ACC ", " ACC ", " RS "\n\t"
-#define SOLO_PARAMS                                                                            \
-    "ldm lr, {r0-r2}\n\t"                                                                      \
-    "ldrd r3, r12, [r0], #8\n\t"                                                               \
-    "ldrd r6, r7, [r1], #8\n\t"                                                                \
-    "strd r0, r1, [lr]\n\t"                                                                    \
-    SOLO_REQ("r3", "r6", "r4") SOLO_REQ("r12", "r7", "r5")
+/* tf_fully_connected_s8_arm.S: every pair of rows against one token. */
+void tf_fc_solo(fc_solo_state_t *st);
 
-/* Every pair of rows against one token: pairs of groups by a 4-pair loop (LDRD or LDR
- * weights), the odd group and the tail group if any, requantization, two stores. */
-static FC_NOINLINE void solo_asm(fc_solo_state_t *state)
-{
-    register fc_solo_state_t *st __asm__("r0") = state;
-    __asm__ volatile(
-        "mov lr, r0\n\t"
-        "adr r3, .Lfs_tab%=\n\t"
-        "ldr r1, [lr, #48]\n\t"
-        "ldr r1, [r3, r1, lsl #2]\n\t"
-        "str r1, [lr, #48]\n\t"
-        "ldr r1, [lr, #52]\n\t"
-        "ldr r1, [r3, r1, lsl #2]\n\t"
-        "str r1, [lr, #52]\n\t"
-        "ldr r1, [lr, #56]\n\t"
-        "ldr r1, [r3, r1, lsl #2]\n\t"
-        "str r1, [lr, #56]\n\t"
-        "ldr r1, [lr, #60]\n\t"
-        "ldr r1, [r3, r1, lsl #2]\n\t"
-        "str r1, [lr, #60]\n\t"
-        "ldr r0, [lr, #0]\n\t"
-        "ldr r1, [lr, #32]\n\t"
-        "add r1, r0, r1\n\t"
-        "ldrd r4, r5, [r1]\n\t"
-        "ldr r9, [lr, #68]\n\t"
-        "ldr r10, [lr, #72]\n\t"
-        "add r10, r9, r10\n\t"
-        "ldrd r11, r12, [lr, #24]\n\t"
-        "b .Lfs_row%=\n\t"
-        ".p2align 2\n"
-        ".Lfs_tab%=:\n\t"
-        ".word .Lfs_done%=+1, .Lfs_a0%=+1, .Lfs_a1%=+1, .Lfs_a2%=+1, .Lfs_a3%=+1\n\t"
-        ".word .Lfs_u0%=+1, .Lfs_u1%=+1, .Lfs_u2%=+1, .Lfs_u3%=+1\n\t"
-        ".word .Lfs_ef%=+1, .Lfs_eg%=+1, .Lfs_odd%=+1, .Lfs_tail%=+1\n"
-        ".Lfs_eg%=:\n\t"
-        SOLO_PARAMS
-        "ldrd r1, r3, [lr, #40]\n\t"
-        "cmp r4, r1\n\tit lt\n\tmovlt r4, r1\n\tcmp r4, r3\n\tit gt\n\tmovgt r4, r3\n\t"
-        "cmp r5, r1\n\tit lt\n\tmovlt r5, r1\n\tcmp r5, r3\n\tit gt\n\tmovgt r5, r3\n\t"
-        "b .Lfs_st%=\n"
-        ".Lfs_ef%=:\n\t"
-        SOLO_PARAMS
-        "ssat r4, #8, r4\n\t"
-        "ssat r5, #8, r5\n"
-        ".Lfs_st%=:\n\t"
-        "ldrd r1, r2, [lr, #16]\n\t"
-        "strb r4, [r1], #1\n\t"
-        "strb r5, [r1], #1\n\t"
-        "str r1, [lr, #16]\n\t"
-        "ldrd r1, r3, [lr, #32]\n\t"
-        "cmp r0, r3\n\t"
-        "beq .Lfs_exit%=\n\t"
-        "add r1, r0, r1\n\t"
-        "ldrd r4, r5, [r1]\n\t"
-        "add r9, r9, r2\n\t"
-        "add r10, r10, r2\n\t"
-        "ldrd r11, r12, [lr, #24]\n"
-        ".Lfs_row%=:\n\t"
-        "ldr pc, [lr, #56]\n"
-        ".Lfs_a0%=:\n\t" SOLO_STEP_LDRD
-        ".Lfs_a1%=:\n\t" SOLO_STEP_LDRD
-        ".Lfs_a2%=:\n\t" SOLO_STEP_LDRD
-        ".Lfs_a3%=:\n\t" SOLO_STEP_LDRD
-        "cmp r11, r12\n\t"
-        "bne .Lfs_a0%=\n\t"
-        "ldr pc, [lr, #48]\n"
-        ".Lfs_u0%=:\n\t" SOLO_STEP_LDR
-        ".Lfs_u1%=:\n\t" SOLO_STEP_LDR
-        ".Lfs_u2%=:\n\t" SOLO_STEP_LDR
-        ".Lfs_u3%=:\n\t" SOLO_STEP_LDR
-        "cmp r11, r12\n\t"
-        "bne .Lfs_u0%=\n"
-        ".Lfs_done%=:\n\t"
-        "ldr pc, [lr, #48]\n"
-        ".Lfs_odd%=:\n\t"
-        "ldrd r0, r1, [r11], #8\n\t"
-        "ldr r6, [r9], #4\n\t"
-        "sxtb16 r8, r6\n\tsxtb16 r6, r6, ror #8\n\t"
-        "smlad r4, r0, r8, r4\n\tsmlad r4, r1, r6, r4\n\t"
-        "ldr r6, [r10], #4\n\t"
-        "sxtb16 r8, r6\n\tsxtb16 r6, r6, ror #8\n\t"
-        "smlad r5, r0, r8, r5\n\tsmlad r5, r1, r6, r5\n\t"
-        "ldr pc, [lr, #60]\n"
-        ".Lfs_tail%=:\n\t"
-        "ldrd r0, r1, [r11]\n\t"
-        "ldr r12, [lr, #64]\n\t"
-        "ldr r6, [r9, r12]\n\t"
-        "sxtb16 r8, r6\n\tsxtb16 r6, r6, ror #8\n\t"
-        "smlad r4, r0, r8, r4\n\tsmlad r4, r1, r6, r4\n\t"
-        "ldr r6, [r10, r12]\n\t"
-        "sxtb16 r8, r6\n\tsxtb16 r6, r6, ror #8\n\t"
-        "smlad r5, r0, r8, r5\n\tsmlad r5, r1, r6, r5\n\t"
-        "ldr pc, [lr, #52]\n"
-        ".Lfs_exit%=:\n\t"
-        : "+r"(st)
-        :
-        : FC_CLOBBERS);
-}
-
+/* Table indices of the code addresses (the assembly's table, in this order). */
 enum {
     AS_DONE = 0, AS_A0 = 1, AS_U0 = 5, AS_EPI = 9, AS_EPI_CLAMP = 10, AS_ODD = 11, AS_TAIL = 12
 };
@@ -668,7 +388,7 @@ static FC_INLINE void solo_run(const fc_args_t *a, uint32_t *xs, int32_t j0, int
     st->toff = rest - 4;
     st->w0 = a->weights + j0 * k;
     st->k = k;
-    solo_asm(st);
+    tf_fc_solo(st);
 }
 
 /* One token against every row, two rows at a time (an odd m: the last pair overlaps). */
@@ -754,74 +474,27 @@ static FC_INLINE void solo_rows(const fc_args_t *a, uint32_t *xs, int8_t *out)
     }
 }
 
-#endif /* FC_ASM */
-
-/* Tokens [t, t + T) as one tile. */
-#if FC_ASM
-/* Load the word of tokens at B and B + k (post-incrementing B), extend into RE/RO pairs. */
-#define FC_XT2(B, E0, O0, E1, O1)                                                              \
-    "ldr " O0 ", [%[" B "]], #4\n\tldr " O1 ", [%[" B "], %[k4]]\n\t"                          \
-    "sxtb16 " E0 ", " O0 "\n\tsxtb16 " O0 ", " O0 ", ror #8\n\t"                                \
-    "sxtb16 " E1 ", " O1 "\n\tsxtb16 " O1 ", " O1 ", ror #8\n\t"
-#define FC_XT1(B, OFF, E, O)                                                                   \
-    "ldr " O ", [%[" B "], %[" OFF "]]\n\tsxtb16 " E ", " O "\n\tsxtb16 " O ", " O ", ror #8\n\t"
-#endif
+#endif /* TF_ARM_DSP_ASM */
 
 /* Extend the T tokens at x (k apart) into the tile at tile, whole groups: group g's 2T words
  * are contiguous, so per group the T tokens' words are loaded, extended and stored (STM). */
+#if TF_ARM_DSP_ASM
+void tf_fc_extend_tile(const int8_t *x, int32_t k, int32_t T, uint32_t *tile);
+
+static inline void extend_tile(const int8_t *x, int32_t k, int32_t T, uint32_t *tile)
+{
+    tf_fc_extend_tile(x, k, T, tile);
+}
+#else
 static FC_NOINLINE void extend_tile(const int8_t *x, int32_t k, int32_t T, uint32_t *tile)
 {
-    const int32_t groups = k / 4;
-#if FC_ASM
-    register uint32_t r0 __asm__("r0");
-    register uint32_t r1 __asm__("r1");
-    register uint32_t r2 __asm__("r2");
-    register uint32_t r3 __asm__("r3");
-    register uint32_t r4 __asm__("r4");
-    register uint32_t r5 __asm__("r5");
-    const int8_t *end = x + 4 * groups, *x3 = x + 3 * k, *x2 = x + 2 * k;
-    const int32_t k4 = k - 4, k24 = 2 * k - 4;
-    if (groups == 0) {
-        return;
-    }
-    if (T == 6) {
-        __asm__ volatile("1:\n\t" FC_XT2("x", "r0", "r1", "r2", "r3") FC_XT1("x", "k24", "r4", "r5")
-                         "stmia %[d]!, {r0-r5}\n\t" FC_XT2("x3", "r0", "r1", "r2", "r3")
-                         FC_XT1("x3", "k24", "r4", "r5")
-                         "stmia %[d]!, {r0-r5}\n\t"
-                         "cmp %[x], %[end]\n\t"
-                         "bne 1b\n\t"
-                         : [x] "+&r"(x), [x3] "+&r"(x3), [d] "+&r"(tile), "=&r"(r0), "=&r"(r1),
-                           "=&r"(r2), "=&r"(r3), "=&r"(r4), "=&r"(r5)
-                         : [k4] "r"(k4), [k24] "r"(k24), [end] "r"(end)
-                         : "cc", "memory");
-    } else if (T == 4) {
-        __asm__ volatile("1:\n\t" FC_XT2("x", "r0", "r1", "r2", "r3")
-                         "stmia %[d]!, {r0-r3}\n\t" FC_XT2("x2", "r0", "r1", "r2", "r3")
-                         "stmia %[d]!, {r0-r3}\n\t"
-                         "cmp %[x], %[end]\n\t"
-                         "bne 1b\n\t"
-                         : [x] "+&r"(x), [x2] "+&r"(x2), [d] "+&r"(tile), "=&r"(r0), "=&r"(r1),
-                           "=&r"(r2), "=&r"(r3)
-                         : [k4] "r"(k4), [end] "r"(end)
-                         : "cc", "memory");
-    } else {
-        __asm__ volatile("1:\n\t" FC_XT2("x", "r0", "r1", "r2", "r3")
-                         "stmia %[d]!, {r0-r3}\n\t"
-                         "cmp %[x], %[end]\n\t"
-                         "bne 1b\n\t"
-                         : [x] "+&r"(x), [d] "+&r"(tile), "=&r"(r0), "=&r"(r1), "=&r"(r2),
-                           "=&r"(r3)
-                         : [k4] "r"(k4), [end] "r"(end)
-                         : "cc", "memory");
-    }
-#else
     for (int32_t i = 0; i < T; i++) {
-        extend_groups(x + i * k, groups, tile + 2 * i, T);
+        extend_groups(x + i * k, k / 4, tile + 2 * i, T);
     }
-#endif
 }
+#endif
 
+/* Tokens [t, t + T) as one tile. */
 static FC_INLINE void run_tile(const fc_args_t *a, int32_t T, const int8_t *input, int32_t t,
                      int8_t *output, uint32_t *sb)
 {
@@ -845,7 +518,7 @@ static FC_INLINE void run_solo(const fc_args_t *a, const int8_t *input, int32_t 
                      uint32_t *sb)
 {
     const int32_t k = a->k;
-    extend_token(input + t * k, k, sb, 1, sb + 2 * (k / 4));
+    extend_token(input + t * k, k, sb);
     solo_rows(a, sb, output + t * a->m);
 }
 
@@ -874,12 +547,14 @@ static FC_NOINLINE void fc_fast(const fc_args_t *a, const int8_t *input, int32_t
     }
 }
 
-/* Internal API for tf_conv2d_s8 (see the header). */
+/* Internal API for tf_conv2d_s8 (see the header); tile_put is assembly on ARM. */
+#if !TF_ARM_DSP_ASM
 void tf_fully_connected_s8_tile_put(void *scratch, int32_t token, int32_t group,
                                     const int8_t *x, int32_t groups)
 {
     extend_groups(x, groups, (uint32_t *)scratch + 2 + 2 * (TILE * group + token), TILE);
 }
+#endif
 
 void tf_fully_connected_s8_tile_pad(void *scratch, int32_t token, int32_t group, int32_t value,
                                     int32_t groups)

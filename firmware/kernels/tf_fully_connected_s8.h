@@ -16,13 +16,15 @@
  * are taken TF_FC_TILE = 6 at a time: their inputs are sign-extended once into scratch
  * (SXTB16 pairs, token-interleaved), so each weight word loaded and extended feeds six
  * tokens: per 4 weights one LDR, two SXTB16, three LDM (two tokens' pairs each) and twelve
- * SMLADs = 24 MACs in 18 instructions. On ARM the whole row loop of a tile (the MACs, an
- * exact SMMLA + ASR + SSAT requantization, the strided stores) is one assembly block. The
- * last n % 6 tokens: a tile of 4 or 2, a 6- or 4-token tile overlapping the tokens before it
- * (their outputs are written twice, equal), or one token alone, two weight rows per pass
- * (n = 1: ~0.75 MAC per instruction). Parameters outside that fast form (k < 4, any shift
- * > -2 or < -24, output_zp or the activation range outside int8) take the generic path,
- * 4-token tiles and tf_requantize, with the same results. Reference: engine/ops/linear.py.
+ * SMLADs = 24 MACs in 18 instructions. On ARM (TF_ARM_DSP_ASM, tf_dsp.h) the whole row loop
+ * of a tile (the MACs, an exact SMMLA + ASR + SSAT requantization, the strided stores) is one
+ * assembly routine, tf_fully_connected_s8_arm.S; the portable C in tf_fully_connected_s8.c
+ * does the same with the same scratch layouts. The last n % 6 tokens: a tile of 4 or 2, a
+ * 6- or 4-token tile overlapping the tokens before it (their outputs are written twice,
+ * equal), or one token alone, two weight rows per pass (n = 1: ~0.75 MAC per instruction).
+ * Parameters outside that fast form (k < 4, any shift > -2 or < -24, output_zp or the
+ * activation range outside int8) take the generic path, 4-token tiles and tf_requantize,
+ * with the same results. Reference: engine/ops/linear.py.
  */
 #ifndef TF_FULLY_CONNECTED_S8_H
 #define TF_FULLY_CONNECTED_S8_H

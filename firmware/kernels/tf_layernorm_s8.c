@@ -82,8 +82,9 @@ void tf_layernorm_s8(const int8_t *input, const int32_t *affine, int32_t eps, in
         }
         const uint32_t d_p = (uint32_t)d << pre, sum_p = (uint32_t)sum << pre;
         const int32_t neg_mult = -mult;
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-        /* ln_out in assembly: GCC loads the affine triple with three LDRs and a MOV. */
+#if TF_ARM_DSP_ASM
+        /* ln_out in assembly: GCC loads the affine triple with three LDRs and a MOV. Inline,
+         * not in a .S file: a call per token would cost more than the loop saves on short rows. */
         const int8_t *xp = x, *const end = out + d;
         const int32_t *a = affine;
         int32_t v;

@@ -7,19 +7,14 @@
 #include "tf_dsp.h"
 #include "tf_math.h"
 
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
-#define TF_SFC_ASM 1
-#else
-#define TF_SFC_ASM 0
-#endif
-
 /* Table words: bias_0, kind_0, then per row j {M_j, rc_j, rq_j, bias_j+1, kind_j+1}. */
 #define TAB_HEAD 2
 #define TAB_ROW 5
 
-#if TF_SFC_ASM
-/* Assembly, below. Widening: one token's `groups` 4-byte groups (B >= 4, B == 2), a token
- * pair's (B == 1), or 8 tokens' (k apart, B >= 4) into the tile layouts. */
+#if TF_ARM_DSP_ASM
+/* Assembly (tf_sparse_fully_connected_s8_arm.S). Widening: one token's `groups` 4-byte
+ * groups (B >= 4, B == 2), a token pair's (B == 1), or 8 tokens' (k apart, B >= 4) into the
+ * tile layouts. */
 void tf_sfc_widen4(const int8_t *src, uint32_t *dst, int32_t groups);
 void tf_sfc_widen8(const int8_t *x, int32_t k, int32_t groups, uint32_t *dst);
 void tf_sfc_widen2(const int8_t *src, uint32_t *dst, int32_t groups);
@@ -96,7 +91,7 @@ static void widen1_c(const int8_t *a, const int8_t *b, uint32_t *dst, int32_t gr
     }
 }
 
-#if TF_SFC_ASM
+#if TF_ARM_DSP_ASM
 #define WIDEN4 tf_sfc_widen4
 #define WIDEN2 tf_sfc_widen2
 #define WIDEN1 tf_sfc_widen1
@@ -120,7 +115,7 @@ static void widen(const tf_sfc_plan_t *pl, const int8_t *x, int32_t nt)
     const int32_t k = pl->k, full = k / 4, tail = k % 4, block = pl->block;
     uint32_t *xs = pl->xs, buf, buf2;
     if (block >= 4) {
-#if TF_SFC_ASM
+#if TF_ARM_DSP_ASM
         if (nt == TF_SFC_TILE && full > 0) {
             tf_sfc_widen8(x, k, full, xs);
         } else
@@ -201,7 +196,7 @@ static int32_t plan(tf_sfc_plan_t *pl, const uint8_t *weights, const int32_t *bi
         /* bias_0, kind_0, then per row j {M_j, rc_j, rq_j, bias_j+1, kind_j+1}.
          * rc = (2 zp + 1) 2^(sh - 1): its lowest set bit is sh - 1. */
         const uint32_t z2 = 2u * (uint32_t)output_zp + 1u;
-#if TF_SFC_ASM
+#if TF_ARM_DSP_ASM
         static void (*const probes[5])(void) = {tf_sfc_tile_b1_probe, tf_sfc_tile_b2_probe,
                                                  tf_sfc_tile_b4_probe, tf_sfc_tile_b8_probe,
                                                  tf_sfc_tile_b16_probe};
@@ -214,7 +209,7 @@ static int32_t plan(tf_sfc_plan_t *pl, const uint8_t *weights, const int32_t *bi
         e[1] = kind;
         e += TAB_HEAD;
         int32_t j = 0;
-#if TF_SFC_ASM
+#if TF_ARM_DSP_ASM
         if (m > 1) {
             const tf_sfc_fill_t fill = {e, multiplier, shift, bias + 1, m - 1, z2, kind,
                                         tf_sfc_rq_table};
@@ -231,7 +226,7 @@ static int32_t plan(tf_sfc_plan_t *pl, const uint8_t *weights, const int32_t *bi
             }
             e[0] = multiplier[j];
             e[1] = (int32_t)(z2 << (sh - 1u));
-#if TF_SFC_ASM
+#if TF_ARM_DSP_ASM
             e[2] = tf_sfc_rq_table[sh - 1u];
 #else
             e[2] = (int32_t)sh; /* the portable tile's shift */
@@ -262,7 +257,7 @@ int32_t tf_sparse_fc_s8_plan(tf_sfc_plan_t *pl, const uint8_t *weights, const in
 static inline int8_t finish(const tf_sfc_plan_t *pl, int32_t j, int32_t acc)
 {
     int32_t v;
-#if !TF_SFC_ASM /* on ARM a fast plan never gets here, and its table holds code addresses */
+#if !TF_ARM_DSP_ASM /* on ARM a fast plan never gets here, and its table holds code addresses */
     if (pl->fast) {
         const int32_t *e = pl->rq + TAB_HEAD + TAB_ROW * j;
         const int32_t hi = (int32_t)(((int64_t)acc * e[0]) >> 32);
@@ -326,26 +321,11 @@ static void tile_c(const tf_sfc_plan_t *pl, int32_t nt, int8_t *out)
 
 /* -- the Cortex-M tile: all rows of 8 tokens in assembly ----------------------------------
  *
- * Registers: r0-r7 the 8 accumulators, r8/r9 the sign-extended weights, r10/r11 activation
- * pairs (r10 also the gap), r12 the tile pointer s, lr the stream pointer p. The frame on
- * the stack holds what the loop has no register for: [sp] pa, [sp+4] pb (outputs of tokens
- * 0 and 4, row j), [sp+8] m-1, [sp+12] 2m-1, [sp+16] 3m-1 (the next tokens' outputs after a
- * post-increment), [sp+20] the tile (reloaded into r12 with 3m-1 by the stores), [sp+24] q
- * (the table slot of row j: bias_j, kind_j, M_j, rc_j, rq_j).
- * Control flow is table driven, so no row pays for a test of the stream's markers:
- *   LDM q, {r7, pc}: the row's bias into r7 and a jump to its kind: row, empty or exit,
- *     all "probe" until the first tile has looked at the row's first byte;
- *   row: s = tile (r12); the first block adds into the bias (r7), so nothing is cleared; then per
- *     block: s += gap * bytes-per-block; weights; 8 tokens x (LDRD + 2 SMLAD) per 4 weights;
- *     next gap; loop while it is not 0xFF;
- *   LDM q!, {.., M, rc, pc}: the requantization copy for the row's shift (tf_sfc_rq<sh>):
- *     8 x (SMMLA, SSAT #8 with ASR #sh), 8 STRB m apart, then the next row's LDM q, {r7, pc};
- *   empty: the probe computed the row's output v once and made it the row's bias, so later
- *     tiles just store v 8 times (tf_sfc_same).
- * The one-token routines (tf_sfc_one_b*, partial tiles) walk the same stream with one
- * accumulator and read bias, multiplier and shift directly (no table needed).
+ * tf_sparse_fully_connected_s8_arm.S: the tile routines (registers, the frame below on the
+ * stack, the table-driven control flow) and the one-token ones. Declared here with the
+ * structures they read.
  */
-#if TF_SFC_ASM
+#if TF_ARM_DSP_ASM
 
 typedef struct {
     int8_t *pa, *pb;
@@ -370,433 +350,6 @@ typedef struct {
 } tf_sfc_one_args_t;
 typedef void tf_sfc_one_fn(const tf_sfc_one_args_t *args);
 tf_sfc_one_fn tf_sfc_one_b1, tf_sfc_one_b2, tf_sfc_one_b4, tf_sfc_one_b8, tf_sfc_one_b16;
-
-__asm__(
-    "    .syntax unified\n"
-    "    .thumb\n"
-    /* One group of 4 weights (B >= 4) for the 8 tokens; first: add into the bias in r7. */
-    "    .macro TF_SFC_G4 first\n"
-    "    ldr     r9, [lr], #4\n"
-    "    sxtb16  r8, r9\n"
-    "    sxtb16  r9, r9, ror #8\n"
-    "    .irp t, 0, 1, 2, 3, 4, 5, 6, 7\n"
-    "    ldrd    r10, r11, [r12], #8\n"
-    "    .if \\first\n"
-    "    smlad   r\\t, r10, r8, r7\n"
-    "    .else\n"
-    "    smlad   r\\t, r10, r8, r\\t\n"
-    "    .endif\n"
-    "    smlad   r\\t, r11, r9, r\\t\n"
-    "    .endr\n"
-    "    .endm\n"
-    /* B == 2: one word (w0, w1) against tokens a (r10) and b (r11). */
-    "    .macro TF_SFC_P2 a, b, first\n"
-    "    ldrd    r10, r11, [r12], #8\n"
-    "    .if \\first\n"
-    "    smlad   r\\a, r10, r8, r7\n"
-    "    smlad   r\\b, r11, r8, r7\n"
-    "    .else\n"
-    "    smlad   r\\a, r10, r8, r\\a\n"
-    "    smlad   r\\b, r11, r8, r\\b\n"
-    "    .endif\n"
-    "    .endm\n"
-    /* B == 1: one weight against token pairs (a, b) in r10 and (c, d) in r11. */
-    "    .macro TF_SFC_P1 a, b, c, d, first\n"
-    "    ldrd    r10, r11, [r12], #8\n"
-    "    .if \\first\n"
-    "    smlabb  r\\a, r10, r8, r7\n"
-    "    smlatb  r\\b, r10, r8, r7\n"
-    "    smlabb  r\\c, r11, r8, r7\n"
-    "    smlatb  r\\d, r11, r8, r7\n"
-    "    .else\n"
-    "    smlabb  r\\a, r10, r8, r\\a\n"
-    "    smlatb  r\\b, r10, r8, r\\b\n"
-    "    smlabb  r\\c, r11, r8, r\\c\n"
-    "    smlatb  r\\d, r11, r8, r\\d\n"
-    "    .endif\n"
-    "    .endm\n"
-    /* One block: skip the gap (in r10), then the block's MACs for the 8 tokens. */
-    "    .macro TF_SFC_BLOCK b, first\n"
-    "    .if \\b == 1\n"
-    "    add     r12, r12, r10, lsl #4\n"
-    "    ldrsb   r8, [lr], #1\n"
-    "    TF_SFC_P1 0, 1, 2, 3, \\first\n"
-    "    TF_SFC_P1 4, 5, 6, 7, \\first\n"
-    "    .elseif \\b == 2\n"
-    "    add     r12, r12, r10, lsl #5\n"
-    "    ldrh    r9, [lr], #2\n"
-    "    orr     r9, r9, r9, lsl #8\n"
-    "    sxtb16  r8, r9\n"
-    "    TF_SFC_P2 0, 1, \\first\n"
-    "    TF_SFC_P2 2, 3, \\first\n"
-    "    TF_SFC_P2 4, 5, \\first\n"
-    "    TF_SFC_P2 6, 7, \\first\n"
-    "    .elseif \\b == 4\n"
-    "    add     r12, r12, r10, lsl #6\n"
-    "    TF_SFC_G4 \\first\n"
-    "    .elseif \\b == 8\n"
-    "    add     r12, r12, r10, lsl #7\n"
-    "    TF_SFC_G4 \\first\n"
-    "    TF_SFC_G4 0\n"
-    "    .else\n"
-    "    add     r12, r12, r10, lsl #8\n"
-    "    TF_SFC_G4 \\first\n"
-    "    TF_SFC_G4 0\n"
-    "    TF_SFC_G4 0\n"
-    "    TF_SFC_G4 0\n"
-    "    .endif\n"
-    "    .endm\n"
-    /* Store r7 (RA..) as the 8 tokens' outputs of the row: r9/r10 = pa/pb, the next slot's
-     * q in r8 saved, then the next row's bias and kind. Shared tail of the row ends. */
-    "    .macro TF_SFC_STORE a0, a1, a2, a3, a4, a5, a6, a7\n"
-    "    ldmia   sp, {r9, r10, r11, r12}\n"
-    "    strb    \\a0, [r9], #1\n"
-    "    strb    \\a1, [r9, r11]\n"
-    "    strb    \\a2, [r9, r12]\n"
-    "    strb    \\a4, [r10], #1\n"
-    "    strb    \\a5, [r10, r11]\n"
-    "    strb    \\a6, [r10, r12]\n"
-    "    ldrd    r11, r12, [sp, #16]\n" /* 3m - 1, and the tile for the next row */
-    "    strb    \\a3, [r9, r11]\n"
-    "    strb    \\a7, [r10, r11]\n"
-    "    strd    r9, r10, [sp]\n"
-    "    str     r8, [sp, #24]\n"
-    "    ldmia   r8, {r7, pc}\n"
-    "    .endm\n"
-    /* A tile routine: every row of the matrix against the 8 widened tokens. */
-    "    .macro TF_SFC_TILE name, b\n"
-    "    .balign 4\n"
-    "    .global \\name\n"
-    "    .type   \\name, %function\n"
-    "    .thumb_func\n"
-    "\\name:\n"
-    "    push    {r4-r11, lr}\n"
-    "    sub     sp, sp, #28\n"
-    "    ldmia   r0, {r2-r8}\n"
-    "    stmia   sp, {r2-r8}\n" /* the frame */
-    "    mov     r12, r7\n"     /* the tile */
-    "    mov     lr, r1\n"
-    "    ldmia   r8, {r7, pc}\n" /* bias_0, kind_0 */
-    /* Probe (the first tile): which kind of row starts here, for the tiles after. */
-    "    .global \\name\\()_probe\n"
-    "    .type   \\name\\()_probe, %function\n"
-    "    .thumb_func\n"
-    "\\name\\()_probe:\n"
-    "    ldrb    r10, [lr]\n"
-    "    cmp     r10, #254\n"
-    "    beq     \\name\\()_pexit\n"
-    "    bhi     \\name\\()_pempty\n"
-    "    adr.w   r10, \\name\\()_row\n"
-    "    orr     r10, r10, #1\n"
-    "    str     r10, [r8, #4]\n"
-    "\\name\\()_row:\n" /* r12: the tile */
-    "    ldrb    r10, [lr], #1\n"
-    "    TF_SFC_BLOCK \\b, 1\n"
-    "    ldrb    r10, [lr], #1\n"
-    "    cmp     r10, #255\n"
-    "    beq     \\name\\()_end\n"
-    "\\name\\()_loop:\n"
-    "    TF_SFC_BLOCK \\b, 0\n"
-    "    ldrb    r10, [lr], #1\n"
-    "    cmp     r10, #255\n"
-    "    bne     \\name\\()_loop\n"
-    "\\name\\()_end:\n"
-    "    ldr     r8, [sp, #24]\n"
-    "    ldmia   r8!, {r9, r10, r11, r12, pc}\n" /* bias, kind (done with), M, rc, rq */
-    /* An empty row, first tile: v = its output becomes the row's bias, its kind empty. */
-    "\\name\\()_pempty:\n"
-    "    ldrd    r9, r10, [r8, #8]\n" /* M, rc */
-    "    smmla   r9, r7, r9, r10\n"
-    "    rbit    r11, r10\n"
-    "    clz     r11, r11\n" /* sh - 1: rc = (2 zp + 1) 2^(sh - 1) */
-    "    asr     r9, r9, r11\n"
-    "    ssat    r7, #8, r9, asr #1\n"
-    "    adr.w   r9, \\name\\()_empty\n"
-    "    orr     r9, r9, #1\n"
-    "    strd    r7, r9, [r8]\n"
-    "\\name\\()_empty:\n"
-    "    add     lr, lr, #1\n" /* its 0xFF */
-    "    add     r8, r8, #20\n"
-    "    b       tf_sfc_same\n"
-    "\\name\\()_pexit:\n"
-    "    adr.w   r10, \\name\\()_exit\n"
-    "    orr     r10, r10, #1\n"
-    "    str     r10, [r8, #4]\n"
-    "\\name\\()_exit:\n"
-    "    add     sp, sp, #28\n"
-    "    pop     {r4-r11, pc}\n"
-    "    .size   \\name, . - \\name\n"
-    "    .endm\n"
-    /* Requantize the 8 accumulators with shift \sh (M in r11, rc in r12; SMMLA, SSAT with
-     * ASR #sh), store them, go on to the next row. r8: the next row's slot. */
-    "    .macro TF_SFC_RQ sh\n"
-    "tf_sfc_rq\\sh:\n"
-    "    .irp t, 0, 1, 2, 3, 4, 5, 6, 7\n"
-    "    smmla   r\\t, r\\t, r11, r12\n"
-    "    .endr\n"
-    "    .irp t, 0, 1, 2, 3, 4, 5, 6, 7\n"
-    "    ssat    r\\t, #8, r\\t, asr #\\sh\n"
-    "    .endr\n"
-    "    TF_SFC_STORE r0, r1, r2, r3, r4, r5, r6, r7\n"
-    "    .endm\n"
-    /* One token (partial tiles): r4 the accumulator, r5 the token's column of the tile, r2 the
-     * stream, r1 the token's output row; r0, r12, lr: bias, multiplier, shift; r9: 2 zp + 1.
-     * Per row: SMMLA with rc = ((2 zp + 1) << sh) >> 1, ASR #sh, SSAT (sh = -1 - shift in
-     * [0, 21]: a dead channel, multiplier 0 and shift 0, gives zp too). */
-    "    .macro TF_SFC_ONE name, b\n"
-    "    .balign 4\n"
-    "    .global \\name\n"
-    "    .type   \\name, %function\n"
-    "    .thumb_func\n"
-    "\\name:\n"
-    "    push    {r4-r11, lr}\n"
-    "    ldmia   r0, {r0-r3, r9, r12, lr}\n" /* bias, out, stream, column, z2, mult, shift */
-    "\\name\\()_row:\n"
-    "    ldr     r4, [r0], #4\n"
-    "    mov     r5, r3\n"
-    "    ldrb    r6, [r2], #1\n"
-    "    cmp     r6, #254\n"
-    "    bhs     \\name\\()_special\n"
-    "\\name\\()_loop:\n"
-    "    .if \\b == 1\n"
-    "    add     r5, r5, r6, lsl #4\n"
-    "    ldrsb   r7, [r2], #1\n"
-    "    ldrsh   r10, [r5], #16\n"
-    "    smlabb  r4, r10, r7, r4\n"
-    "    .elseif \\b == 2\n"
-    "    add     r5, r5, r6, lsl #5\n"
-    "    ldrh    r7, [r2], #2\n"
-    "    orr     r7, r7, r7, lsl #8\n"
-    "    sxtb16  r7, r7\n"
-    "    ldr     r10, [r5], #32\n"
-    "    smlad   r4, r10, r7, r4\n"
-    "    .else\n"
-    "    .if \\b == 4\n"
-    "    add     r5, r5, r6, lsl #6\n"
-    "    .elseif \\b == 8\n"
-    "    add     r5, r5, r6, lsl #7\n"
-    "    .else\n"
-    "    add     r5, r5, r6, lsl #8\n"
-    "    .endif\n"
-    "    .rept   \\b / 4\n"
-    "    ldr     r7, [r2], #4\n"
-    "    sxtb16  r8, r7\n"
-    "    sxtb16  r7, r7, ror #8\n"
-    "    ldrd    r10, r11, [r5], #64\n"
-    "    smlad   r4, r10, r8, r4\n"
-    "    smlad   r4, r11, r7, r4\n"
-    "    .endr\n"
-    "    .endif\n"
-    "    ldrb    r6, [r2], #1\n"
-    "    cmp     r6, #255\n"
-    "    bne     \\name\\()_loop\n"
-    "\\name\\()_requant:\n"
-    "    ldr     r7, [r12], #4\n"
-    "    ldr     r8, [lr], #4\n"
-    "    mvn     r8, r8\n"              /* sh */
-    "    lsl     r6, r9, r8\n"
-    "    asr     r6, r6, #1\n"          /* rc */
-    "    smmla   r4, r4, r7, r6\n"
-    "    asr     r4, r4, r8\n"
-    "    ssat    r4, #8, r4\n"
-    "    strb    r4, [r1], #1\n"
-    "    b       \\name\\()_row\n"
-    "\\name\\()_special:\n"
-    "    bne     \\name\\()_requant\n" /* 0xFF: empty row, the output is the bias's */
-    "    pop     {r4-r11, pc}\n"       /* 0xFE: end of the matrix */
-    "    .size   \\name, . - \\name\n"
-    "    .endm\n"
-    "    .pushsection .text.tf_sfc_tiles,\"ax\",%progbits\n"
-    "    TF_SFC_TILE tf_sfc_tile_b1, 1\n"
-    "    TF_SFC_TILE tf_sfc_tile_b2, 2\n"
-    "    TF_SFC_TILE tf_sfc_tile_b4, 4\n"
-    "    TF_SFC_TILE tf_sfc_tile_b8, 8\n"
-    "    TF_SFC_TILE tf_sfc_tile_b16, 16\n"
-    "    TF_SFC_ONE tf_sfc_one_b1, 1\n"
-    "    TF_SFC_ONE tf_sfc_one_b2, 2\n"
-    "    TF_SFC_ONE tf_sfc_one_b4, 4\n"
-    "    TF_SFC_ONE tf_sfc_one_b8, 8\n"
-    "    TF_SFC_ONE tf_sfc_one_b16, 16\n"
-    /* An empty row after the first tile: its output v (r7) 8 times; r8 the next slot. */
-    "tf_sfc_same:\n"
-    "    TF_SFC_STORE r7, r7, r7, r7, r7, r7, r7, r7\n"
-    "    .irp    s, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21\n"
-    "    TF_SFC_RQ \\s\n"
-    "    .endr\n"
-    /* tf_sfc_fill: the table rows, 12 instructions a row (see plan()). */
-    "    .balign 4\n"
-    "    .global tf_sfc_fill\n"
-    "    .type   tf_sfc_fill, %function\n"
-    "    .thumb_func\n"
-    "tf_sfc_fill:\n"
-    "    push    {r4-r11, lr}\n"
-    "    ldmia   r0, {r0-r3, r6, r11, r12, lr}\n"
-    "    mov     r5, r11\n"             /* z2; r11: kind, r12: rq table, r6: rows */
-    "    mov     r11, r12\n"
-    "    mov     r12, lr\n"
-    "    mov     lr, #1\n"              /* fast */
-    ".Lfill_row:\n"
-    "    ldr     r7, [r1], #4\n"        /* M */
-    "    ldr     r4, [r2], #4\n"
-    "    ldr     r10, [r3], #4\n"       /* next bias */
-    "    mvn     r4, r4\n"
-    "    sub     r4, r4, #1\n"          /* sh - 1 */
-    "    cmp     r4, #20\n"
-    "    bhi     .Lfill_odd\n"
-    ".Lfill_put:\n"
-    "    lsl     r8, r5, r4\n"          /* rc */
-    "    ldr     r9, [r12, r4, lsl #2]\n" /* rq */
-    "    stmia   r0!, {r7-r11}\n"
-    "    subs    r6, r6, #1\n"
-    "    bne     .Lfill_row\n"
-    "    mov     r0, lr\n"
-    "    pop     {r4-r11, pc}\n"
-    ".Lfill_odd:\n"                     /* only a dead channel (M = 0, sh <= 21) stays fast */
-    "    cmn     r4, #1\n"
-    "    it      ne\n"
-    "    movne   lr, #0\n"
-    "    cmp     r7, #0\n"
-    "    it      ne\n"
-    "    movne   lr, #0\n"
-    "    movs    r4, #0\n"
-    "    b       .Lfill_put\n"
-    "    .size   tf_sfc_fill, . - tf_sfc_fill\n"
-    /* tf_sfc_widen4(src, dst, groups > 0): one token's groups of 4 bytes -> SXTB16 pairs at
-     * dst, 64 bytes (8 tokens x 2 words) apart; 8 groups per iteration (one LDM when src is
-     * aligned, as the conv's NHWC rows are), then one at a time. */
-    "    .macro TF_SFC_W4 r\n"
-    "    sxtb16  r12, \\r\n"
-    "    sxtb16  \\r, \\r, ror #8\n"
-    "    strd    r12, \\r, [r1], #64\n"
-    "    .endm\n"
-    "    .balign 4\n"
-    "    .global tf_sfc_widen4\n"
-    "    .type   tf_sfc_widen4, %function\n"
-    "    .thumb_func\n"
-    "tf_sfc_widen4:\n"
-    "    push    {r4-r10}\n"
-    "    subs    r2, r2, #8\n"
-    "    blt     .Lw4_rest\n"
-    "    tst     r0, #3\n"
-    "    bne     .Lw4_unaligned\n"
-    ".Lw4_aligned:\n"
-    "    ldmia   r0!, {r3-r10}\n"
-    "    .irp    r, r3, r4, r5, r6, r7, r8, r9, r10\n"
-    "    TF_SFC_W4 \\r\n"
-    "    .endr\n"
-    "    subs    r2, r2, #8\n"
-    "    bge     .Lw4_aligned\n"
-    "    b       .Lw4_rest\n"
-    ".Lw4_unaligned:\n"
-    "    .irp    r, r3, r4, r5, r6, r7, r8, r9, r10\n"
-    "    ldr     \\r, [r0], #4\n"
-    "    .endr\n"
-    "    .irp    r, r3, r4, r5, r6, r7, r8, r9, r10\n"
-    "    TF_SFC_W4 \\r\n"
-    "    .endr\n"
-    "    subs    r2, r2, #8\n"
-    "    bge     .Lw4_unaligned\n"
-    ".Lw4_rest:\n"
-    "    adds    r2, r2, #8\n"
-    "    beq     .Lw4_done\n"
-    ".Lw4_one:\n"
-    "    ldr     r3, [r0], #4\n"
-    "    TF_SFC_W4 r3\n"
-    "    subs    r2, r2, #1\n"
-    "    bne     .Lw4_one\n"
-    ".Lw4_done:\n"
-    "    pop     {r4-r10}\n"
-    "    bx      lr\n"
-    "    .size   tf_sfc_widen4, . - tf_sfc_widen4\n"
-    /* tf_sfc_widen8(x, k, groups > 0, dst): 8 tokens k apart, B >= 4 layout; per group the
-     * tokens' 16 words are contiguous: per two tokens 2 LDR, 4 SXTB16, one STM. */
-    "    .balign 4\n"
-    "    .global tf_sfc_widen8\n"
-    "    .type   tf_sfc_widen8, %function\n"
-    "    .thumb_func\n"
-    "tf_sfc_widen8:\n"
-    "    push    {r4-r10}\n"
-    "    mov     r4, r0\n"                /* token 0 (tokens 2, 4, 6: r5-r7; odd: +k) */
-    "    add     r5, r0, r1, lsl #1\n"
-    "    add     r6, r5, r1, lsl #1\n"
-    "    add     r7, r6, r1, lsl #1\n"
-    "    mov     r8, r1\n"
-    "    mov     r9, r3\n"
-    "    add     r10, r0, r2, lsl #2\n"
-    ".Lw8_loop:\n"
-    "    .irp    b, 4, 5, 6, 7\n"
-    "    ldr     r3, [r\\b, r8]\n"
-    "    ldr     r1, [r\\b], #4\n"
-    "    sxtb16  r0, r1\n"
-    "    sxtb16  r1, r1, ror #8\n"
-    "    sxtb16  r2, r3\n"
-    "    sxtb16  r3, r3, ror #8\n"
-    "    stmia   r9!, {r0-r3}\n"
-    "    .endr\n"
-    "    cmp     r4, r10\n"
-    "    bne     .Lw8_loop\n"
-    "    pop     {r4-r10}\n"
-    "    bx      lr\n"
-    "    .size   tf_sfc_widen8, . - tf_sfc_widen8\n"
-    /* tf_sfc_widen2(src, dst, groups > 0): one token, B == 2 layout: (x0, x1) at dst and
-     * (x2, x3) 32 bytes on (SXTB16 both ways, PKHBT, PKHTB), 64 bytes per group. */
-    "    .balign 4\n"
-    "    .global tf_sfc_widen2\n"
-    "    .type   tf_sfc_widen2, %function\n"
-    "    .thumb_func\n"
-    "tf_sfc_widen2:\n"
-    "    push    {r4}\n"
-    ".Lw2_loop:\n"
-    "    ldr     r3, [r0], #4\n"
-    "    sxtb16  r12, r3, ror #8\n"      /* (x1, x3) */
-    "    sxtb16  r3, r3\n"               /* (x0, x2) */
-    "    pkhbt   r4, r3, r12, lsl #16\n" /* (x0, x1) */
-    "    pkhtb   r12, r12, r3, asr #16\n" /* (x2, x3) */
-    "    str     r12, [r1, #32]\n"
-    "    str     r4, [r1], #64\n"
-    "    subs    r2, r2, #1\n"
-    "    bne     .Lw2_loop\n"
-    "    pop     {r4}\n"
-    "    bx      lr\n"
-    "    .size   tf_sfc_widen2, . - tf_sfc_widen2\n"
-    /* tf_sfc_widen1(a, b, dst, groups > 0): tokens a and b, B == 1 layout: column i of a
-     * group, (a_i, b_i), at dst + 16 i, 64 bytes per group. */
-    "    .balign 4\n"
-    "    .global tf_sfc_widen1\n"
-    "    .type   tf_sfc_widen1, %function\n"
-    "    .thumb_func\n"
-    "tf_sfc_widen1:\n"
-    "    push    {r4-r7}\n"
-    ".Lw1_loop:\n"
-    "    ldr     r4, [r0], #4\n"
-    "    ldr     r5, [r1], #4\n"
-    "    sxtb16  r6, r4, ror #8\n"       /* (a1, a3) */
-    "    sxtb16  r4, r4\n"               /* (a0, a2) */
-    "    sxtb16  r7, r5, ror #8\n"       /* (b1, b3) */
-    "    sxtb16  r5, r5\n"               /* (b0, b2) */
-    "    pkhtb   r12, r5, r4, asr #16\n" /* (a2, b2) */
-    "    pkhbt   r4, r4, r5, lsl #16\n"  /* (a0, b0) */
-    "    pkhtb   r5, r7, r6, asr #16\n"  /* (a3, b3) */
-    "    pkhbt   r6, r6, r7, lsl #16\n"  /* (a1, b1) */
-    "    str     r5, [r2, #48]\n"
-    "    str     r12, [r2, #32]\n"
-    "    str     r6, [r2, #16]\n"
-    "    str     r4, [r2], #64\n"
-    "    subs    r3, r3, #1\n"
-    "    bne     .Lw1_loop\n"
-    "    pop     {r4-r7}\n"
-    "    bx      lr\n"
-    "    .size   tf_sfc_widen1, . - tf_sfc_widen1\n"
-    "    .popsection\n"
-    /* rq_j of the table: the requantization code per shift (Thumb: + 1). */
-    "    .pushsection .rodata.tf_sfc_rq_table,\"a\",%progbits\n"
-    "    .balign 4\n"
-    "    .global tf_sfc_rq_table\n"
-    "tf_sfc_rq_table:\n"
-    "    .irp    s, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21\n"
-    "    .word   tf_sfc_rq\\s + 1\n"
-    "    .endr\n"
-    "    .popsection\n");
 
 /* The assembly saturates to int8 only; a narrower activation range is applied after. */
 static void clamp_rows(const tf_sfc_plan_t *pl, int8_t *out, int32_t nt)
@@ -855,7 +408,7 @@ static void tokens_asm(const tf_sfc_plan_t *pl, int32_t nt, int8_t *out)
     }
     clamp_rows(pl, out, nt);
 }
-#endif /* TF_SFC_ASM */
+#endif /* TF_ARM_DSP_ASM */
 
 void tf_sparse_fc_s8_widen4(const int8_t *src, uint32_t *dst, int32_t groups)
 {
@@ -866,7 +419,7 @@ void tf_sparse_fc_s8_widen4(const int8_t *src, uint32_t *dst, int32_t groups)
 
 void tf_sparse_fc_s8_run(const tf_sfc_plan_t *pl, int32_t nt, int8_t *out)
 {
-#if TF_SFC_ASM
+#if TF_ARM_DSP_ASM
     if (pl->fast) {
         if (nt == TF_SFC_TILE) {
             tile_asm(pl, out);
@@ -894,7 +447,7 @@ int32_t tf_sparse_fully_connected_s8(const int8_t *input, const uint8_t *weights
     tf_sfc_plan_t pl;
     /* Only 8-token tiles use the table on ARM (the portable tile always does). */
     if (plan(&pl, weights, bias, multiplier, shift, output_zp, act_min, act_max, k, m, scratch,
-             !TF_SFC_ASM || n >= TF_SFC_TILE) != 0) {
+             !TF_ARM_DSP_ASM || n >= TF_SFC_TILE) != 0) {
         return -1;
     }
     for (int32_t t = 0; t < n; t += TF_SFC_TILE) {

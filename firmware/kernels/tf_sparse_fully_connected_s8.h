@@ -33,8 +33,9 @@
  * sign-extended once and feeds the 8 tokens' accumulators (per 4 weights: LDR, 2 SXTB16,
  * 8 LDRD, 16 SMLAD = 32 MACs in 31 instructions with the gap handling), a block's address
  * being the previous one's end plus gap blocks. On Cortex-M with DSP the whole tile is one
- * assembly routine per B that keeps the 8 accumulators in registers (the first block of a
- * row adds into the bias, so nothing is cleared) and is driven by a table in scratch:
+ * assembly routine per B (tf_sparse_fully_connected_s8_arm.S) that keeps the 8 accumulators
+ * in registers (the first block of a row adds into the bias, so nothing is cleared) and is
+ * driven by a table in scratch:
  *   table = bias_0, kind_0, then per row j: M_j, rc_j, rq_j, bias_j+1, kind_j+1
  * One LDM of a row's {M, rc, rq} jumps (rq: the copy of the requantization specialised for
  * the row's shift, so that shift and saturation are one SSAT) and one LDM of the next

@@ -3,7 +3,8 @@
 A folder made by ``tinyformer compile`` holds the model's C and a test firmware (serial
 protocol, counters). An application wants only the model: ``library/`` gets the model's C
 (the code generator's, as the firmware was built from it), ``tf_model.h``, the kernels it
-calls (the closure of its ``#include``s over firmware/kernels), a weak no-op
+calls (the closure of its ``#include``s over firmware/kernels: headers, their C and their
+``_arm.S`` assembly), a weak no-op
 ``tf_layer_done`` (the per-layer hook the firmware uses for its counts), a Makefile that
 builds ``lib<api>.a``, a CMakeLists.txt with the target ``<api>`` and a README with the
 tensors' shapes and quantization and the memory the model needs.
@@ -44,20 +45,24 @@ MAKEFILE = """\
 # Defaults: Cortex-M7 with its single-precision FPU, hard float (STM32F746). Examples:
 #   make ARCH="-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16"   (Cortex-M4F)
 #   make CC=gcc AR=ar ARCH=                                   (host: portable C, no assembly)
-# Keep -O1 or higher: the kernels' DSP assembly paths need an optimised build.
+# -O2 is how the kernels are measured; any level gives the same results.
 CC = arm-none-eabi-gcc
 AR = arm-none-eabi-ar
 ARCH = -mcpu=cortex-m7 -mthumb -mfloat-abi=hard -mfpu=fpv5-sp-d16
 CFLAGS = -O2 -std=gnu11 -Wall -Wextra -ffunction-sections -fdata-sections
 EXTRA_CFLAGS =
 
-SOURCES := $(sort $(wildcard *.c))
-OBJECTS := $(SOURCES:.c=.o)
+# The kernels' assembly (*_arm.S) assembles to nothing without the DSP extension (tf_dsp.h).
+SOURCES := $(sort $(wildcard *.c)) $(sort $(wildcard *.S))
+OBJECTS := $(addsuffix .o,$(basename $(SOURCES)))
 
 {archive}: $(OBJECTS)
 \t$(AR) rcs $@ $^
 
 %.o: %.c $(wildcard *.h)
+\t$(CC) $(ARCH) $(CFLAGS) $(EXTRA_CFLAGS) -I. -c $< -o $@
+
+%.o: %.S $(wildcard *.h)
 \t$(CC) $(ARCH) $(CFLAGS) $(EXTRA_CFLAGS) -I. -c $< -o $@
 
 .PHONY: clean
@@ -68,10 +73,13 @@ clean:
 CMAKE = """\
 # TinyFormer model "{name}" as a CMake library target: add_subdirectory() this folder and
 # target_link_libraries(your_app PRIVATE {api}). The compiler and its -mcpu / float-ABI
-# flags are your project's; keep -O1 or higher for the kernels' DSP assembly paths.
+# flags are your project's (-O2 is how the kernels are measured).
 cmake_minimum_required(VERSION 3.13)
-project({api} C)
-file(GLOB TINYFORMER_SOURCES CONFIGURE_DEPENDS "${{CMAKE_CURRENT_SOURCE_DIR}}/*.c")
+# ASM: the kernels' *_arm.S, assembled by the C compiler's driver (empty without the DSP
+# extension, tf_dsp.h).
+project({api} C ASM)
+file(GLOB TINYFORMER_SOURCES CONFIGURE_DEPENDS "${{CMAKE_CURRENT_SOURCE_DIR}}/*.c"
+     "${{CMAKE_CURRENT_SOURCE_DIR}}/*.S")
 add_library({api} STATIC ${{TINYFORMER_SOURCES}})
 target_include_directories({api} PUBLIC "${{CMAKE_CURRENT_SOURCE_DIR}}")
 target_compile_options({api} PRIVATE -O2 -Wall -Wextra)
@@ -112,15 +120,17 @@ class LibraryReport:
 
 
 def kernel_closure(source: str) -> list[Path]:
-    """The firmware/kernels files ``source`` needs: the headers it includes, each one's .c,
-    and what those include in turn (a conv kernel calls the linear one, ...)."""
+    """The firmware/kernels files ``source`` needs: the headers it includes, each one's .c
+    and its assembly (``<kernel>_arm.S``), and what those include in turn (a conv kernel
+    calls the linear one, ...)."""
     seen: dict[str, Path] = {}
     todo = _INCLUDE.findall(source)
     while todo:
         name = todo.pop()
         if name in seen or not (KERNELS / name).is_file():
             continue  # tf_model.h and system headers are not kernels
-        for path in (KERNELS / name, (KERNELS / name).with_suffix(".c")):
+        header = KERNELS / name
+        for path in (header, header.with_suffix(".c"), header.with_name(f"{header.stem}_arm.S")):
             if path.is_file() and path.name not in seen:
                 seen[path.name] = path
                 todo.extend(_INCLUDE.findall(path.read_text()))
@@ -136,7 +146,7 @@ def _tensor_line(graph: ir.Graph, name: str) -> str:
 
 
 def _readme(graph: ir.Graph, meta: dict, report: LibraryReport, header: str, c_file: str) -> str:
-    sources = "\n".join(f"- `{f}`" for f in report.files if f.endswith(".c"))
+    sources = "\n".join(f"- `{f}`" for f in report.files if f.endswith((".c", ".S")))
     inp, outp = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
     board, stack, api = meta["board"], report.stack_bytes, report.api
     return f"""# {graph.name}: a TinyFormer model as C
@@ -178,10 +188,13 @@ link the target `{api}`. Or add these files to your project:
 
 {sources}
 
-with `-I` this folder and `-O1` or higher. On a core with the DSP extension (Cortex-M4,
-M7, M33) the kernels use SMLAD / SXTB16 and assembly; elsewhere the same results come from
-portable C. Link with `-lm` on a core without a single-precision FPU, and on a host: the
-exact integer square root of LayerNorm starts from a float estimate (VSQRT on an FPU).
+with `-I` this folder (`-O2`: as measured). On a core with the DSP extension (Cortex-M4,
+M7, M33) the kernels use SMLAD / SXTB16 and assembly (the `*_arm.S` files: assemble them
+with the same compiler driver and flags as the C); elsewhere they assemble to nothing and
+the same results come from portable C (`TF_ARM_DSP_ASM` in `tf_dsp.h` chooses; define it
+to 0 for the portable C on any core). Link with `-lm` on a core without a single-precision
+FPU, and on a host: the exact integer square root of LayerNorm starts from a float estimate
+(VSQRT on an FPU).
 
 ## Notes
 
@@ -191,8 +204,8 @@ exact integer square root of LayerNorm starts from a float estimate (VSQRT on an
 - `{api}_run()` is not reentrant. To link several models into one application, export
   each with its own name (`tinyformer compile ... --library --api NAME`): each library then
   defines `NAME_run()`, `NAME_input()`, ... in `NAME.c` / `NAME.h`. Linked as archives,
-  the kernels the libraries share resolve once; added as sources, add each `tf_*.c` once
-  (they are the same files).
+  the kernels the libraries share resolve once; added as sources, add each `tf_*.c` and
+  `tf_*_arm.S` once (they are the same files).
 """
 
 
