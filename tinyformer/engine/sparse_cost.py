@@ -2,7 +2,7 @@
 a layer's shape and its block-rle statistics, and the storage choice built on it.
 
 Depends on the format only (:mod:`tinyformer.engine.sparse_format`); the coefficients are
-checked against fresh QEMU measurements by ``hil/test_sparse_cost.py``.
+checked against fresh QEMU measurements by ``hil/test_sparse_cost_model_on_qemu.py``.
 """
 
 from __future__ import annotations
