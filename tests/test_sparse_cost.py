@@ -1,5 +1,5 @@
 """The cost model's storage choice (its coefficients are checked against fresh QEMU counts
-in hil/test_sparse_cost.py)."""
+in hil/test_sparse_cost_model_on_qemu.py)."""
 
 import numpy as np
 
