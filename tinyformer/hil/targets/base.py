@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 
 from tinyformer.compiler.firmware import Firmware
-from tinyformer.hil.client import DeviceClient
+from tinyformer.hil.client import DeviceClient, SerialPort
 
 
 class Target(ABC):
@@ -19,6 +19,8 @@ class Target(ABC):
     counts_per_second: float
     min_run_timeout: float = 60.0
     run_timeout: float | None = None  # seconds; None: scaled from the firmware's expected count
+    reply_timeout: float = 2.0
+    boot_timeout: float = 10.0
 
     def run_timeout_for(self, firmware: Firmware) -> float:
         """The given run timeout, or 10x the firmware's expected time (at least the minimum),
@@ -32,6 +34,20 @@ class Target(ABC):
     @abstractmethod
     def session(self, firmware: Firmware) -> AbstractContextManager[DeviceClient]:
         """Start ``firmware`` and yield a client connected to it; stop it on exit."""
+
+    def connect(self, link: SerialPort, firmware: Firmware, where: str) -> DeviceClient:
+        """A client for ``firmware`` on ``link`` (this target's timeouts, the ELF's symbols for
+        fault reports), once the device has booted and proved it runs that firmware."""
+        elf = firmware.info
+        client = DeviceClient(
+            link,
+            reply_timeout=self.reply_timeout,
+            run_timeout=self.run_timeout_for(firmware),
+            describe_pc=elf.describe_pc,
+            stack=elf.stack_layout,
+        )
+        client.handshake(self.boot_timeout, where, elf.model_hash)
+        return client
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

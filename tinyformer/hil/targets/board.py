@@ -78,16 +78,7 @@ class BoardTarget(Target):
             self._flash(probe, Path(firmware.elf))
             link.reset_input_buffer()  # what the old firmware sent before the probe halted it
             self._reset_and_run(probe)
-            elf = firmware.info
-            client = DeviceClient(
-                link,
-                reply_timeout=self.reply_timeout,
-                run_timeout=self.run_timeout_for(firmware),
-                describe_pc=elf.describe_pc,
-                stack=elf.stack_layout,
-            )
-            client.handshake(self.boot_timeout, f"{self.port} at {self.baud} baud", elf.model_hash)
-            yield client
+            yield self.connect(link, firmware, f"{self.port} at {self.baud} baud")
 
     # -- serial --------------------------------------------------------------------------
 

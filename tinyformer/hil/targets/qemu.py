@@ -67,16 +67,8 @@ class QemuTarget(Target):
         with tempfile.TemporaryFile() as log:
             proc, link = self._start(firmware.elf, log)
             try:
-                elf = firmware.info
-                client = DeviceClient(
-                    link,
-                    reply_timeout=self.reply_timeout,
-                    run_timeout=self.run_timeout_for(firmware),
-                    describe_pc=elf.describe_pc,
-                    stack=elf.stack_layout,
-                )
                 try:
-                    client.handshake(self.boot_timeout, "QEMU's UART socket", elf.model_hash)
+                    client = self.connect(link, firmware, "QEMU's UART socket")
                 except HilError:
                     self._raise_if_exited(proc, log)
                     raise

@@ -113,18 +113,7 @@ class RenodeTarget(Target):
         with tempfile.TemporaryFile() as log:
             proc, link, script, port = self._start(Path(firmware.elf), log)
             try:
-                elf = firmware.info
-                client = DeviceClient(
-                    link,
-                    reply_timeout=self.reply_timeout,
-                    run_timeout=self.run_timeout_for(firmware),
-                    describe_pc=elf.describe_pc,
-                    stack=elf.stack_layout,
-                )
-                client.handshake(
-                    self.boot_timeout, f"Renode's USART3 socket (port {port})", elf.model_hash
-                )
-                yield client
+                yield self.connect(link, firmware, f"Renode's USART3 socket (port {port})")
             finally:
                 link.close()
                 emulator.stop(proc)
