@@ -131,6 +131,27 @@ def test_reset_in_the_middle_of_run_fails_that_run_and_is_recovered(hybrid, tmp_
     np.testing.assert_array_equal(out, reference.outputs(graph, x))
 
 
+def test_a_reset_between_run_and_read_whose_boot_was_lost_is_caught(hybrid, tmp_path) -> None:
+    """The BOOT frame may be lost on a noisy line: the CRCs in the RUN reply still tell the
+    wiped arena READ returns from the output the run computed."""
+    graph, fw = hybrid
+    target = MonitoredQemu(tmp_path / "monitor.sock")
+    x = _inputs(graph, 1)[0].tobytes()
+    with target.session(fw) as dev:
+        dev.write_input(x)
+        summary = p.RunSummary.unpack(dev.request(p.Msg.RUN, p.run_payload(x)).payload)
+        target.system_reset()
+        time.sleep(0.5)
+        dev.port.reset_input_buffer()  # the BOOT frame, lost
+        output = dev.read(p.ReadWhat.OUTPUT, summary.output_bytes)
+        raw = dev.read(p.ReadWhat.LAYER_COUNTS, 4 * summary.n_layers)
+        with pytest.raises(InputLost, match="not what the run computed"):
+            dev._proven(x, summary, output, raw)
+        with pytest.raises(InputLost, match="names another input"):
+            dev._proven(x[::-1], summary, output, raw)
+    assert dev.boots == 0  # the reset went unseen, as on a noisy line
+
+
 def test_resets_at_random_moments_never_give_a_wrong_output(hybrid, tmp_path) -> None:
     graph, fw = hybrid
     target = MonitoredQemu(tmp_path / "monitor.sock", reply_timeout=0.5)

@@ -9,8 +9,7 @@ their offsets, RUN is guarded as above), so any damaged or missing reply is simp
 
 Failures are told apart: a FAULT frame (TargetFault), a device that answers nothing for the
 whole run timeout, pings included (TargetTimeout: it hangs, or the model is slower than the
-timeout), replies that keep arriving damaged (LinkError naming the noise) and repeated resets
-(BootLoop).
+timeout), replies that keep arriving damaged (LinkNoise) and repeated resets (BootLoop).
 """
 
 from __future__ import annotations
@@ -223,7 +222,7 @@ class DeviceClient:
     def _piecewise(
         self, ftype: p.Msg, size: int, payload: Callable[[int, int], bytes]
     ) -> list[p.Frame]:
-        """Send ``ftype`` for consecutive pieces of ``size`` bytes; the replies' payloads.
+        """Send ``ftype`` for consecutive pieces of ``size`` bytes; the replies, in order.
 
         A piece that keeps coming back damaged is tried again at half the size, down to
         MIN_CHUNK, before the link is given up on.
@@ -382,10 +381,15 @@ class DeviceClient:
         self.write_input(input_data)
         reply = self.request(p.Msg.RUN, p.run_payload(input_data), timeout=self.run_timeout)
         summary = p.RunSummary.unpack(self._expect(reply, p.Msg.RUN_R))
-        if summary.input_crc != zlib.crc32(input_data):
-            raise InputLost("the RUN reply names another input")
         output = self.read(p.ReadWhat.OUTPUT, summary.output_bytes)
         raw = self.read(p.ReadWhat.LAYER_COUNTS, 4 * summary.n_layers)
+        return self._proven(input_data, summary, output, raw)
+
+    @staticmethod
+    def _proven(input_data: bytes, summary: p.RunSummary, output: bytes, raw: bytes) -> RunResult:
+        """The result, once the RUN reply names our input and READ returned what it computed."""
+        if summary.input_crc != zlib.crc32(input_data):
+            raise InputLost("the RUN reply names another input")
         if zlib.crc32(output) != summary.output_crc or zlib.crc32(raw) != summary.counts_crc:
             raise InputLost("what READ returned is not what the run computed (a reset?)")
         return RunResult(
