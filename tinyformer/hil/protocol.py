@@ -57,6 +57,7 @@ class ReadWhat(IntEnum):
 
 
 COUNT_UNITS = {0: "instructions", 1: "cycles"}
+UNIT_CODES = {name: code for code, name in COUNT_UNITS.items()}
 
 
 class FrameError(ValueError):
@@ -116,11 +117,12 @@ def decode_frame(encoded: bytes) -> Frame:
     if len(encoded) > MAX_ENCODED:
         raise FrameError(f"frame of {len(encoded)} bytes is longer than the protocol allows")
     raw = cobs_decode(encoded)
-    if len(raw) < 8:
+    if len(raw) < FRAME_OVERHEAD:
         raise FrameError(f"frame of {len(raw)} bytes is shorter than its header and CRC")
     ftype, seq, length = _HEADER.unpack_from(raw)
-    if length + 8 != len(raw):
-        raise FrameError(f"frame length field says {length}, frame carries {len(raw) - 8}")
+    if length + FRAME_OVERHEAD != len(raw):
+        carried = len(raw) - FRAME_OVERHEAD
+        raise FrameError(f"frame length field says {length}, frame carries {carried}")
     if length > MAX_PAYLOAD:
         raise FrameError(f"frame payload of {length} bytes exceeds {MAX_PAYLOAD}")
     (crc,) = struct.unpack_from("<I", raw, len(raw) - 4)
@@ -174,7 +176,7 @@ class Info:
 
     def pack(self) -> bytes:
         """The INFO_R payload, as the firmware writes it (tf_app.c); the inverse of unpack."""
-        unit = {v: k for k, v in COUNT_UNITS.items()}[self.count_unit]
+        unit = UNIT_CODES[self.count_unit]
         head = struct.pack(
             "<HBBIIIIIHH", self.protocol_version, unit, 0, self.clock_hz, self.input_bytes,
             self.output_bytes, self.arena_bytes, self.stack_bytes, self.n_layers,
@@ -230,7 +232,7 @@ class RunSummary:
 
     def pack(self) -> bytes:
         """The RUN_R payload, as the firmware writes it (tf_app.c); the inverse of unpack."""
-        unit = {v: k for k, v in COUNT_UNITS.items()}[self.count_unit]
+        unit = UNIT_CODES[self.count_unit]
         return struct.pack(
             "<IIBBHIIIIII", self.total & 0xFFFFFFFF, self.total >> 32, unit, 0, self.n_layers,
             self.stack_used, self.stack_bytes, self.output_bytes, self.input_crc,

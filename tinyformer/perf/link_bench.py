@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from tinyformer.compiler.driver import compile_model, firmware_in
+from tinyformer.compiler.firmware import Firmware
 from tinyformer.engine import ir, reference
 from tinyformer.engine.builder import random_hybrid_graph
 from tinyformer.hil.errors import HilError
@@ -67,7 +68,7 @@ def bench_link(
 
 
 def _bench_one(
-    target: QemuTarget, firmware, inputs: list[np.ndarray], expected: list[bytes]
+    target: QemuTarget, firmware: Firmware, inputs: list[np.ndarray], expected: list[bytes]
 ) -> dict[str, object]:
     correct = wrong = clean = 0
     stats = {"resends": 0, "damaged_frames": 0, "restarts": 0}

@@ -116,6 +116,8 @@ class QemuTarget(Target):
         link = emulator.connect(proc, port, 10.0, 0.02)
         if link is None:
             what = "QEMU exited" if proc.poll() is not None else "QEMU accepted no connection"
+            if self.proxy is not None:
+                self.proxy.close()
             emulator.stop(proc)
             raise HilError(f"{what}: {emulator.describe_log(log)}")
         return proc, link
