@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from tinyformer.boards import BOARDS
+from tinyformer.boards import BOARDS, DEFAULT_BOARD
 from tinyformer.errors import ToolError
 from tinyformer.hil.errors import HilError
 from tinyformer.nas.options import QUICK, SearchOptions
@@ -197,7 +197,7 @@ def _print_profile(profile: list[Any], unit: str, measured: bool) -> None:
 def compile(
     model: Annotated[Path, typer.Argument(help="IR file (.tfir)")],
     out: Annotated[Path, typer.Option("-o", "--out", help="output folder")],
-    board: Annotated[str, typer.Option(help="mps2-an500 (QEMU) or stm32f746")] = "mps2-an500",
+    board: Annotated[str, typer.Option(help="mps2-an500 (QEMU) or stm32f746")] = DEFAULT_BOARD,
     as_json: JsonOpt = False,
     layers: Annotated[
         bool,

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tinyformer.atomic_write import write_atomic_text
-from tinyformer.boards import BOARDS
+from tinyformer.boards import BOARDS, DEFAULT_BOARD
 from tinyformer.compiler.firmware import DEFAULT_STACK, Firmware, build
 from tinyformer.compiler.stackusage import predicted_stack_bytes
 from tinyformer.engine import ir
@@ -36,7 +36,7 @@ class CompileReport:
     layers: int
 
 
-def compile_model(ir_path: Path, out_dir: Path, board: str = "mps2-an500") -> CompileReport:
+def compile_model(ir_path: Path, out_dir: Path, board: str = DEFAULT_BOARD) -> CompileReport:
     graph = ir.load(ir_path)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

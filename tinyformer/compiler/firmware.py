@@ -8,7 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinyformer.boards import BOARDS
+from tinyformer.boards import BOARDS, DEFAULT_BOARD
 from tinyformer.compiler.elfinfo import ElfInfo
 from tinyformer.compiler.errors import DoesNotFitError, FirmwareBuildError
 from tinyformer.compiler.stackusage import check_stack_guard
@@ -48,7 +48,7 @@ def build_id() -> str:
 def build(
     model_dir: Path,
     build_dir: Path,
-    board: str = "mps2-an500",
+    board: str = DEFAULT_BOARD,
     stack_size: int = DEFAULT_STACK,
     jobs: int = 2,
 ) -> Firmware:

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from tinyformer.atomic_write import write_atomic_text
-from tinyformer.boards import FLASH_BUDGET, RAM_BUDGET
+from tinyformer.boards import DEFAULT_BOARD, FLASH_BUDGET, RAM_BUDGET
 from tinyformer.compiler.driver import compile_model, firmware_in
 from tinyformer.engine import ir
 from tinyformer.hil.measure import measure
@@ -68,7 +68,7 @@ class SearchSettings:
     ram_budget: int = RAM_BUDGET
     max_latency: float | None = None  # in the target's count unit
     target: str = "qemu"
-    board: str = "mps2-an500"
+    board: str = DEFAULT_BOARD
 
 
 @dataclass
