@@ -51,7 +51,8 @@ def locked(path: Path) -> Iterator[None]:
             try:
                 yield
             finally:
-                lock_path.unlink(missing_ok=True)  # still holding it: a waiter on this file will retry
+                # still holding it: a waiter on this file will retry
+                lock_path.unlink(missing_ok=True)
             return
 
 
