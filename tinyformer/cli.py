@@ -431,7 +431,7 @@ def search(
 @app.command()
 @friendly_errors
 def bench(
-    what: Annotated[str, typer.Argument(help="kernels, latency or link")] = "kernels",
+    what: Annotated[str, typer.Argument(help="kernels, latency, link or cpi")] = "kernels",
     target: TargetOpt = "qemu",
     port: PortOpt = None,
     probe: ProbeOpt = None,
@@ -440,7 +440,9 @@ def bench(
     results: ResultsOpt = Path("results"),
 ) -> None:
     """kernels: results/kernels.csv. latency: latency-model MAPE on held-out candidates.
-    link: inferences over a link damaging 1e-4..1e-2 of the bytes (QEMU): results/link.csv."""
+    link: inferences over a link damaging 1e-4..1e-2 of the bytes (QEMU): results/link.csv.
+    cpi: board cycles vs QEMU instructions of the layers measured on both (recorded runs):
+    results/board_vs_qemu.csv, which calibrates the milliseconds estimated on QEMU."""
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
     if what == "kernels":
         from tinyformer.perf.kernel_bench import bench_kernels
@@ -461,8 +463,20 @@ def bench(
         wrong = int(table["wrong_accepted"].sum())
         if wrong:
             raise HilError(f"{wrong} wrong outputs were accepted: see {results / LINK_BENCH}")
+    elif what == "cpi":  # no run: compares what board and QEMU runs recorded
+        from tinyformer.perf.milliseconds import BOARD_VS_QEMU, write_board_vs_qemu
+
+        table = write_board_vs_qemu(results)
+        if table.empty:
+            raise ValueError(
+                f"no layer in {results} was measured on both the board and QEMU with the "
+                "current firmware: `tinyformer run DIR --record` a model compiled for each "
+                "(--board stm32f746 with --target board; the default with --target qemu)"
+            )
+        console.print(table.drop(columns=["time"]).to_string(index=False))
+        console.print(f"-> {results / BOARD_VS_QEMU}: ms on QEMU are calibrated by it")
     else:
-        raise ValueError(f"unknown benchmark {what!r}; available: kernels, latency, link")
+        raise ValueError(f"unknown benchmark {what!r}; available: kernels, latency, link, cpi")
 
 
 # -- models: train (float -> block pruning -> QAT -> IR) and export ---------------------------

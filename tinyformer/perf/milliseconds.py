@@ -48,6 +48,13 @@ BOARD_VS_QEMU = "board_vs_qemu.csv"
 CALIBRATION_COLUMNS = ["op", "features", "instructions", "cycles", "cpi", "models", "firmware"]
 
 
+MEASURED = f"measured: DWT cycles / {CLOCK_HZ / 1e6:g} MHz"
+
+
+def _estimate(how: str) -> str:
+    return f"estimate at {CLOCK_HZ / 1e6:g} MHz from instructions ({how}; README)"
+
+
 def ms(cycles: float) -> float:
     """Milliseconds of ``cycles`` at the STM32F746's 216 MHz."""
     return cycles / CLOCK_HZ * 1e3
@@ -65,8 +72,12 @@ def board_vs_qemu(samples: pd.DataFrame) -> pd.DataFrame:
             count=("count", "median"), models=("model_id", lambda m: " ".join(sorted(set(m))))
         )
 
-    both = side("board", "cycles").join(
-        side("qemu", "instructions"), lsuffix="_board", rsuffix="_qemu", how="inner"
+    both = pd.merge(
+        side("board", "cycles"),
+        side("qemu", "instructions"),
+        left_index=True,
+        right_index=True,
+        suffixes=("_board", "_qemu"),
     )
     table = pd.DataFrame(
         {
@@ -87,6 +98,7 @@ class CycleModel:
 
     cpi: dict[str, float]  # op kind -> cycles per instruction measured on the board
     layers: int = 0  # matched layer signatures behind ``cpi``
+    overall: float | None = None  # cycles per instruction over all of them
 
     @classmethod
     def from_results(cls, results: Path) -> CycleModel:
@@ -94,7 +106,8 @@ class CycleModel:
         if table.empty:
             return cls({})
         sums = table.groupby("op")[["cycles", "instructions"]].sum()
-        return cls((sums["cycles"] / sums["instructions"]).to_dict(), len(table))
+        overall = float(table["cycles"].sum() / table["instructions"].sum())
+        return cls((sums["cycles"] / sums["instructions"]).to_dict(), len(table), overall)
 
     def basis(self, kinds: Sequence[str]) -> str:
         """How the milliseconds of layers of these op kinds were obtained."""
@@ -106,7 +119,7 @@ class CycleModel:
             how += " by the Cortex-M7 CPI model"
         else:
             how = "Cortex-M7 CPI model"
-        return f"estimate at {CLOCK_HZ / 1e6:g} MHz from instructions ({how}; README)"
+        return _estimate(how)
 
     def layer_cycles(self, kind: str, instructions: float, constant_bytes: int) -> float:
         if kind in self.cpi:
@@ -149,7 +162,7 @@ def timing(
         outside = 0.0 if total is None else total - sum(c or 0 for c in layer_counts)
         known = [c for c in cycles if c is not None]
         whole = sum(known) + outside
-        return Timing(whole, cycles, f"measured at {CLOCK_HZ / 1e6:g} MHz (DWT cycles)", True)
+        return Timing(whole, cycles, MEASURED, True)
     if unit != "instructions":
         raise ValueError(f"no milliseconds from counts in {unit!r}")
     constants = generate(graph, plan_graph(graph)).layer_constant_bytes
@@ -161,6 +174,23 @@ def timing(
     outside = 0.0 if total is None else total - sum(c or 0 for c in layer_counts)
     whole = sum(c for c in cycles if c is not None) + CPI_CORE * outside
     return Timing(whole, cycles, cycle_model.basis(kinds), False)
+
+
+def inference_ms(graph: Graph, count: float, unit: str, cycle_model: CycleModel) -> Timing:
+    """One inference's latency known only by its total count (no per-layer counts): with a
+    board calibration, its overall cycles per instruction; else the stated model over all
+    the model's constants."""
+    if unit == "cycles":
+        return Timing(float(count), [], MEASURED, True)
+    if unit != "instructions":
+        raise ValueError(f"no milliseconds from counts in {unit!r}")
+    if cycle_model.overall is not None:
+        how = f"calibrated on {cycle_model.layers} layers measured on the board"
+        return Timing(cycle_model.overall * count, [], _estimate(how), False)
+    constants = generate(graph, plan_graph(graph)).layer_constant_bytes
+    lines = sum(math.ceil(c / LINE_BYTES) for c in constants)
+    cycles = CPI_CORE * count + FLASH_LINE_CYCLES * lines
+    return Timing(cycles, [], _estimate("Cortex-M7 CPI model"), False)
 
 
 def write_board_vs_qemu(results: Path) -> pd.DataFrame:
