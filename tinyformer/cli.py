@@ -143,6 +143,14 @@ def _target(
     return make_target(name, run_timeout=run_timeout)
 
 
+def _show(grid: Table) -> None:
+    """Off a terminal (a pipe, a file) as wide as the table needs: rich would squeeze it into
+    80 columns and cut hashes and numbers short with ellipses."""
+    need = Measurement.get(console, console.options.update_width(1000), grid).maximum
+    out = console if console.is_terminal else Console(width=max(console.width, need))
+    out.print(grid)
+
+
 def _print_measurement(summary: dict[str, Any], extra: dict[str, Any]) -> None:
     table = Table(show_header=False, box=None)
     for key, value in {**summary, **extra}.items():
@@ -150,7 +158,7 @@ def _print_measurement(summary: dict[str, Any], extra: dict[str, Any]) -> None:
             continue
         is_count = isinstance(value, int) and not isinstance(value, bool)
         table.add_row(key, f"{value:,}" if is_count else escape(str(value)))  # a model's name
-    console.print(table)
+    _show(table)
 
 
 def _print_layers(report: Any) -> None:
@@ -158,12 +166,7 @@ def _print_layers(report: Any) -> None:
     come from."""
     from tinyformer.perf.layer_report import notes, table
 
-    grid = table(report)
-    # off a terminal (a pipe, a file) as wide as it needs: rich would squeeze it into 80
-    # columns with ellipses
-    need = Measurement.get(console, console.options.update_width(1000), grid).maximum
-    out = console if console.is_terminal else Console(width=max(console.width, need))
-    out.print(grid)
+    _show(table(report))
     for line in notes(report):
         console.print(escape(line), highlight=False, soft_wrap=True)
 
