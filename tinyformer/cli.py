@@ -270,7 +270,7 @@ def run(
     from tinyformer.hil.measure import measure
     from tinyformer.perf.latency import SampleStore, samples_of
     from tinyformer.perf.layer_report import measured_layers
-    from tinyformer.perf.milliseconds import CycleModel, timing
+    from tinyformer.perf.milliseconds import CLOCK_HZ, CycleModel, timing
     from tinyformer.quant.input_file import read_input
     from tinyformer.results import MEASUREMENTS, append_rows
 
@@ -299,6 +299,10 @@ def run(
     t = timing(graph, m.layer_counts, m.count_unit, CycleModel.from_results(results), m.total)
     extra["latency_ms"] = round(t.ms, 3)
     extra["latency_ms_basis"] = t.basis
+    if t.measured and m.clock_hz != CLOCK_HZ:  # a board left on its 16 MHz HSI, say
+        extra["latency_ms_basis"] += (
+            f"; the board ran at {m.clock_hz / 1e6:g} MHz, not 216: fewer flash wait states"
+        )
     per_layer = (
         measured_layers(graph, m.layer_counts, m.count_unit, tgt.name, results, chart)
         if layers
