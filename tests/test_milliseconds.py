@@ -11,13 +11,16 @@ import pytest
 
 from tinyformer.engine.builder import random_hybrid_graph
 from tinyformer.engine.codegen import generate, plan_graph
+from tinyformer.hil.measure import Measurement
 from tinyformer.perf.latency import SampleStore, op_features, samples_of
 from tinyformer.perf.milliseconds import (
     BOARD_VS_QEMU,
     CPI_CORE,
     FLASH_LINE_CYCLES,
+    MEASURED,
     CycleModel,
     inference_ms,
+    run_latency,
     timing,
     write_board_vs_qemu,
 )
@@ -103,3 +106,20 @@ def test_stale_board_samples_do_not_calibrate(tmp_path: Path) -> None:
     constants = generate(GRAPH, plan_graph(GRAPH)).layer_constant_bytes
     lines = sum(math.ceil(b / 32) for b in constants)
     assert whole.cycles == pytest.approx(CPI_CORE * 1e6 + FLASH_LINE_CYCLES * lines)
+
+
+def _run(unit: str, clock_hz: int) -> Measurement:
+    counts = [216_000] * len(GRAPH.nodes)
+    return Measurement(
+        "m", "board", "dwt-cycles", unit, sum(counts), counts, 1, 1, 1, 1, b"", clock_hz=clock_hz
+    )
+
+
+def test_a_runs_ms_say_how_they_were_obtained(tmp_path: Path) -> None:
+    at_216 = run_latency(GRAPH, _run("cycles", 216_000_000), tmp_path)
+    assert at_216 == {"latency_ms": float(len(GRAPH.nodes)), "latency_ms_basis": MEASURED}
+    # a board that fell back to its 16 MHz HSI: its cycles are not those at 216 MHz
+    slow = run_latency(GRAPH, _run("cycles", 16_000_000), tmp_path)
+    assert "the board ran at 16 MHz, not 216" in str(slow["latency_ms_basis"])
+    qemu = run_latency(GRAPH, _run("instructions", 25_000_000), tmp_path)
+    assert str(qemu["latency_ms_basis"]).startswith("estimate at 216 MHz")

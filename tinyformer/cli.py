@@ -23,6 +23,7 @@ from tinyformer.nas.options import QUICK, SearchOptions
 
 if TYPE_CHECKING:  # the CLI imports torch-side modules only in the commands that use them
     from tinyformer.model.config import SubnetConfig
+    from tinyformer.perf.layer_report import LayerReport
 
 app = typer.Typer(
     help="Design, compile and measure sparse transformer models for Cortex-M MCUs.",
@@ -161,7 +162,7 @@ def _print_measurement(summary: dict[str, Any], extra: dict[str, Any]) -> None:
     _show(table)
 
 
-def _print_layers(report: Any) -> None:
+def _print_layers(report: LayerReport) -> None:
     """The per-layer table (perf/layer_report.py) and the lines that say where its figures
     come from."""
     from tinyformer.perf.layer_report import notes, table
@@ -270,7 +271,7 @@ def run(
     from tinyformer.hil.measure import measure
     from tinyformer.perf.latency import SampleStore, samples_of
     from tinyformer.perf.layer_report import measured_layers
-    from tinyformer.perf.milliseconds import CLOCK_HZ, CycleModel, timing
+    from tinyformer.perf.milliseconds import run_latency
     from tinyformer.quant.input_file import read_input
     from tinyformer.results import MEASUREMENTS, append_rows
 
@@ -296,19 +297,13 @@ def run(
     if n_macs:
         extra["macs"] = n_macs
         extra[f"macs_per_{m.count_unit[:-1]}"] = round(n_macs / max(m.total, 1), 4)
-    t = timing(graph, m.layer_counts, m.count_unit, CycleModel.from_results(results), m.total)
-    extra["latency_ms"] = round(t.ms, 3)
-    extra["latency_ms_basis"] = t.basis
-    if t.measured and m.clock_hz != CLOCK_HZ:  # a board left on its 16 MHz HSI, say
-        extra["latency_ms_basis"] += (
-            f"; the board ran at {m.clock_hz / 1e6:g} MHz, not 216: fewer flash wait states"
-        )
+    extra.update(run_latency(graph, m, results))
     per_layer = (
         measured_layers(graph, m.layer_counts, m.count_unit, tgt.name, results, chart)
         if layers
         else None
     )
-    if record:  # the measurement, and its layers as latency samples (the board's calibrate ms)
+    if record:  # the measurement, and its layers as latency samples (board runs calibrate ms)
         append_rows(m.rows(), results / MEASUREMENTS)
         SampleStore(results).add(samples_of(graph, m.layer_counts, tgt.name, m.count_unit))
     if as_json:

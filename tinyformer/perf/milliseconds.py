@@ -37,6 +37,7 @@ from tinyformer.boards import BOARDS, MS_BOARD
 from tinyformer.compiler.source_hash import firmware_id
 from tinyformer.engine.codegen import generate, plan_graph
 from tinyformer.engine.ir import Graph
+from tinyformer.hil.measure import Measurement
 from tinyformer.perf.latency import SampleStore, op_features
 from tinyformer.results import now_iso, write_atomic
 
@@ -191,6 +192,15 @@ def inference_ms(graph: Graph, count: float, unit: str, cycle_model: CycleModel)
     lines = sum(math.ceil(c / LINE_BYTES) for c in constants)
     cycles = CPI_CORE * count + FLASH_LINE_CYCLES * lines
     return Timing(cycles, [], _estimate("Cortex-M7 CPI model"), False)
+
+
+def run_latency(graph: Graph, m: Measurement, results: Path) -> dict[str, object]:
+    """A run's latency fields: ``latency_ms`` at 216 MHz and how it was obtained."""
+    t = timing(graph, m.layer_counts, m.count_unit, CycleModel.from_results(results), m.total)
+    basis = t.basis
+    if t.measured and m.clock_hz != CLOCK_HZ:  # a board left on its 16 MHz HSI, say
+        basis += f"; the board ran at {m.clock_hz / 1e6:g} MHz, not 216: fewer flash wait states"
+    return {"latency_ms": round(t.ms, 3), "latency_ms_basis": basis}
 
 
 def write_board_vs_qemu(results: Path) -> pd.DataFrame:
