@@ -433,18 +433,25 @@ def search(
 @app.command()
 @friendly_errors
 def bench(
-    what: Annotated[str, typer.Argument(help="kernels, latency, link or cpi")] = "kernels",
+    what: Annotated[
+        str, typer.Argument(help="kernels, latency, link, cpi or cmsis-nn")
+    ] = "kernels",
     target: TargetOpt = "qemu",
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
     run_timeout: RunTimeoutOpt = None,
     results: ResultsOpt = Path("results"),
+    cmsis_nn: Annotated[
+        Path | None, typer.Option(help="cmsis-nn: a CMSIS-NN checkout (not downloaded)")
+    ] = None,
 ) -> None:
     """kernels: results/kernels.csv. latency: latency-model MAPE on held-out candidates.
     link: inferences over a link damaging 1e-4..1e-2 of the bytes (QEMU): results/link.csv.
     cpi: board cycles vs QEMU instructions of the layers measured on both (recorded runs):
-    results/board_vs_qemu.csv, which calibrates the milliseconds estimated on QEMU."""
+    results/board_vs_qemu.csv, which calibrates the milliseconds estimated on QEMU.
+    cmsis-nn: CMSIS-NN's linear kernel from your checkout (--cmsis-nn) on the kernel bench's
+    shapes, beside the constants the bench compares with: results/cmsis_nn.csv."""
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
     if what == "kernels":
         from tinyformer.perf.kernel_bench import bench_kernels
@@ -477,8 +484,18 @@ def bench(
             )
         console.print(table.drop(columns=["time"]).to_string(index=False))
         console.print(f"-> {results / BOARD_VS_QEMU}: ms on QEMU are calibrated by it")
+    elif what == "cmsis-nn":
+        from tinyformer.perf.cmsis_nn import CMSIS_NN_BENCH, bench_cmsis_nn
+
+        if cmsis_nn is None:
+            raise ValueError("bench cmsis-nn needs --cmsis-nn PATH: a CMSIS-NN checkout")
+        table = bench_cmsis_nn(tgt, cmsis_nn, results)
+        console.print(table.drop(columns=["time"]).to_string(index=False))
+        console.print(f"-> {results / CMSIS_NN_BENCH}")
     else:
-        raise ValueError(f"unknown benchmark {what!r}; available: kernels, latency, link, cpi")
+        raise ValueError(
+            f"unknown benchmark {what!r}; available: kernels, latency, link, cpi, cmsis-nn"
+        )
 
 
 # -- models: train (float -> block pruning -> QAT -> IR) and export ---------------------------
