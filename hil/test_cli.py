@@ -114,12 +114,14 @@ def test_run_layers_profiles_every_layer(pytestconfig, tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "per layer" in proc.stdout and "layernorm" in proc.stdout
     # No samples in this results folder: QEMU's predictions come from the fit shipped with
-    # the package, a board's from nowhere yet, and either says so. Once this run's counts
-    # are samples, the latency model answers each layer from them (the median of layers
-    # that do the same work: same op kind and features).
-    if target == "qemu":
+    # the package, a board's cycles from it through the cycle model, Renode's from nowhere
+    # yet, and each says so. Once this run's counts are samples, the latency model answers
+    # each layer from them (the median of layers that do the same work: same op kind and
+    # features).
+    source = {"qemu": "shipped fit", "board": "cycles estimated from QEMU instructions"}
+    if target in source:
         assert None not in {row["predicted"] for row in layers}
-        assert run["predicted_from"].startswith("shipped fit")
+        assert run["predicted_from"].startswith(source[target])
     else:
         assert {row["predicted"] for row in layers} == {None}
         assert run["predicted_from"].startswith("no prediction")

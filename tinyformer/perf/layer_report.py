@@ -47,31 +47,34 @@ class LayerReport:
         }
 
 
-def _board_predictor(results: Path, board: str) -> tuple[Predictor | BoardFromQemu, str]:
-    """The board's own samples, else QEMU's instruction model through the cycle model."""
-    spec = BOARDS[board]
-    own = predictor(results, spec.target, spec.count_unit)
-    if spec.count_unit != "cycles" or (own.model is not None and not own.stale):
-        return own, own.source
+def _predictor(
+    results: Path, target: str, unit: str
+) -> tuple[Predictor | BoardFromQemu, Predictor, str]:
+    """The target's own samples, else (cycles) QEMU's instruction model through the cycle
+    model; with the predictor whose op kinds count and where the predictions come from."""
+    own = predictor(results, target, unit)
+    if unit != "cycles" or (own.model is not None and not own.stale):
+        return own, own, own.source
     qemu = predictor(results, "qemu", "instructions")
     if qemu.model is None:
-        return own, own.source
+        return own, own, own.source
     cycles = CycleModel.from_results(results)
     how = (
         f"calibrated on {cycles.layers} board layers"
         if cycles.cpi
         else "by the Cortex-M7 CPI model (README)"
     )
-    source = f"{spec.count_unit} estimated from QEMU instructions {how}; instructions: "
-    return BoardFromQemu(qemu, cycles), source + qemu.source
+    source = f"cycles estimated from QEMU instructions {how}; instructions: {qemu.source}"
+    return BoardFromQemu(qemu, cycles), qemu, source
 
 
 def predicted_layers(graph: Graph, board: str, results: Path, chart: Path | None) -> LayerReport:
     """compile --layers: what the latency model predicts for each layer, before any run."""
-    pred, source = _board_predictor(results, board)
+    spec = BOARDS[board]  # its samples come from the target that measures this board
+    pred, fitted, source = _predictor(results, spec.target, spec.count_unit)
     rows = layer_profile(graph, predict=pred.predict)
-    unit = BOARDS[board].count_unit
-    missing = (pred.qemu if isinstance(pred, BoardFromQemu) else pred).missing(graph)
+    unit = spec.count_unit
+    missing = fitted.missing(graph)
     t = timing(graph, [r.predicted for r in rows], unit, CycleModel.from_results(results))
     basis = f"predicted {unit} / {CLOCK_HZ / 1e6:g} MHz" if unit == "cycles" else t.basis
     report = LayerReport(
@@ -99,7 +102,7 @@ def measured_layers(
     chart: Path | None,
 ) -> LayerReport:
     """run --layers: each layer's count, its milliseconds and the latency model's prediction."""
-    pred = predictor(results, target, unit)
+    pred, fitted, source = _predictor(results, target, unit)
     rows = layer_profile(graph, layer_counts, predict=pred.predict)
     t = timing(graph, list(layer_counts), unit, CycleModel.from_results(results))
     report = LayerReport(
@@ -109,8 +112,8 @@ def measured_layers(
         t.layer_ms,
         ms_of(t.layer_ms),
         t.basis,
-        pred.source,
-        pred.missing(graph),
+        source,
+        fitted.missing(graph),
         chart,
     )
     if chart is not None:
