@@ -436,7 +436,7 @@ def search(
 @app.command()
 @friendly_errors
 def bench(
-    what: Annotated[str, typer.Argument(help="kernels, latency or link")] = "kernels",
+    what: Annotated[str, typer.Argument(help="kernels, latency, link or models")] = "kernels",
     target: TargetOpt = "qemu",
     port: PortOpt = None,
     probe: ProbeOpt = None,
@@ -445,7 +445,8 @@ def bench(
     results: ResultsOpt = Path("results"),
 ) -> None:
     """kernels: results/kernels.csv. latency: latency-model MAPE on held-out candidates.
-    link: inferences over a link damaging 1e-4..1e-2 of the bytes (QEMU): results/link.csv."""
+    link: inferences over a link damaging 1e-4..1e-2 of the bytes (QEMU): results/link.csv.
+    models: CIFAR-scale subnets dense and block-sparse, whole-model figures: results/models.csv."""
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
     if what == "kernels":
         from tinyformer.perf.kernel_bench import bench_kernels
@@ -466,8 +467,14 @@ def bench(
         wrong = int(table["wrong_accepted"].sum())
         if wrong:
             raise HilError(f"{wrong} wrong outputs were accepted: see {results / LINK_BENCH}")
+    elif what == "models":
+        from tinyformer.nas.bench_models import cifar_bench_models
+        from tinyformer.perf.model_bench import MODELS, bench_models
+
+        table = bench_models(tgt, cifar_bench_models(), results, progress=console.print)
+        console.print(f"{len(table)} models -> {results / MODELS}")
     else:
-        raise ValueError(f"unknown benchmark {what!r}; available: kernels, latency, link")
+        raise ValueError(f"unknown benchmark {what!r}; available: kernels, latency, link, models")
 
 
 # -- models: train (float -> block pruning -> QAT -> IR) and export ---------------------------
