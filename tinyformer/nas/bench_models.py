@@ -46,9 +46,11 @@ def cifar_bench_models(
     for space in candidate_spaces(SupernetSpace.for_dataset(dataset)):
         if spaces is not None and space.name not in spaces:
             continue
+        group = space.name.removesuffix("-deep")
         for size in sizes:
             config = subnet(space, size)
             family = f"{space.name}/{size}"
             for s in sparsities:
                 graph = config_graph(config, uniform_plan(config, s))
-                yield BenchModel(f"{family}/s{round(s * 100)}", graph, family, s)
+                # held out with the same widths one stage deeper: they share the smallest
+                yield BenchModel(f"{family}/s{round(s * 100)}", graph, family, s, group)

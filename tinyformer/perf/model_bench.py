@@ -12,7 +12,9 @@ The models come in as ``BenchModel`` (name, graph, family, sparsity), so any lis
 (CIFAR subnets from ``nas.model_zoo``, imported .tflite models) can be benchmarked: a model
 with no dense member in its family has no speed-up. Every run's per-layer counts also join
 the latency samples (``results/latency_samples.csv``), so the latency model learns these
-shapes.
+shapes, and ``results/latency_at_scale.csv`` holds the latency model's error on them: each
+group of models held out in turn, predicted by a fit on all other samples
+(``perf.calibrate.check_held_out``).
 
 Rows are keyed by (target, unit, firmware id, model): a repeat with the same firmware
 replaces its row, a new firmware adds rows beside the old ones (the plot and the speed-ups
@@ -39,11 +41,13 @@ from tinyformer.engine.work import graph_macs
 from tinyformer.hil.errors import HilError
 from tinyformer.hil.measure import measure
 from tinyformer.hil.targets.base import Target
+from tinyformer.perf.calibrate import check_held_out
 from tinyformer.perf.latency import SampleStore, samples_of
-from tinyformer.results import append_rows, now_iso, read_table
+from tinyformer.results import append_rows, now_iso, read_table, write_atomic
 
 MODELS = "models.csv"
 MODELS_PLOT = "models.png"
+HELD_OUT = "latency_at_scale.csv"
 # Op groups of the share columns; whatever else runs (LUT activations, pooling, reshapes,
 # transposes) is "other".
 OP_GROUPS = {
@@ -64,7 +68,7 @@ TARGET_SPEEDUP_AT_90 = 3.0
 
 KEY = ["target", "unit", "firmware", "model"]
 COLUMNS = [
-    "model", "family", "sparsity", "fits", "refused", "count", "unit", "macs",
+    "model", "family", "group", "sparsity", "fits", "refused", "count", "unit", "macs",
     "macs_per_count", "speedup_vs_dense", "unprunable_count", "amdahl_bound",
     *(f"share_{g}" for g in GROUPS),
     "flash_bytes", "flash_budget", "flash_pct", "peak_sram_bytes", "predicted_sram_bytes",
@@ -75,17 +79,19 @@ COLUMNS = [
 
 @dataclass(frozen=True)
 class BenchModel:
-    """A model to benchmark; ``family`` names the network it is a (pruned) member of."""
+    """A model to benchmark; ``family`` names the network it is a (pruned) member of,
+    ``group`` the models the latency check holds out together (default: the family)."""
 
     name: str
     graph: Graph
     family: str = ""
     sparsity: float = 0.0
+    group: str = ""
 
     @classmethod
     def of(cls, name: str, graph: Graph) -> BenchModel:
         """A model from elsewhere (an imported .tflite): its own family, dense."""
-        return cls(name, graph, name, 0.0)
+        return cls(name, graph, name, 0.0, name)
 
 
 def op_group(op: str) -> str:
@@ -111,7 +117,8 @@ def run_model(target: Target, model: BenchModel, workdir: Path) -> tuple[dict, l
     """One row of the table, and the run's latency samples (none when refused)."""
     graph, board = model.graph, BOARDS[target.board]
     row: dict = {
-        "model": model.name, "family": model.family or model.name, "sparsity": model.sparsity,
+        "model": model.name, "family": model.family or model.name,
+        "group": model.group or model.family or model.name, "sparsity": model.sparsity,
         "macs": graph_macs(graph), "params": _params(graph), "layers": len(graph.nodes),
         "flash_budget": board.flash_bytes, "ram_budget": board.ram_bytes,
     }  # fmt: skip
@@ -187,7 +194,18 @@ def bench_models(
                 progress(f"{model.name}: {fit}")
     table = _per_family(read_table(results / MODELS, COLUMNS, KEY))
     _store(results / MODELS, table.to_dict("records"))
-    plot_models(table[table["firmware"] == fw], results / MODELS_PLOT)
+    current = table[(table["firmware"] == fw) & (table["target"] == target.name)]
+    plot_models(current, results / MODELS_PLOT)
+    ran = current[current["fits"].astype(bool)]
+    if len(ran):
+        held = check_held_out(
+            store.load(),
+            dict(zip(ran["model"], pd.to_numeric(ran["count"]), strict=True)),
+            dict(zip(ran["model"], ran["group"], strict=True)),
+            target.name,
+            str(ran["unit"].iloc[0]),
+        )
+        write_atomic(held, results / HELD_OUT)
     mine = table[table["model"].isin([r["model"] for r in rows]) & (table["firmware"] == fw)]
     wrong = mine[mine["fits"].astype(bool) & ~mine["bit_exact"].astype(bool)]
     if len(wrong):
