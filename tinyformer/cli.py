@@ -468,10 +468,10 @@ def bench(
         if wrong:
             raise HilError(f"{wrong} wrong outputs were accepted: see {results / LINK_BENCH}")
     elif what == "models":
-        from tinyformer.nas.bench_models import cifar_bench_models
+        from tinyformer.nas.bench_models import subnet_bench_models
         from tinyformer.perf.model_bench import MODELS, bench_models
 
-        table = bench_models(tgt, cifar_bench_models(), results, progress=console.print)
+        table = bench_models(tgt, subnet_bench_models(), results, progress=console.print)
         console.print(f"{len(table)} models -> {results / MODELS}")
     else:
         raise ValueError(f"unknown benchmark {what!r}; available: kernels, latency, link, models")

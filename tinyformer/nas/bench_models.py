@@ -33,7 +33,7 @@ def uniform_plan(config: SubnetConfig, sparsity: float, block: int = BLOCK) -> P
     return {n: (block, sparsity) for n in prunable_layers(config) if n not in DEFAULT_SKIP}
 
 
-def cifar_bench_models(
+def subnet_bench_models(
     dataset: str = "cifar10",
     sparsities: Sequence[float] = SPARSITIES,
     sizes: Sequence[str] = SIZES,
