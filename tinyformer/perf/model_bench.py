@@ -48,6 +48,7 @@ from tinyformer.results import append_rows, now_iso, read_table, write_atomic
 MODELS = "models.csv"
 MODELS_PLOT = "models.png"
 HELD_OUT = "latency_at_scale.csv"
+CAPS = "models_caps.csv"  # what caps the speed-up at 90 %, per family and op group
 # Op groups of the share columns; whatever else runs (LUT activations, pooling, reshapes,
 # transposes) is "other".
 OP_GROUPS = {
@@ -196,6 +197,7 @@ def bench_models(
     _store(results / MODELS, table.to_dict("records"))
     current = table[(table["firmware"] == fw) & (table["target"] == target.name)]
     plot_models(current, results / MODELS_PLOT)
+    write_atomic(speedup_caps(current), results / CAPS)
     ran = current[current["fits"].astype(bool)]
     if len(ran):
         held = check_held_out(
@@ -211,6 +213,34 @@ def bench_models(
     if len(wrong):
         raise HilError(f"not bit-exact: {', '.join(wrong['model'])} (see {results / MODELS})")
     return mine.reset_index(drop=True)
+
+
+def speedup_caps(table: pd.DataFrame, sparsity: float = 0.9) -> pd.DataFrame:
+    """What caps each family's speed-up at ``sparsity``: per op group, its count dense and
+    sparse, its own speed-up, and the model's speed-up were that group free in the sparse
+    model (``speedup_if_free``, Amdahl: the highest caps it most) or free in both, as a
+    much faster kernel would make it (``speedup_without``)."""
+    ran = table[table["fits"].astype(bool)]
+    key = ["target", "unit", "firmware", "family"]
+    rows = []
+    for k, fam in ran.groupby(key):
+        dense, sparse = fam[fam["sparsity"] == 0], fam[fam["sparsity"] == sparsity]
+        if dense.empty or sparse.empty:
+            continue
+        d, sp = dense.iloc[0], sparse.iloc[0]
+        d_total, s_total = float(d["count"]), float(sp["count"])
+        for g in GROUPS:
+            dc, sc = d_total * float(d[f"share_{g}"]), s_total * float(sp[f"share_{g}"])
+            rows.append({
+                **dict(zip(key, k, strict=True)), "sparsity": sparsity, "op_group": g,
+                "dense_count": round(dc), "sparse_count": round(sc),
+                "group_speedup": round(dc / sc, 3) if sc else None,
+                "share_of_sparse": round(sc / s_total, 4),
+                "model_speedup": round(d_total / s_total, 3),
+                "speedup_if_free": round(d_total / (s_total - sc), 3),
+                "speedup_without": round((d_total - dc) / (s_total - sc), 3),
+            })  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def _store(path: Path, rows: list[dict]) -> None:
@@ -255,4 +285,4 @@ def plot_models(table: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-__all__ = ["BenchModel", "bench_models", "group_counts", "plot_models"]
+__all__ = ["BenchModel", "bench_models", "group_counts", "plot_models", "speedup_caps"]
