@@ -261,7 +261,7 @@ def plot_models(table: pd.DataFrame, path: Path) -> None:
     ran = table[table["fits"].astype(bool)].sort_values(["family", "sparsity"])
     if ran.empty:
         return
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(16, 6), width_ratios=(3, 1))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(max(16, 0.2 * len(ran)), 6), width_ratios=(3, 1))
     bottom = np.zeros(len(ran))
     labels = [f"{f} {s:.0%}" for f, s in zip(ran["family"], ran["sparsity"], strict=True)]
     counts = pd.to_numeric(ran["count"]).to_numpy() / 1e6
@@ -271,7 +271,7 @@ def plot_models(table: pd.DataFrame, path: Path) -> None:
         bottom += part
     ax.set_xticks(range(len(ran)), labels, rotation=90, fontsize=6)
     ax.set_ylabel(f"M {ran['unit'].iloc[0]} per inference")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper right")
     for _, rows in ran.groupby("family"):
         ax2.plot(rows["sparsity"], pd.to_numeric(rows["speedup_vs_dense"]), marker="o", lw=0.8)
     ax2.axhline(TARGET_SPEEDUP_AT_90, color="k", ls="--", lw=0.8, label="target at 90 %")
