@@ -434,7 +434,7 @@ def search(
 @friendly_errors
 def bench(
     what: Annotated[
-        str, typer.Argument(help="kernels, latency, link, cpi or cmsis-nn")
+        str, typer.Argument(help="kernels, latency, link, models, cpi or cmsis-nn")
     ] = "kernels",
     target: TargetOpt = "qemu",
     port: PortOpt = None,
@@ -448,6 +448,7 @@ def bench(
 ) -> None:
     """kernels: results/kernels.csv. latency: latency-model MAPE on held-out candidates.
     link: inferences over a link damaging 1e-4..1e-2 of the bytes (QEMU): results/link.csv.
+    models: CIFAR-scale subnets dense and block-sparse, whole-model figures: results/models.csv.
     cpi: board cycles vs QEMU instructions of the layers measured on both (recorded runs):
     results/board_vs_qemu.csv, which calibrates the milliseconds estimated on QEMU.
     cmsis-nn: CMSIS-NN's linear kernel from your checkout (--cmsis-nn) on the kernel bench's
@@ -472,6 +473,12 @@ def bench(
         wrong = int(table["wrong_accepted"].sum())
         if wrong:
             raise HilError(f"{wrong} wrong outputs were accepted: see {results / LINK_BENCH}")
+    elif what == "models":
+        from tinyformer.nas.bench_models import subnet_bench_models
+        from tinyformer.perf.model_bench import MODELS, bench_models
+
+        table = bench_models(tgt, subnet_bench_models(), results, progress=console.print)
+        console.print(f"{len(table)} models -> {results / MODELS}")
     elif what == "cpi":  # no run: compares what board and QEMU runs recorded
         from tinyformer.perf.milliseconds import BOARD_VS_QEMU, write_board_vs_qemu
 
@@ -494,7 +501,7 @@ def bench(
         console.print(f"-> {results / CMSIS_NN_BENCH}")
     else:
         raise ValueError(
-            f"unknown benchmark {what!r}; available: kernels, latency, link, cpi, cmsis-nn"
+            f"unknown benchmark {what!r}; available: kernels, latency, link, models, cpi, cmsis-nn"
         )
 
 
