@@ -365,22 +365,25 @@ def evaluate(
     pyocd_target: PyocdTargetOpt = None,
     run_timeout: RunTimeoutOpt = None,
     as_json: JsonOpt = False,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run every test image on the target; accuracy and agreement with the host reference."""
     from tinyformer.compiler.driver import firmware_in
     from tinyformer.data import load_dataset_for_input
-    from tinyformer.hil.accuracy import evaluate_on_target
+    from tinyformer.hil.accuracy import check_data, evaluate_on_target, progress_bar
     from tinyformer.quant.evaluate import model_input
 
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
     fw, graph = firmware_in(model_dir, tgt.board)
     h, _, c = graph.tensors[graph.inputs[0]].shape  # NHWC without the N
     test = load_dataset_for_input(dataset, root, h, c).test
-    acc = evaluate_on_target(tgt, fw, graph, model_input(test.images), test.labels)
+    check_data(graph, test.image_shape, test.num_classes, f"the {dataset} test data")
+    with progress_bar(len(test), f"{graph.name} on {target}", progress) as on_image:
+        acc = evaluate_on_target(tgt, fw, graph, model_input(test.images), test.labels, on_image)
     if as_json:
-        print(json.dumps(acc.to_dict()))
+        print(json.dumps(acc.to_dict() | {"classes": list(test.classes)}))
     else:
-        _summary_table(acc.to_dict(), f"{graph.name} on {target}")
+        _summary_table(acc.display(), f"{graph.name} on {target}")
     if acc.agreement < 1.0:
         raise HilError("the firmware's predictions differ from the host reference")
 

@@ -64,6 +64,27 @@ static void handle_input(void)
     tf_frame_send(TF_MSG_ACK, req.seq, reply, 4);
 }
 
+/* The preload region (sections.ld, a board's link.ld): empty unless an emulator fills it. */
+extern const uint8_t __tf_preload_start[], __tf_preload_end[];
+
+static void handle_load(void)
+{
+    if (req.len != 4) {
+        send_error(req.seq, TF_ERR_BAD_ARGS, req.type);
+        return;
+    }
+    const uint32_t size = (uint32_t)(__tf_preload_end - __tf_preload_start);
+    const uint32_t n = tf_model_info.input_bytes, index = tf_get_u32(req.payload);
+    if (n == 0 || index >= size / n) {
+        send_error(req.seq, TF_ERR_BAD_ARGS, req.type);
+        return;
+    }
+    memcpy(tf_model_input(), __tf_preload_start + index * n, n);
+    input_fresh = 1;
+    tf_put_u32(reply, n);
+    tf_frame_send(TF_MSG_ACK, req.seq, reply, 4);
+}
+
 static void handle_run(void)
 {
     if (req.len != 4) {
@@ -132,6 +153,9 @@ static void dispatch(void)
         break;
     case TF_MSG_INPUT:
         handle_input();
+        break;
+    case TF_MSG_LOAD:
+        handle_load();
         break;
     case TF_MSG_RUN:
         handle_run();
