@@ -439,7 +439,7 @@ def search(
 @app.command()
 @friendly_errors
 def bench(
-    what: Annotated[str, typer.Argument(help="kernels, latency or link")] = "kernels",
+    what: Annotated[str, typer.Argument(help="kernels, latency, link or evaluate")] = "kernels",
     target: TargetOpt = "qemu",
     port: PortOpt = None,
     probe: ProbeOpt = None,
@@ -448,7 +448,8 @@ def bench(
     results: ResultsOpt = Path("results"),
 ) -> None:
     """kernels: results/kernels.csv. latency: latency-model MAPE on held-out candidates.
-    link: inferences over a link damaging 1e-4..1e-2 of the bytes (QEMU): results/link.csv."""
+    link: inferences over a link damaging 1e-4..1e-2 of the bytes (QEMU): results/link.csv.
+    evaluate: images per minute of evaluate, serial vs bulk: results/evaluate_speed.csv."""
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
     if what == "kernels":
         from tinyformer.perf.kernel_bench import bench_kernels
@@ -469,8 +470,16 @@ def bench(
         wrong = int(table["wrong_accepted"].sum())
         if wrong:
             raise HilError(f"{wrong} wrong outputs were accepted: see {results / LINK_BENCH}")
+    elif what == "evaluate":
+        from tinyformer.nas.candidate import space_graph
+        from tinyformer.perf.evaluate_bench import EVALUATE_BENCH, bench_evaluate
+
+        graphs = {"digits-largest": space_graph("digits"),
+                  "cifar10-largest-75%": space_graph("cifar10", sparsity=0.75)}  # fmt: skip
+        table = bench_evaluate(tgt, graphs, results / EVALUATE_BENCH)
+        console.print(table.drop(columns=["time"]).to_string(index=False))
     else:
-        raise ValueError(f"unknown benchmark {what!r}; available: kernels, latency, link")
+        raise ValueError(f"unknown benchmark {what!r}; available: kernels, latency, link, evaluate")
 
 
 # -- models: train (float -> block pruning -> QAT -> IR) and export ---------------------------

@@ -103,6 +103,7 @@ class DeviceClient:
         self.restarts = 0  # inferences started again from INPUT
         self.boots = 0  # BOOT frames seen after the first
         self.booted = False
+        self._output_bytes = 0  # the model's, once a RUN reply told it
 
     # -- low level ---------------------------------------------------------------------
 
@@ -376,6 +377,11 @@ class DeviceClient:
         the same. ``layers=False`` skips reading the per-layer counts (``layer_counts`` is
         then empty): an evaluation needs only the output and the total.
         """
+        if preloaded is not None and not layers and 0 < self._output_bytes <= MAX_CHUNK:
+            result = self._run_pipelined(input_data, preloaded, self._output_bytes)
+            if result is not None:
+                return result
+            self.restarts += 1
         boots = self.boots
         for _ in range(self.retries + 1):
             try:
@@ -393,6 +399,41 @@ class DeviceClient:
             f"the inference was started {self.retries + 1} times and lost each time: {lost}"
         )
 
+    def _run_pipelined(self, input_data: bytes, index: int, size: int) -> RunResult | None:
+        """LOAD, RUN and READ of the output sent at once, ``size`` the output's bytes: the
+        device serves them in order, so one round trip per inference instead of three. The
+        result is proven as any other (_proven); None when any reply is not the clean one,
+        and the caller runs the inference step by step with all its retries."""
+        steps = [
+            (p.Msg.LOAD, p.load_payload(index), self.reply_timeout),
+            (p.Msg.RUN, p.run_payload(input_data), self.run_timeout),
+            (p.Msg.READ, p.read_payload(p.ReadWhat.OUTPUT, 0, size), self.reply_timeout),
+        ]
+        seqs = [self._next_seq() for _ in steps]
+        for seq, (ftype, payload, _) in zip(seqs, steps, strict=True):
+            self._send(ftype, seq, payload)
+        replies: list[p.Frame] = []
+        for seq, (ftype, _, timeout) in zip(seqs, steps, strict=True):
+            try:
+                reply = self._await(seq, ftype, timeout)
+            except InputLost:  # a BOOT: the device restarted under us
+                return None
+            if reply == _SILENT and ftype == p.Msg.RUN:
+                self._raise_no_run_reply(timeout)
+            if isinstance(reply, str) or reply.type == p.Msg.ERROR:
+                return None
+            replies.append(reply)
+        ack, run, data = replies
+        try:
+            summary = p.RunSummary.unpack(self._expect(run, p.Msg.RUN_R))
+            (end,) = struct.unpack_from("<I", self._expect(ack, p.Msg.ACK))
+            payload = self._expect(data, p.Msg.DATA)
+            if end != len(input_data) or summary.output_bytes != size or payload[:4] != bytes(4):
+                return None
+            return self._proven(input_data, summary, payload[4:], None)
+        except (InputLost, p.FrameError, struct.error):
+            return None
+
     def _run_once(self, input_data: bytes, preloaded: int | None, layers: bool) -> RunResult:
         if preloaded is None:
             self.write_input(input_data)
@@ -400,6 +441,7 @@ class DeviceClient:
             self.load_input(preloaded, len(input_data))
         reply = self.request(p.Msg.RUN, p.run_payload(input_data), timeout=self.run_timeout)
         summary = p.RunSummary.unpack(self._expect(reply, p.Msg.RUN_R))
+        self._output_bytes = summary.output_bytes
         output = self.read(p.ReadWhat.OUTPUT, summary.output_bytes)
         raw = self.read(p.ReadWhat.LAYER_COUNTS, 4 * summary.n_layers) if layers else None
         return self._proven(input_data, summary, output, raw)
