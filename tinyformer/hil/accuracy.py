@@ -90,7 +90,7 @@ class TargetAccuracy:
 @contextlib.contextmanager
 def progress_bar(total: int, what: str, enabled: bool = True) -> Iterator[Progress]:
     """A progress bar on stderr over ``total`` images, as the callback run_images takes."""
-    with tqdm(total=total, desc=what, unit="image", disable=not enabled, leave=False) as bar:
+    with tqdm(total=total, desc=what, unit="image", disable=not enabled) as bar:
 
         def update(done: int) -> None:
             bar.update(done - bar.n)
