@@ -4,16 +4,18 @@ Each output is compared with the numpy reference's, so the result says both how 
 deployed model is and whether the firmware computes exactly what the host computed (it must:
 100 % agreement).
 
-Where the time goes, and what is done about it (CIFAR-scale model, 3 KB inputs, QEMU): the
-emulated UART takes one byte per event-loop turn, ~14 KB/s, so INPUT costs 0.22 s per image
-while the inference itself takes ~0.03-0.07 s; the reference took 0.06-0.13 s, half of it
-decoding the block-sparse weights again for every image. So an emulator that can preload
-memory gets all the inputs before boot (``Target.preloaded_session``) and LOAD copies each
-one in place, the per-layer counts (unused here) are not read back, the weights are decoded
-once (``reference.outputs_many``) and the reference runs in a thread while the emulator
-computes. RUN still names each input by CRC and READ is still proven by the output's CRC:
-nothing about exactly-once changes. Targets that cannot preload (a board, Renode) send each
-input over the link as before.
+Where the time goes (a CIFAR-scale model, 3 KB inputs, on QEMU): the emulated UART takes
+one byte per event-loop turn, ~14 KB/s, so INPUT cost 0.22 s per image where the inference
+takes 0.03-0.08 s; the reference took 0.06-0.13 s, half of it decoding the block-sparse
+weights again for every image and most of the rest a [Ho][Wo][kh][kw][C] int64 temporary in
+depthwise; each image made 9 round trips. Now an emulator that can preload memory gets all
+the inputs before boot (``Target.preloaded_session``) and LOAD copies each in place; the
+next image's LOAD, RUN and READ queue behind the current one's (``DeviceClient.
+run_preloaded``); the per-layer counts, unused here, are not read back; the reference decodes
+the weights once (``reference.outputs_many``) and runs in a thread beside the emulator. RUN
+still names each input by CRC and the output read is still proven by RUN's CRC: nothing
+about exactly-once changes. Targets that cannot preload (a board, Renode) send each input
+over the link.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from tqdm.auto import tqdm
 from tinyformer.compiler.firmware import Firmware
 from tinyformer.engine import reference
 from tinyformer.engine.ir import Graph
-from tinyformer.hil.client import DeviceClient
+from tinyformer.hil.client import RunResult
 from tinyformer.hil.errors import DataMismatch
 from tinyformer.hil.targets.base import Target
 
@@ -140,9 +142,8 @@ def run_images(
         counts: list[int] = []
         stack = 0
 
-        def one(dev: DeviceClient, image: np.ndarray, index: int | None) -> None:
+        def record(result: RunResult) -> None:
             nonlocal stack
-            result = dev.run(image.tobytes(), preloaded=index, layers=False)
             outs.append(np.frombuffer(result.output, np.int8))
             counts.append(result.total)
             stack = max(stack, result.stack_used)
@@ -154,12 +155,12 @@ def run_images(
             for start in range(0, len(x), per_session):
                 batch = x[start : start + per_session]
                 with target.preloaded_session(firmware, batch.tobytes()) as dev:
-                    for i, image in enumerate(batch):
-                        one(dev, image, i)
+                    for result in dev.run_preloaded([image.tobytes() for image in batch]):
+                        record(result)
         else:
             with target.session(firmware) as dev:
                 for image in x:
-                    one(dev, image, None)
+                    record(dev.run(image.tobytes(), layers=False))
         ref = refs.result()
     return ImageRuns(np.stack(outs), ref, np.asarray(counts, np.int64), stack)
 

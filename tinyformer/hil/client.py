@@ -18,7 +18,8 @@ import contextlib
 import struct
 import time
 import zlib
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -377,11 +378,6 @@ class DeviceClient:
         the same. ``layers=False`` skips reading the per-layer counts (``layer_counts`` is
         then empty): an evaluation needs only the output and the total.
         """
-        if preloaded is not None and not layers and 0 < self._output_bytes <= MAX_CHUNK:
-            result = self._run_pipelined(input_data, preloaded, self._output_bytes)
-            if result is not None:
-                return result
-            self.restarts += 1
         boots = self.boots
         for _ in range(self.retries + 1):
             try:
@@ -399,21 +395,54 @@ class DeviceClient:
             f"the inference was started {self.retries + 1} times and lost each time: {lost}"
         )
 
-    def _run_pipelined(self, input_data: bytes, index: int, size: int) -> RunResult | None:
-        """LOAD, RUN and READ of the output sent at once, ``size`` the output's bytes: the
-        device serves them in order, so one round trip per inference instead of three. The
-        result is proven as any other (_proven); None when any reply is not the clean one,
-        and the caller runs the inference step by step with all its retries."""
-        steps = [
-            (p.Msg.LOAD, p.load_payload(index), self.reply_timeout),
-            (p.Msg.RUN, p.run_payload(input_data), self.run_timeout),
-            (p.Msg.READ, p.read_payload(p.ReadWhat.OUTPUT, 0, size), self.reply_timeout),
-        ]
-        seqs = [self._next_seq() for _ in steps]
-        for seq, (ftype, payload, _) in zip(seqs, steps, strict=True):
-            self._send(ftype, seq, payload)
+    def run_preloaded(self, inputs: Sequence[bytes]) -> Iterator[RunResult]:
+        """One inference on each of ``inputs``, in order, which the device holds as inputs
+        0, 1, ... of its preload region; each exactly once, proven as ``run`` proves it, and
+        without the per-layer counts.
+
+        Once the first run has told the output's size, LOAD, RUN and READ of an image go out
+        in one write, and the next image's behind them: the device serves requests in order,
+        so it goes from one image to the next without waiting for the host. Any reply that is
+        not the clean one (damage, a reset, a refusal) makes that image run step by step, with
+        all of ``run``'s retries; the requests queued behind it are sent again.
+        """
+        sent: deque[tuple[int, list[int]]] = deque()  # images in flight: index, seqs
+        for i, data in enumerate(inputs):
+            if not 0 < self._output_bytes <= MAX_CHUNK:
+                yield self.run(data, preloaded=i, layers=False)
+                continue
+            ahead = sent[-1][0] + 1 if sent else i
+            for j in range(ahead, min(i + 2, len(inputs))):
+                sent.append((j, self._send_steps(inputs[j], j)))
+            _, seqs = sent.popleft()
+            result = self._await_steps(data, seqs)
+            if result is None:
+                self.restarts += 1
+                sent.clear()  # their replies were passed over while this image's were awaited
+                result = self.run(data, preloaded=i, layers=False)
+            yield result
+
+    def _send_steps(self, data: bytes, index: int) -> list[int]:
+        """LOAD input ``index``, RUN on ``data``, READ the output: sent, not awaited."""
+        seqs = []
+        for ftype, payload in (
+            (p.Msg.LOAD, p.load_payload(index)),
+            (p.Msg.RUN, p.run_payload(data)),
+            (p.Msg.READ, p.read_payload(p.ReadWhat.OUTPUT, 0, self._output_bytes)),
+        ):
+            seqs.append(self._next_seq())
+            self._send(ftype, seqs[-1], payload)
+        return seqs
+
+    def _await_steps(self, data: bytes, seqs: list[int]) -> RunResult | None:
+        """The proven result of _send_steps' requests; None unless every reply is clean."""
         replies: list[p.Frame] = []
-        for seq, (ftype, _, timeout) in zip(seqs, steps, strict=True):
+        for seq, ftype, timeout in zip(
+            seqs,
+            (p.Msg.LOAD, p.Msg.RUN, p.Msg.READ),
+            (self.reply_timeout, self.run_timeout, self.reply_timeout),
+            strict=True,
+        ):
             try:
                 reply = self._await(seq, ftype, timeout)
             except InputLost:  # a BOOT: the device restarted under us
@@ -423,14 +452,15 @@ class DeviceClient:
             if isinstance(reply, str) or reply.type == p.Msg.ERROR:
                 return None
             replies.append(reply)
-        ack, run, data = replies
+        ack, run, read = replies
         try:
             summary = p.RunSummary.unpack(self._expect(run, p.Msg.RUN_R))
             (end,) = struct.unpack_from("<I", self._expect(ack, p.Msg.ACK))
-            payload = self._expect(data, p.Msg.DATA)
-            if end != len(input_data) or summary.output_bytes != size or payload[:4] != bytes(4):
+            payload = self._expect(read, p.Msg.DATA)
+            size = self._output_bytes
+            if end != len(data) or summary.output_bytes != size or payload[:4] != bytes(4):
                 return None
-            return self._proven(input_data, summary, payload[4:], None)
+            return self._proven(data, summary, payload[4:], None)
         except (InputLost, p.FrameError, struct.error):
             return None
 
