@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tinyformer.compiler.driver import compile_model, firmware_in
@@ -21,6 +22,7 @@ from tinyformer.hil.client import DeviceClient
 from tinyformer.hil.errors import HilError, LinkError
 from tinyformer.hil.lossy_link import LinkFaults
 from tinyformer.hil.targets.qemu import QemuTarget
+from tinyformer.perf.evaluate_bench import bench_evaluate
 
 
 @pytest.fixture(autouse=True)
@@ -127,3 +129,13 @@ def test_the_preload_region_is_the_emulator_s_only(hybrid, tmp_path: Path) -> No
     too_many = QemuTarget().preloaded_session(fw, bytes((16 << 20) + 1))
     with pytest.raises(HilError, match="do not fit the firmware's preload region"), too_many:
         pass
+
+
+def test_evaluate_bench_records_both_ways(hybrid, tmp_path: Path) -> None:
+    graph, _ = hybrid
+    table = bench_evaluate(QemuTarget(), {"hybrid": (graph, 3)}, tmp_path / "evaluate_speed.csv")
+    saved = pd.read_csv(tmp_path / "evaluate_speed.csv")
+    assert list(saved["mode"]) == ["serial", "bulk"] == list(table["mode"])
+    assert (saved["images"] == 3).all() and saved["bit_exact"].all()
+    assert (saved["images_per_minute"] > 0).all() and (saved["cpu_s_per_image"] > 0).all()
+    assert saved["count_per_inference"].nunique() == 1

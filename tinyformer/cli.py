@@ -474,9 +474,9 @@ def bench(
         from tinyformer.nas.candidate import space_graph
         from tinyformer.perf.evaluate_bench import EVALUATE_BENCH, bench_evaluate
 
-        graphs = {"digits-largest": space_graph("digits"),
-                  "cifar10-largest-75%": space_graph("cifar10", sparsity=0.75)}  # fmt: skip
-        table = bench_evaluate(tgt, graphs, results / EVALUATE_BENCH)
+        models = {"digits-largest": (space_graph("digits"), 200),  # model, images
+                  "cifar10-largest-75%": (space_graph("cifar10", sparsity=0.75), 40)}  # fmt: skip
+        table = bench_evaluate(tgt, models, results / EVALUATE_BENCH)
         console.print(table.drop(columns=["time"]).to_string(index=False))
     else:
         raise ValueError(f"unknown benchmark {what!r}; available: kernels, latency, link, evaluate")
