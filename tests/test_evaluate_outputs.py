@@ -10,6 +10,7 @@ import pytest
 
 from tinyformer.engine import reference
 from tinyformer.engine.builder import random_hybrid_graph
+from tinyformer.engine.intmath import int_matmul
 from tinyformer.engine.ir import Graph
 from tinyformer.engine.sparse_format import prune_blocks
 from tinyformer.engine.storage import encode_weights
@@ -59,3 +60,12 @@ def test_confusion_matrix_and_percentages() -> None:
     assert shown["images"] == 4 and "confusion" not in shown
     with pytest.raises(DataMismatch, match=r"class indices 0\.\.2"):
         accuracy_of(runs, np.array([0, 1, 2, 3]))
+
+
+def test_int_matmul_is_exact_at_the_extremes() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.choice([-255, 255, 254, -1], (7, 8191)).astype(np.int64)
+    b = rng.choice([-128, 127, 1], (8191, 5)).astype(np.int64)
+    np.testing.assert_array_equal(int_matmul(a, b), a @ b)
+    worst = int_matmul(np.full((1, 8191), 255), np.full((8191, 1), -128))
+    assert worst.dtype == np.int64 and worst[0, 0] == 255 * -128 * 8191

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tinyformer.engine.intmath import INT8_MAX, INT8_MIN, requantize, saturate
+from tinyformer.engine.intmath import INT8_MAX, INT8_MIN, int_matmul, requantize, saturate
 from tinyformer.engine.ops.linear import FC_TILE, fc_scratch_bytes, fold_input_zero_point
 
 Padding = tuple[int, int, int, int]  # top, left, bottom, right
@@ -126,7 +126,7 @@ def conv2d(
     win = patches(x, k_h, k_w, stride, padding, int(input_zp))
     ho, wo = win.shape[:2]
     cols = win.reshape(ho, wo, -1).astype(np.int64) - int(input_zp)
-    acc = cols @ np.asarray(weights, np.int64).reshape(cout, -1).T
+    acc = int_matmul(cols, np.asarray(weights).reshape(cout, -1).T)
     if bias is not None:
         acc = acc + np.asarray(bias, np.int64)
     return _finish(acc, multiplier, shift, output_zp, act_min, act_max)
