@@ -362,22 +362,25 @@ def evaluate(
     pyocd_target: PyocdTargetOpt = None,
     run_timeout: RunTimeoutOpt = None,
     as_json: JsonOpt = False,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run every test image on the target; accuracy and agreement with the host reference."""
     from tinyformer.compiler.driver import firmware_in
     from tinyformer.data import load_dataset_for_input
-    from tinyformer.hil.accuracy import evaluate_on_target
+    from tinyformer.hil.accuracy import check_data, evaluate_on_target, progress_bar
     from tinyformer.quant.evaluate import model_input
 
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
     fw, graph = firmware_in(model_dir, tgt.board)
     h, _, c = graph.tensors[graph.inputs[0]].shape  # NHWC without the N
     test = load_dataset_for_input(dataset, root, h, c).test
-    acc = evaluate_on_target(tgt, fw, graph, model_input(test.images), test.labels)
+    check_data(graph, test.image_shape, test.num_classes, f"the {dataset} test data")
+    with progress_bar(len(test), f"{graph.name} on {target}", progress) as on_image:
+        acc = evaluate_on_target(tgt, fw, graph, model_input(test.images), test.labels, on_image)
     if as_json:
-        print(json.dumps(acc.to_dict()))
+        print(json.dumps(acc.to_dict() | {"classes": list(test.classes)}))
     else:
-        _summary_table(acc.to_dict(), f"{graph.name} on {target}")
+        _summary_table(acc.display(), f"{graph.name} on {target}")
     if acc.agreement < 1.0:
         raise HilError("the firmware's predictions differ from the host reference")
 
@@ -434,7 +437,7 @@ def search(
 @friendly_errors
 def bench(
     what: Annotated[
-        str, typer.Argument(help="kernels, latency, link, models, cpi or cmsis-nn")
+        str, typer.Argument(help="kernels, latency, link, models, evaluate, cpi or cmsis-nn")
     ] = "kernels",
     target: TargetOpt = "qemu",
     port: PortOpt = None,
@@ -449,6 +452,7 @@ def bench(
     """kernels: results/kernels.csv. latency: latency-model MAPE on held-out candidates.
     link: inferences over a link damaging 1e-4..1e-2 of the bytes (QEMU): results/link.csv.
     models: CIFAR-scale subnets dense and block-sparse, whole-model figures: results/models.csv.
+    evaluate: images per minute of evaluate, serial vs bulk: results/evaluate_speed.csv.
     cpi: board cycles vs QEMU instructions of the layers measured on both (recorded runs):
     results/board_vs_qemu.csv, which calibrates the milliseconds estimated on QEMU.
     cmsis-nn: CMSIS-NN's linear kernel from your checkout (--cmsis-nn) on the kernel bench's
@@ -479,6 +483,14 @@ def bench(
 
         table = bench_models(tgt, subnet_bench_models(), results, progress=console.print)
         console.print(f"{len(table)} models -> {results / MODELS}")
+    elif what == "evaluate":
+        from tinyformer.nas.candidate import space_graph
+        from tinyformer.perf.evaluate_bench import EVALUATE_BENCH, bench_evaluate
+
+        models = {"digits-largest": (space_graph("digits"), 200),  # model, images
+                  "cifar10-largest-75%": (space_graph("cifar10", sparsity=0.75), 40)}  # fmt: skip
+        table = bench_evaluate(tgt, models, results / EVALUATE_BENCH)
+        console.print(table.drop(columns=["time"]).to_string(index=False))
     elif what == "cpi":  # no run: compares what board and QEMU runs recorded
         from tinyformer.perf.milliseconds import BOARD_VS_QEMU, write_board_vs_qemu
 
@@ -501,7 +513,8 @@ def bench(
         console.print(f"-> {results / CMSIS_NN_BENCH}")
     else:
         raise ValueError(
-            f"unknown benchmark {what!r}; available: kernels, latency, link, models, cpi, cmsis-nn"
+            f"unknown benchmark {what!r}; available: kernels, latency, link, models, "
+            "evaluate, cpi, cmsis-nn"
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyformer.engine.intmath import INT8_MAX, INT8_MIN, requantize, saturate
+from tinyformer.engine.intmath import INT8_MAX, INT8_MIN, int_matmul, requantize, saturate
 from tinyformer.engine.kernel_headers import FC_TILE
 
 
@@ -45,7 +45,7 @@ def fully_connected(
 
     out = clamp(requantize(sum_i (x_i - input_zp) * w_ji + b_j) + output_zp).
     """
-    acc = (np.asarray(x, np.int64) - int(input_zp)) @ np.asarray(weights, np.int64).T
+    acc = int_matmul(np.asarray(x, np.int64) - int(input_zp), np.asarray(weights).T)
     if bias is not None:
         acc = acc + np.asarray(bias, np.int64)
     out = requantize(acc, multiplier, shift) + int(output_zp)
