@@ -63,6 +63,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object")]
 PortOpt = Annotated[str | None, typer.Option(help="board: serial port, e.g. /dev/ttyACM0")]
 ProbeOpt = Annotated[str | None, typer.Option(help="board: pyOCD probe unique id")]
 PyocdTargetOpt = Annotated[str | None, typer.Option(help="board: pyOCD target name")]
+PackOpt = Annotated[
+    str | None, typer.Option(help="board: CMSIS pack for pyOCD, e.g. Keil.STM32F7xx_DFP.pack")
+]
 RunTimeoutOpt = Annotated[
     float | None,
     typer.Option(
@@ -127,16 +130,17 @@ def _target(
     port: str | None,
     probe: str | None,
     pyocd_target: str | None,
+    pack: str | None,
     run_timeout: float | None,
 ):
     from tinyformer.hil.targets.registry import make_target
 
     if name == "board":
-        return make_target(
-            name, port=port, probe_id=probe, pyocd_target=pyocd_target, run_timeout=run_timeout
-        )
-    given = [f for f, v in (("--port", port), ("--probe", probe), ("--pyocd-target", pyocd_target))
-             if v is not None]  # fmt: skip
+        return make_target(name, port=port, probe_id=probe, pyocd_target=pyocd_target, pack=pack,
+                           run_timeout=run_timeout)  # fmt: skip
+    board_opts = (("--port", port), ("--probe", probe), ("--pyocd-target", pyocd_target),
+                  ("--pack", pack))  # fmt: skip
+    given = [f for f, v in board_opts if v is not None]
     if given:  # a lab user who forgot --target board would measure the emulator instead
         raise ValueError(f"{', '.join(given)}: only with --target board (not {name})")
     return make_target(name, run_timeout=run_timeout)
@@ -261,6 +265,7 @@ def run(
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
+    pack: PackOpt = None,
     run_timeout: RunTimeoutOpt = None,
     record: Annotated[bool, typer.Option(help="append the measurement to results/")] = False,
     results: ResultsOpt = Path("results"),
@@ -287,7 +292,7 @@ def run(
     from tinyformer.perf.latency import SampleStore
     from tinyformer.results import MEASUREMENTS, append_rows
 
-    tgt = _target(target, port, probe, pyocd_target, run_timeout)
+    tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
     with tempfile.TemporaryDirectory(prefix="tinyformer-run-") as tmp:
         if model_dir is None:
             model_dir = Path(tmp) / "demo"
@@ -337,6 +342,7 @@ def demo(
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
+    pack: PackOpt = None,
     run_timeout: RunTimeoutOpt = None,
     results: ResultsOpt = Path("results"),
     resume: Annotated[bool, typer.Option(help="continue an interrupted demo")] = False,
@@ -345,7 +351,7 @@ def demo(
     """The main job on digits: SuperNAS, supernet, SparseNAS, prune + QAT, firmware, target."""
     from tinyformer.nas.pipeline import demo as run_demo
 
-    tgt = _target(target, port, probe, pyocd_target, run_timeout)
+    tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
     summary = run_demo(QUICK, tgt, out, results, resume, fresh=fresh)
     summary.pop("config")
     _summary_table(summary, f"TinyFormer demo ({out})")
@@ -363,6 +369,7 @@ def evaluate(
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
+    pack: PackOpt = None,
     run_timeout: RunTimeoutOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -372,7 +379,7 @@ def evaluate(
     from tinyformer.hil.accuracy import evaluate_on_target
     from tinyformer.quant.evaluate import model_input
 
-    tgt = _target(target, port, probe, pyocd_target, run_timeout)
+    tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
     fw, graph = firmware_in(model_dir, tgt.board)
     h, _, c = graph.tensors[graph.inputs[0]].shape  # NHWC without the N
     test = load_dataset_for_input(dataset, root, h, c).test
@@ -398,6 +405,7 @@ def search(
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
+    pack: PackOpt = None,
     run_timeout: RunTimeoutOpt = None,
     results: ResultsOpt = Path("results"),
     max_latency: Annotated[
@@ -428,7 +436,7 @@ def search(
         max_latency=max_latency,
         seed=seed,
     )
-    tgt = _target(target, port, probe, pyocd_target, run_timeout)
+    tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
     cand, _ = run_search(opts, tgt, out, results, resume, fresh=fresh)
     console.print(f"chosen {cand.key}: {out / 'search' / 'chosen'} (IR and firmware)")
 
@@ -441,12 +449,13 @@ def bench(
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
+    pack: PackOpt = None,
     run_timeout: RunTimeoutOpt = None,
     results: ResultsOpt = Path("results"),
 ) -> None:
     """kernels: results/kernels.csv. latency: latency-model MAPE on held-out candidates.
     link: inferences over a link damaging 1e-4..1e-2 of the bytes (QEMU): results/link.csv."""
-    tgt = _target(target, port, probe, pyocd_target, run_timeout)
+    tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
     if what == "kernels":
         from tinyformer.perf.kernel_bench import bench_kernels
 

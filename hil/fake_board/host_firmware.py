@@ -54,7 +54,7 @@ def host_sources(elf: Path) -> tuple[list[Path], list[Path]]:
     firmware_dir = app.parent.parent
     sources = [HOST_BOARD]
     for src in found:
-        ours = firmware_dir in src.parents and "boards" not in src.parts[len(firmware_dir.parts):]
+        ours = firmware_dir in src.parents and "boards" not in src.parts[len(firmware_dir.parts) :]
         if not (ours and src.name not in CORE_ONLY) and src.parent != model.parent:
             continue
         if not src.is_file():

@@ -58,12 +58,15 @@ class QemuTarget(Target):
             "-kernel", str(elf),
         ]  # fmt: skip
 
+    def check(self) -> None:
+        if shutil.which(self.qemu) is None:
+            raise TargetUnavailable(f"{self.qemu} is not installed: run `make setup`")
+
     @contextlib.contextmanager
     def session(self, firmware: Firmware) -> Iterator[DeviceClient]:
         if firmware.board != self.board:
             raise HilError(f"QEMU runs {self.board} builds, this firmware is for {firmware.board}")
-        if shutil.which(self.qemu) is None:
-            raise TargetUnavailable(f"{self.qemu} is not installed: run `make setup`")
+        self.check()
         with tempfile.TemporaryFile() as log:
             proc, link = self._start(firmware.elf, log)
             try:
