@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 
 def test_run_json_prints_the_measurement(target_args, tmp_path) -> None:
     cmd = [sys.executable, "-m", "tinyformer.cli", "run", *target_args, "--json"]
@@ -175,3 +177,37 @@ def test_own_images_train_compile_evaluate_search(target, target_args, tmp_path)
     space = json.loads((tmp_path / "s" / "supernas.json").read_text())["space"]
     assert (space["image_size"], space["in_channels"], space["num_classes"]) == (8, 1, 2)
     assert (tmp_path / "s" / "search" / "chosen" / "model.tfir").is_file()
+
+
+def test_evaluate_on_the_target(target, target_args, tmp_path) -> None:
+    """`evaluate` runs every test image of a folder on the target given (a board too) and
+    agrees with the host reference image for image."""
+    if target.name == "qemu":
+        pytest.skip("evaluate on QEMU: test_own_images_train_compile_evaluate_search")
+    import dataclasses
+
+    import numpy as np
+
+    from tinyformer.engine import ir
+    from tinyformer.model import SupernetSpace
+    from tinyformer.nas.candidate import config_graph
+
+    config = dataclasses.replace(SupernetSpace.for_dataset("digits").smallest(), num_classes=2)
+    ir.save(config_graph(config), tmp_path / "m.tfir")
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for i in range(10):
+            np.save(tmp_path / "imgs" / name / f"{i}.npy", rng.integers(0, 255, (8, 8), np.uint8))
+    base = [sys.executable, "-m", "tinyformer.cli"]
+    proc = subprocess.run([*base, "compile", "m.tfir", "-o", "fw", "--board", target.board],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run(
+        [*base, "evaluate", "fw", *target_args, "--dataset", "folder", "--root", "imgs", "--json"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    acc = json.loads(proc.stdout)
+    assert acc["images"] == 4  # the folder's seeded 20 % test split of 20 images
+    assert acc["agreement"] == 1.0 and acc["bit_exact"] == 1.0

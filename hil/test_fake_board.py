@@ -28,6 +28,7 @@ FAKE = HIL / "fake_board"
 SUITE = [
     "hil/test_cli.py::test_run_json_prints_the_measurement",
     "hil/test_cli.py::test_run_layers_profiles_every_layer",
+    "hil/test_cli.py::test_evaluate_on_the_target",
     "hil/test_spine.py::test_boot_and_info",
     "hil/test_spine.py::test_counts_repeat",
     "hil/test_spine.py::test_counts_repeat_across_boots",
@@ -109,17 +110,13 @@ def test_the_board_suite_passes_on_the_fake_board(board, tmp_path) -> None:
     assert ops[:3] == ["halt", "program", "reset"]
 
 
-@pytest.mark.parametrize("case", ["no port", "wrong probe id"])
-def test_a_missing_board_skips_every_board_test_with_one_reason(board, tmp_path, case) -> None:
+def test_a_wrong_probe_id_skips_every_board_test_with_one_reason(board, tmp_path) -> None:
+    """The board is there, the id names another probe: the real path's own message, once
+    for every test that needs the board (in-process sessions and CLI tests alike)."""
     tests = ["hil/test_spine.py", "hil/test_cli.py::test_run_json_prints_the_measurement",
              "hil/test_cli.py::test_unknown_target_is_one_clear_line"]  # fmt: skip
-    if case == "no port":
-        opts = ["--port", str(tmp_path / "ttyACM9"), "--probe", board["probe"]]
-        reason = f"cannot open serial port {tmp_path / 'ttyACM9'}"
-    else:
-        opts = ["--port", board["port"], "--probe", "NOPE"]
-        reason = "no debug probe matches id 'NOPE'"  # what BoardTarget says on a real probe
-    outcomes = _suite(board, tmp_path, tests, *opts)
+    outcomes = _suite(board, tmp_path, tests, "--port", board["port"], "--probe", "NOPE")
+    reason = "no debug probe matches id 'NOPE'"  # what BoardTarget says on a real probe
     assert outcomes.pop("test_unknown_target_is_one_clear_line") == "passed"  # needs no board
     reasons = set(outcomes.values())
     assert len(outcomes) > 10 and len(reasons) == 1, reasons
