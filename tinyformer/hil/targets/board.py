@@ -70,6 +70,7 @@ class BoardTarget(Target):
             )
         if not Path(firmware.elf).is_file():
             raise HilError(f"firmware ELF {firmware.elf} does not exist: build it first")
+        self._check_pack()
         with contextlib.ExitStack() as stack:
             link = self._open_port()
             stack.callback(link.close)
@@ -110,13 +111,16 @@ class BoardTarget(Target):
     def check(self) -> None:
         """TargetUnavailable unless the port opens and exactly one probe matches; nothing is
         flashed, halted or reset."""
+        self._check_pack()
         self._open_port().close()
         self._find_probe()
 
-    def _find_probe(self) -> str:
-        """The unique id of the one probe that matches, or TargetUnavailable."""
+    def _check_pack(self) -> None:
         if self.pack and not Path(self.pack).is_file():
             raise TargetUnavailable(f"CMSIS pack {self.pack} does not exist: give its path")
+
+    def _find_probe(self) -> str:
+        """The unique id of the one probe that matches, or TargetUnavailable."""
         try:
             from pyocd.core.helpers import ConnectHelper
         except ImportError:
