@@ -27,7 +27,6 @@ ROOT = HIL.parent
 FAKE = HIL / "fake_board"
 SUITE = [
     "hil/test_cli.py::test_run_json_prints_the_measurement",
-    "hil/test_cli.py::test_run_layers_profiles_every_layer",
     "hil/test_cli.py::test_evaluate_on_the_target",
     "hil/test_spine.py::test_boot_and_info",
     "hil/test_spine.py::test_counts_repeat",
