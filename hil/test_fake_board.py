@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from tinyformer.hil.targets.emulator import spawn
+
 HIL = Path(__file__).resolve().parent
 ROOT = HIL.parent
 FAKE = HIL / "fake_board"
@@ -43,8 +45,9 @@ pytestmark = pytest.mark.qemu_only("it runs the board suite against a fake board
 def board(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     work = tmp_path_factory.mktemp("fake_board")
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{FAKE}"}
-    proc = subprocess.Popen([sys.executable, str(FAKE / "fake_board.py"), str(work)],
-                            stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    # spawn: the board (and the firmware it runs) dies with this process, killed or not
+    proc = spawn([sys.executable, str(FAKE / "fake_board.py"), str(work)],
+                 stdout=subprocess.PIPE, env=env)  # fmt: skip
     assert proc.stdout is not None
     info: dict[str, Any] = json.loads(proc.stdout.readline())
     yield info

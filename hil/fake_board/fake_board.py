@@ -22,11 +22,12 @@ import socketserver
 import subprocess
 import sys
 import termios
-import threading
 import tty
 from pathlib import Path
 
 from host_firmware import HostBuildError, build_host
+
+from tinyformer.hil.targets.emulator import spawn
 
 PROBE_ID = "0669FF504955857567215FAE"  # an ST-LINK/V2-1's 24 hex digits
 
@@ -41,38 +42,36 @@ class FakeBoard:
         self.flashed: Path | None = None  # the host build of what the flash holds
         self.running: subprocess.Popen[bytes] | None = None
         self.log: list[dict[str, object]] = []  # what the probe was asked, for the tests
-        self.lock = threading.Lock()
 
     def command(self, request: dict[str, object]) -> dict[str, object]:
-        with self.lock:
-            self.log.append(request)
-            op = request["op"]
-            if op == "probe":
-                return {"unique_id": self.probe_id}
-            if op == "log":
-                return {"log": self.log}
-            if op == "open":
-                return {}
-            if op == "halt":
-                self.halt()
-                return {}
-            if op == "program":
-                self.halt()
-                try:
-                    self.flashed = build_host(Path(str(request["elf"])), self.workdir / "cache")
-                except (HostBuildError, OSError) as exc:
-                    return {"error": str(exc)}
-                return {}
-            if op == "reset":
-                self.halt()
-                # bytes sent to a halted core are lost, as on the board's UART
-                termios.tcflush(self.master, termios.TCIFLUSH)
-                if self.flashed is not None:
-                    self.running = subprocess.Popen(
-                        [str(self.flashed)], stdin=self.master, stdout=self.master
-                    )
-                return {}
-            return {"error": f"unknown request {op!r}"}
+        self.log.append(request)
+        op = request["op"]
+        if op == "probe":
+            return {"unique_id": self.probe_id}
+        if op == "log":
+            return {"log": self.log}
+        if op == "open":
+            return {}
+        if op == "halt":
+            self.halt()
+            return {}
+        if op == "program":
+            self.halt()
+            try:
+                self.flashed = build_host(Path(str(request["elf"])), self.workdir / "cache")
+            except (HostBuildError, OSError) as exc:
+                return {"error": str(exc)}
+            return {}
+        if op == "reset":
+            self.halt()
+            # bytes sent to a halted core are lost, as on the board's UART
+            termios.tcflush(self.master, termios.TCIFLUSH)
+            if self.flashed is not None:
+                # dies with the board (spawn: it is started from the main thread)
+                self.running = spawn([str(self.flashed)], stdin=self.master,
+                                     stdout=self.master)  # fmt: skip
+            return {}
+        return {"error": f"unknown request {op!r}"}
 
     def halt(self) -> None:
         if self.running is not None:
@@ -93,8 +92,8 @@ def serve(workdir: Path) -> None:
                 reply = board.command(json.loads(line))
                 self.wfile.write(json.dumps(reply).encode() + b"\n")
 
-    server = socketserver.ThreadingUnixStreamServer(str(sock), Handler)
-    server.daemon_threads = True
+    # One request at a time, on the main thread: the firmware it starts dies with it.
+    server = socketserver.UnixStreamServer(str(sock), Handler)
 
     def stop(*_: object) -> None:
         board.halt()
