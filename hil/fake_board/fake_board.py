@@ -7,9 +7,9 @@ halt, as the STM32 runs what its flash holds. The debug probe is what cannot exi
 pyocd_standin.py replaces pyOCD's probe side in any process that sets TINYFORMER_FAKE_PROBE to
 this board's control socket, and drives the board through it (halt, program an ELF, reset).
 
-    python hil/fake_board/fake_board.py WORKDIR
+    PYTHONPATH=$PWD:$PWD/hil/fake_board python hil/fake_board/fake_board.py WORKDIR
 prints one JSON line {"port": ..., "probe": ..., "socket": ...} and serves until killed:
-    TINYFORMER_FAKE_PROBE=SOCKET PYTHONPATH=.:hil/fake_board \
+    TINYFORMER_FAKE_PROBE=SOCKET PYTHONPATH=$PWD:$PWD/hil/fake_board \
         pytest hil --target board --port PORT --probe PROBE
 """
 
