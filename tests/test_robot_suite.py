@@ -10,19 +10,17 @@ sends, and the counts frame is the one the firmware reports.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
-import os
-import select
-import subprocess
 import sys
 import time
-import tty
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+import serial
 from robot import api as robot_api
 from robot.libraries.BuiltIn import BuiltIn
 from robot.libraries.Collections import Collections
@@ -142,40 +140,25 @@ def test_the_elf_path_is_where_compile_writes(suite: robot_model.TestSuite, tmp_
     assert firmware_in(out, "stm32f746")[0].elf == elf  # what `tinyformer run` would load
 
 
-class HostFirmware:
-    """The host build of an ELF's firmware on a pseudo-terminal (the fake board's MCU)."""
+def _wait_for(link: serial.Serial, expected: bytes, seen: bytearray, timeout: float = 10) -> None:
+    """As Renode's Wait For Bytes On Uart: ``expected`` anywhere after the last match."""
+    deadline = time.monotonic() + timeout
+    while expected not in seen:
+        assert time.monotonic() < deadline, f"{expected.hex(' ')} never came: {seen.hex(' ')}"
+        seen += link.read(4096)
+    del seen[: seen.index(expected) + len(expected)]
 
-    def __init__(self, exe: Path) -> None:
-        master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        self.proc = subprocess.Popen([str(exe)], stdin=master, stdout=master)
-        os.close(master)
-        self.seen = b""
 
-    def send(self, data: bytes) -> None:
-        os.write(self.slave, data)
-
-    def wait_for(self, expected: bytes, timeout: float = 10.0) -> None:
-        """As Renode's Wait For Bytes On Uart: ``expected`` anywhere after what matched."""
-        deadline = time.monotonic() + timeout
-        while expected not in self.seen:
-            left = deadline - time.monotonic()
-            assert left > 0, f"{expected.hex(' ')} never came; got {self.seen.hex(' ')}"
-            if select.select([self.slave], [], [], left)[0]:
-                self.seen += os.read(self.slave, 4096)
-        self.seen = self.seen[self.seen.index(expected) + len(expected) :]
-
-    def close(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-        os.close(self.slave)
+def _send(link: serial.Serial, request: list[str]) -> None:
+    """As the suite's Send Frame: its "0xNN" bytes, in order."""
+    link.write(bytes(int(b, 16) for b in request))
 
 
 @needs_gcc
 def test_the_suites_frames_are_what_the_firmware_answers(
     suite: robot_model.TestSuite, tmp_path
 ) -> None:
-    from host_firmware import build_host
+    from fake_board import FakeBoard
 
     frames = _frames_library()
     graph = demo_graph(3, 40, 64, 24)  # an input bigger than one INPUT frame
@@ -183,37 +166,43 @@ def test_the_suites_frames_are_what_the_firmware_answers(
     out = tmp_path / "fw"
     compile_model(tmp_path / "m.tfir", out, board="stm32f746")
     boot = next(v.value[0] for v in suite.resource.variables if v.name == "${BOOT_FRAME}")
-    device = HostFirmware(build_host(out / "build" / "firmware.elf", tmp_path / "host"))
+    board = FakeBoard(tmp_path / "board")
+    link = serial.Serial(board.port, 115200, timeout=0.05)
+    seen = bytearray()
     try:
-        device.wait_for(bytes.fromhex(boot))
+        assert board.command({"op": "program", "elf": str(out / "build" / "firmware.elf")}) == {}
+        board.command({"op": "reset"})
+        _wait_for(link, bytes.fromhex(boot), seen)
         exchange = frames.input_exchange(str(out))
         assert len(exchange) > 1
         for request, reply in exchange:
-            device.send(bytes(int(b, 16) for b in request))
-            device.wait_for(bytes.fromhex(reply))
-        device.send(bytes(int(b, 16) for b in frames.run_request(str(out))))
+            _send(link, request)
+            _wait_for(link, bytes.fromhex(reply), seen)
+        _send(link, frames.run_request(str(out)))
+        output = b""
         for request, reply in frames.output_exchange(str(out)):
-            device.send(bytes(int(b, 16) for b in request))
-            device.wait_for(bytes.fromhex(reply))
+            _send(link, request)
+            _wait_for(link, bytes.fromhex(reply), seen)
+            output += p.decode_frame(bytes.fromhex(reply)[:-1]).payload[4:]
+        assert hashlib.sha256(output).hexdigest() == frames.output_sha256(str(out))
         address, layers = frames.layer_counts_address(str(out))
         assert layers == len(graph.nodes) and address >= 0x2000_0000  # in the STM32's SRAM
-        # The counts the firmware reports: read them as the suite would, then rebuild the frame.
+        # What the suite reads from memory is what READ LAYER_COUNTS returns: take the
+        # firmware's DATA frame, and the suite's frame for its counts must be that frame.
         [[request, _]] = frames.layer_counts_exchange(*[0] * layers)
-        device.send(bytes(int(b, 16) for b in request))
-        reader = p.FrameReader()
+        _send(link, request)
+        reader, data = p.FrameReader(), []
         deadline = time.monotonic() + 10
-        data = []
         while not data and time.monotonic() < deadline:
-            if select.select([device.slave], [], [], 0.1)[0]:
-                data = [f for f in reader.feed(device.seen + os.read(device.slave, 4096))
-                        if isinstance(f, p.Frame) and f.type == p.Msg.DATA]  # fmt: skip
-                device.seen = b""
+            items = reader.feed(bytes(seen) + link.read(4096))
+            seen.clear()
+            data = [f for f in items if isinstance(f, p.Frame) and f.type == p.Msg.DATA]
         assert data, "no DATA frame with the layer counts"
-        counts = [int.from_bytes(data[0].payload[4 + 4 * i : 8 + 4 * i], "little")
-                  for i in range(layers)]  # fmt: skip
+        counts = [int.from_bytes(data[0].payload[at : at + 4], "little")
+                  for at in range(4, 4 + 4 * layers, 4)]  # fmt: skip
         assert all(c > 0 for c in counts)
         [[_, reply]] = frames.layer_counts_exchange(*counts)
         assert bytes.fromhex(reply) == p.encode_frame(data[0])
     finally:
-        device.close()
-    assert len(frames.output_sha256(str(out))) == 64
+        link.close()
+        board.close()

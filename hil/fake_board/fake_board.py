@@ -79,6 +79,12 @@ class FakeBoard:
             self.running.wait()
             self.running = None
 
+    def close(self) -> None:
+        """Unplug: the firmware stops and the port goes away."""
+        self.halt()
+        os.close(self.master)
+        os.close(self._slave)
+
 
 def serve(workdir: Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
@@ -96,8 +102,7 @@ def serve(workdir: Path) -> None:
     server = socketserver.UnixStreamServer(str(sock), Handler)
 
     def stop(*_: object) -> None:
-        board.halt()
-        raise SystemExit(0)
+        raise SystemExit(0)  # the finally below unplugs the board
 
     signal.signal(signal.SIGTERM, stop)
     print(json.dumps({"port": board.port, "probe": board.probe_id, "socket": str(sock)}),
@@ -105,7 +110,7 @@ def serve(workdir: Path) -> None:
     try:
         server.serve_forever()
     finally:
-        board.halt()
+        board.close()
 
 
 if __name__ == "__main__":
