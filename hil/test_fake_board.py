@@ -77,7 +77,9 @@ def _suite(board: dict[str, Any], tmp_path: Path, tests: list[str], *opts: str) 
     for case in ET.parse(xml).iter("testcase"):
         name = case.get("name", "")
         skipped = case.find("skipped")
-        failed = case.find("failure") or case.find("error")
+        # an Element without children is false: compare with None, never `or` them
+        failed = case.find("failure")
+        failed = case.find("error") if failed is None else failed
         if failed is not None:
             outcomes[name] = "failed: " + (failed.get("message") or "")
         elif skipped is not None:
