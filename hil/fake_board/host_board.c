@@ -10,9 +10,13 @@
  *   sent in one write when the firmware next waits for input (a byte per write would be a
  *   system call per byte); board_getc() blocks instead of polling, so an idle fake board
  *   costs no CPU (the real loop spins on an empty ring, which nothing can tell apart).
- * Counter: this thread's CPU time, converted to cycles at 216 MHz. Like DWT cycles on the
- *   board with its caches on, it varies a little run to run and the first run after a
- *   reset is slower (cold caches, first touch of the arena's pages).
+ * Counter: cycles of a model, deterministic like QEMU's instruction count: one per basic
+ *   block the firmware's code executes (its sources are built with -fsanitize-coverage=
+ *   trace-pc, which calls __sanitizer_cov_trace_pc at each block; this file is not) plus a
+ *   miss penalty from a 4 KB direct-mapped instruction cache of 32-byte lines, the size of
+ *   the STM32F746's. So, as on the board with its caches on, the first run after a reset
+ *   counts more (cold cache) and warm runs of the same input repeat (what runs between them,
+ *   the protocol's code, can leave a few lines different). Host code, not Cortex-M7 timing.
  * Stack: tf_app_main (tf_app.c's main, renamed by -Dmain=tf_app_main) runs on a static
  *   stack, __stack_limit..__stack_top, the symbols the runtime paints and measures; host
  *   frames are larger than Cortex-M7 ones, so the high-water mark is the host's.
@@ -23,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -32,7 +35,7 @@
 #undef main /* the build renames tf_app.c's main to tf_app_main; this file has the real one */
 
 #define TF_HOST_STACK_BYTES 65536
-#define CLOCK_HZ 216000000u
+#define CLOCK_HZ 216000000u /* what INFO reports: the board's core clock */
 
 int tf_app_main(void);
 
@@ -45,6 +48,12 @@ static size_t tx_len;
 static uint8_t rx[4096];
 static size_t rx_pos, rx_len;
 static uint64_t counter_base;
+
+#define ICACHE_LINES 128u /* 4 KB / 32 B */
+#define LINE_SHIFT 5
+#define MISS_CYCLES 8u /* a line fill from flash: 7 wait states at 216 MHz, +1 */
+static uint64_t cycles;
+static uintptr_t icache[ICACHE_LINES]; /* the line each slot holds; 0: none (no code there) */
 
 static void tx_flush(void)
 {
@@ -85,16 +94,21 @@ int board_getc(void)
 
 static void run_app(void) { (void)tf_app_main(); }
 
-static uint64_t cpu_ns(void)
+void __sanitizer_cov_trace_pc(void);
+void __sanitizer_cov_trace_pc(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    const uintptr_t line = (uintptr_t)__builtin_return_address(0) >> LINE_SHIFT;
+    uintptr_t *slot = &icache[line % ICACHE_LINES];
+    cycles += 1u;
+    if (*slot != line) {
+        *slot = line;
+        cycles += MISS_CYCLES;
+    }
 }
 
-uint64_t board_counter(void) { return (cpu_ns() - counter_base) * (CLOCK_HZ / 1000000u) / 1000u; }
+uint64_t board_counter(void) { return cycles - counter_base; }
 
-void board_counter_restart(void) { counter_base = cpu_ns(); }
+void board_counter_restart(void) { counter_base = cycles; }
 
 uint8_t board_count_unit(void) { return TF_UNIT_CYCLES; }
 
