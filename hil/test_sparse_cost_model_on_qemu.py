@@ -30,10 +30,9 @@ def predicted(p: SparseProblem, block: int, sparsity: float) -> float:
     )
 
 
+@pytest.mark.qemu_only("the model predicts QEMU's instruction counts, not a board's cycles")
 @pytest.mark.parametrize("problem", SPARSE_PROBLEMS, ids=lambda p: f"{p.name}-{p.shape}")
 def test_cost_model_predicts_fresh_measurements(target, tmp_path, problem) -> None:
-    if target.name != "qemu":
-        pytest.skip("the model predicts QEMU's instruction counts, not a board's cycles")
     rows = run_sparse_problem(target, problem, tmp_path)  # raises unless bit-exact
     assert {r["unit"] for r in rows} == {"instructions"}
     off = []

@@ -65,6 +65,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object")]
 PortOpt = Annotated[str | None, typer.Option(help="board: serial port, e.g. /dev/ttyACM0")]
 ProbeOpt = Annotated[str | None, typer.Option(help="board: pyOCD probe unique id")]
 PyocdTargetOpt = Annotated[str | None, typer.Option(help="board: pyOCD target name")]
+PackOpt = Annotated[
+    str | None, typer.Option(help="board: CMSIS pack for pyOCD, e.g. Keil.STM32F7xx_DFP.pack")
+]
 RunTimeoutOpt = Annotated[
     float | None,
     typer.Option(
@@ -129,16 +132,17 @@ def _target(
     port: str | None,
     probe: str | None,
     pyocd_target: str | None,
+    pack: str | None,
     run_timeout: float | None,
 ):
     from tinyformer.hil.targets.registry import make_target
 
     if name == "board":
-        return make_target(
-            name, port=port, probe_id=probe, pyocd_target=pyocd_target, run_timeout=run_timeout
-        )
-    given = [f for f, v in (("--port", port), ("--probe", probe), ("--pyocd-target", pyocd_target))
-             if v is not None]  # fmt: skip
+        return make_target(name, port=port, probe_id=probe, pyocd_target=pyocd_target, pack=pack,
+                           run_timeout=run_timeout)  # fmt: skip
+    board_opts = (("--port", port), ("--probe", probe), ("--pyocd-target", pyocd_target),
+                  ("--pack", pack))  # fmt: skip
+    given = [f for f, v in board_opts if v is not None]
     if given:  # a lab user who forgot --target board would measure the emulator instead
         raise ValueError(f"{', '.join(given)}: only with --target board (not {name})")
     return make_target(name, run_timeout=run_timeout)
@@ -241,6 +245,7 @@ def run(
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
+    pack: PackOpt = None,
     run_timeout: RunTimeoutOpt = None,
     record: Annotated[bool, typer.Option(help="append the measurement to results/")] = False,
     results: ResultsOpt = Path("results"),
@@ -275,7 +280,7 @@ def run(
     from tinyformer.quant.input_file import read_input
     from tinyformer.results import MEASUREMENTS, append_rows
 
-    tgt = _target(target, port, probe, pyocd_target, run_timeout)
+    tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
     chart = None if model_dir is None else model_dir / f"latency_{tgt.name}.png"
     with tempfile.TemporaryDirectory(prefix="tinyformer-run-") as tmp:
         if model_dir is None:
@@ -334,6 +339,7 @@ def demo(
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
+    pack: PackOpt = None,
     run_timeout: RunTimeoutOpt = None,
     results: ResultsOpt = Path("results"),
     resume: Annotated[bool, typer.Option(help="continue an interrupted demo")] = False,
@@ -342,7 +348,7 @@ def demo(
     """The main job on digits: SuperNAS, supernet, SparseNAS, prune + QAT, firmware, target."""
     from tinyformer.nas.pipeline import demo as run_demo
 
-    tgt = _target(target, port, probe, pyocd_target, run_timeout)
+    tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
     summary = run_demo(QUICK, tgt, out, results, resume, fresh=fresh)
     summary.pop("config")
     _summary_table(summary, f"TinyFormer demo ({out})")
@@ -360,6 +366,7 @@ def evaluate(
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
+    pack: PackOpt = None,
     run_timeout: RunTimeoutOpt = None,
     as_json: JsonOpt = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
@@ -370,7 +377,7 @@ def evaluate(
     from tinyformer.hil.accuracy import check_data, evaluate_on_target, progress_bar
     from tinyformer.quant.evaluate import model_input
 
-    tgt = _target(target, port, probe, pyocd_target, run_timeout)
+    tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
     fw, graph = firmware_in(model_dir, tgt.board)
     h, _, c = graph.tensors[graph.inputs[0]].shape  # NHWC without the N
     test = load_dataset_for_input(dataset, root, h, c).test
@@ -398,6 +405,7 @@ def search(
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
+    pack: PackOpt = None,
     run_timeout: RunTimeoutOpt = None,
     results: ResultsOpt = Path("results"),
     max_latency: Annotated[
@@ -428,7 +436,7 @@ def search(
         max_latency=max_latency,
         seed=seed,
     )
-    tgt = _target(target, port, probe, pyocd_target, run_timeout)
+    tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
     cand, _ = run_search(opts, tgt, out, results, resume, fresh=fresh)
     console.print(f"chosen {cand.key}: {out / 'search' / 'chosen'} (IR and firmware)")
 
@@ -443,6 +451,7 @@ def bench(
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
+    pack: PackOpt = None,
     run_timeout: RunTimeoutOpt = None,
     results: ResultsOpt = Path("results"),
     cmsis_nn: Annotated[
@@ -457,7 +466,7 @@ def bench(
     results/board_vs_qemu.csv, which calibrates the milliseconds estimated on QEMU.
     cmsis-nn: CMSIS-NN's linear kernel from your checkout (--cmsis-nn) on the kernel bench's
     shapes, beside the constants the bench compares with: results/cmsis_nn.csv."""
-    tgt = _target(target, port, probe, pyocd_target, run_timeout)
+    tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
     if what == "kernels":
         from tinyformer.perf.kernel_bench import bench_kernels
 

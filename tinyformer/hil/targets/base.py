@@ -33,6 +33,11 @@ class Target(ABC):
         return max(self.min_run_timeout, 10 * firmware.expected_count / self.counts_per_second)
 
     @abstractmethod
+    def check(self) -> None:
+        """Raise TargetUnavailable when this target cannot be used here, without starting
+        anything (an emulator: its program; a board: its port and probe)."""
+
+    @abstractmethod
     def session(self, firmware: Firmware) -> AbstractContextManager[DeviceClient]:
         """Start ``firmware`` and yield a client connected to it; stop it on exit."""
 

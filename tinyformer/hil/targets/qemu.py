@@ -61,6 +61,10 @@ class QemuTarget(Target):
             "-kernel", str(elf),
         ]  # fmt: skip
 
+    def check(self) -> None:
+        if shutil.which(self.qemu) is None:
+            raise TargetUnavailable(f"{self.qemu} is not installed: run `make setup`")
+
     @staticmethod
     def loader(preload: Preload) -> list[str]:
         """QEMU options that place a file at a guest address before boot (and on reset)."""
@@ -93,8 +97,7 @@ class QemuTarget(Target):
     def _session(self, firmware: Firmware, preload: Preload | None) -> Iterator[DeviceClient]:
         if firmware.board != self.board:
             raise HilError(f"QEMU runs {self.board} builds, this firmware is for {firmware.board}")
-        if shutil.which(self.qemu) is None:
-            raise TargetUnavailable(f"{self.qemu} is not installed: run `make setup`")
+        self.check()
         with tempfile.TemporaryFile() as log:
             proc, link = self._start(firmware.elf, log, preload)
             try:
