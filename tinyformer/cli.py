@@ -80,6 +80,20 @@ ChannelsOpt = Annotated[
     int | None, typer.Option(help="folder data: 1 (luminance) or 3 (RGB); default 3 if any colour")
 ]
 FreshOpt = Annotated[bool, typer.Option(help="start over, replacing an earlier run in OUT")]
+DeviceOpt = Annotated[
+    str, typer.Option(help="training device: auto (CUDA when present), cpu, cuda or cuda:N")
+]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads", min=1, help="CPU training threads (default: OMP_NUM_THREADS, else the "
+        "cores this process may use: its affinity, capped by a cgroup CPU quota)",
+    ),
+]  # fmt: skip
+AmpOpt = Annotated[bool, typer.Option(help="mixed precision on CUDA (float16 + loss scaling)")]
+ProgressOpt = Annotated[
+    bool, typer.Option(help="a line per epoch and generation; bars too on a terminal")
+]
 
 
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -341,12 +355,19 @@ def demo(
     results: ResultsOpt = Path("results"),
     resume: Annotated[bool, typer.Option(help="continue an interrupted demo")] = False,
     fresh: FreshOpt = False,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    amp: AmpOpt = True,
+    progress: ProgressOpt = True,
 ) -> None:
     """The main job on digits: SuperNAS, supernet, SparseNAS, prune + QAT, firmware, target."""
+    from dataclasses import replace
+
     from tinyformer.nas.pipeline import demo as run_demo
 
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
-    summary = run_demo(QUICK, tgt, out, results, resume, fresh=fresh)
+    opts = replace(QUICK, device=device, threads=threads, amp=amp, progress=progress)
+    summary = run_demo(opts, tgt, out, results, resume, fresh=fresh)
     summary.pop("config")
     _summary_table(summary, f"TinyFormer demo ({out})")
     console.print(f"recorded in {results / 'digits_model.csv'}")
@@ -412,6 +433,10 @@ def search(
     seed: Annotated[int, typer.Option(min=0)] = SearchOptions.seed,
     resume: Annotated[bool, typer.Option(help="continue from the checkpoint in OUT")] = False,
     fresh: FreshOpt = False,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    amp: AmpOpt = True,
+    progress: ProgressOpt = True,
 ) -> None:
     """SuperNAS + SparseNAS with measured latency in the loop; Pareto front in OUT/search."""
     from tinyformer.nas.pipeline import search as run_search
@@ -427,6 +452,10 @@ def search(
         top_k=top_k,
         max_latency=max_latency,
         seed=seed,
+        device=device,
+        threads=threads,
+        amp=amp,
+        progress=progress,
     )
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
     cand, _ = run_search(opts, tgt, out, results, resume, fresh=fresh)
@@ -520,7 +549,14 @@ def train(
         bool | None, typer.Option(help="distil from the dense model while pruning and in QAT (on)")
     ] = None,
     seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
-    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    progress: ProgressOpt = True,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    amp: AmpOpt = True,
+    resume: Annotated[
+        bool,
+        typer.Option(help="continue the interrupted run in OUT (same settings) at its last epoch"),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Train a subnet, prune it blockwise, QAT it to int8 and export DIR/model.tfir."""
@@ -548,9 +584,12 @@ def train(
         dataset=dataset,
         seed=seed,
         progress=progress and not as_json,
+        device=device,
+        amp=amp,
+        num_threads=threads,
         **{k: v for k, v in given.items() if v is not None},
     )
-    result = run_pipeline(out, cfg)
+    result = run_pipeline(out, cfg, resume=resume)
     m = result.metrics
     keys = (
         "float_test_acc",
@@ -565,6 +604,8 @@ def train(
     summary: dict[str, Any] = {k: m[k] for k in keys}
     summary["sparsity"] = round(m["sparsity"]["sparsity"], 4)
     summary["seconds"] = round(m["seconds"]["total"], 1)
+    if "resumed_after" in m:
+        summary["resumed_after"] = m["resumed_after"]
     summary.update({name: str(path) for name, path in result.paths.items()})
     if as_json:
         print(json.dumps(summary))

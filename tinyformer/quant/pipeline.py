@@ -432,8 +432,10 @@ def run_pipeline(
     config, subnet, metrics = _start(cfg, data, state, device)
     run = _Run(cfg, state, gen, Precision.for_device(device, cfg.amp), config, subnet, metrics)
     metrics, timings = run.metrics, run.timings
-    if cfg.progress and state.saved is not None:
-        tqdm.write(f"resuming {out} after {state.where}")
+    if state.saved is not None:
+        metrics["resumed_after"] = state.where
+        if cfg.progress:
+            tqdm.write(f"resuming {out} after {state.where}")
 
     # 1. float model
     if not state.reached("prune"):
