@@ -465,16 +465,27 @@ def search(
 @app.command()
 @friendly_errors
 def bench(
-    what: Annotated[str, typer.Argument(help="kernels, latency or link")] = "kernels",
+    what: Annotated[str, typer.Argument(help="kernels, latency, link or train")] = "kernels",
     target: TargetOpt = "qemu",
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
     run_timeout: RunTimeoutOpt = None,
     results: ResultsOpt = Path("results"),
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
 ) -> None:
     """kernels: results/kernels.csv. latency: latency-model MAPE on held-out candidates.
-    link: inferences over a link damaging 1e-4..1e-2 of the bytes (QEMU): results/link.csv."""
+    link: inferences over a link damaging 1e-4..1e-2 of the bytes (QEMU): results/link.csv.
+    train: training images/second, digits and CIFAR-scale models: results/training.csv."""
+    if what == "train":  # the host's CPU or GPU: no target
+        from tinyformer.model.train_bench import TRAINING_BENCH, bench_training
+
+        table = bench_training(
+            results / TRAINING_BENCH, device, None if threads is None else [threads]
+        )
+        console.print(table.drop(columns=["time", "torch"]).to_string(index=False))
+        return
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
     if what == "kernels":
         from tinyformer.perf.kernel_bench import bench_kernels
@@ -496,7 +507,7 @@ def bench(
         if wrong:
             raise HilError(f"{wrong} wrong outputs were accepted: see {results / LINK_BENCH}")
     else:
-        raise ValueError(f"unknown benchmark {what!r}; available: kernels, latency, link")
+        raise ValueError(f"unknown benchmark {what!r}; available: kernels, latency, link, train")
 
 
 # -- models: train (float -> block pruning -> QAT -> IR) and export ---------------------------
