@@ -113,9 +113,10 @@ def bench_training(
     steps: int = 4,
     warmup: int = 1,
 ) -> pd.DataFrame:
-    """Time every (model, step) on ``device`` and append the rows to ``out``; returns the
-    new rows. CPU: at each of ``threads`` (default: 1 and the default count); CUDA: with mixed
-    precision on and off."""
+    """Time every (model, step) on ``device``, appending each row to ``out`` as it is
+    measured (an interrupted bench keeps what it measured); returns the new rows. CPU: at
+    each of ``threads`` (default: 1 and the default count); CUDA: with mixed precision on
+    and off."""
     dev = resolve_device(device)
     if dev.type == "cpu":
         settings = [(n, False) for n in sorted(set(threads or (1, default_threads())))]
@@ -144,5 +145,5 @@ def bench_training(
                     "host_load": round(load, 2),
                     "torch": torch.__version__, "time": now_iso(),
                 })  # fmt: skip
-    append_rows(rows, out, COLUMNS, KEY)
+                append_rows(rows[-1:], out, COLUMNS, KEY)  # each figure kept as it comes
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -19,6 +19,9 @@ this module only orchestrates. Files written to ``out_dir``: ``subnet.pt`` (the 
 subnet, ``model.save_subnet`` format), ``plan.json``, ``config.json``, ``qat.pt``
 (:mod:`tinyformer.quant.checkpoint`), ``model.tfir``, ``metrics.json`` (accuracies,
 agreement (:mod:`tinyformer.quant.evaluate`), sparsity, sizes, timings) and ``history.csv``.
+While it runs, ``train_state.pt`` holds the state after the last completed epoch, so an
+interrupted run resumes (:mod:`tinyformer.quant.train_state`); a finished run removes it. On
+CUDA the float and pruning phases run in mixed precision (:mod:`tinyformer.model.device`).
 
 :func:`train_digits_model` is the embedded default (digits, block 4, 75 % sparsity):
 under a minute on two CPU cores (measured: 99.2 % float, 98.9 % int8 test accuracy at
