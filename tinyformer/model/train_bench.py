@@ -9,12 +9,13 @@ rule's four subnets on one batch: supernet training inside ``search`` and ``demo
 timed through :func:`tinyformer.model.fit.fit` itself (batching, augmentation, AdamW, clipping)
 on synthetic images of the real shape, after warm-up steps. ``host_load`` is the 1-minute
 load average when the case started: on a shared machine it says how contended the figure
-is. Rows are keyed (model, step, device, its name, threads, amp, batch): a rerun replaces
-its rows.
+is; ``omp_wait_policy`` says how its threads waited (``tinyformer/__init__.py``). Rows are
+keyed (model, step, device, its name, threads, amp, batch): a rerun replaces its rows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import time
@@ -41,7 +42,7 @@ STEPS = ("subnet", "supernet")
 COLUMNS = [
     "model", "step", "input", "parameters", "device", "device_name", "threads", "amp",
     "batch_size", "steps", "images_per_s", "ms_per_step", "minutes_per_50k_images",
-    "host_load", "torch", "time",
+    "host_load", "omp_wait_policy", "torch", "time",
 ]  # fmt: skip
 KEY = ["model", "step", "device", "device_name", "threads", "amp", "batch_size"]
 
@@ -49,6 +50,10 @@ KEY = ["model", "step", "device", "device_name", "threads", "amp", "batch_size"]
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
 
 
@@ -143,6 +148,7 @@ def bench_training(
                     "images_per_s": round(ips, 1), "ms_per_step": round(1000 * seconds / steps, 1),
                     "minutes_per_50k_images": round(50_000 / ips / 60, 1),
                     "host_load": round(load, 2),
+                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
                     "torch": torch.__version__, "time": now_iso(),
                 })  # fmt: skip
                 append_rows(rows[-1:], out, COLUMNS, KEY)  # each figure kept as it comes
