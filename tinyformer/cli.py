@@ -484,7 +484,9 @@ def bench(
         table = bench_training(
             results / TRAINING_BENCH, device, None if threads is None else [threads]
         )
-        console.print(table.drop(columns=["time", "torch"]).to_string(index=False))
+        shown = ["model", "step", "device", "threads", "amp", "images_per_s", "host_load"]
+        console.print(table[shown].to_string(index=False))
+        console.print(f"-> {results / TRAINING_BENCH}")
         return
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
     if what == "kernels":
