@@ -85,6 +85,20 @@ ChannelsOpt = Annotated[
     int | None, typer.Option(help="folder data: 1 (luminance) or 3 (RGB); default 3 if any colour")
 ]
 FreshOpt = Annotated[bool, typer.Option(help="start over, replacing an earlier run in OUT")]
+DeviceOpt = Annotated[
+    str, typer.Option(help="training device: auto (CUDA when present), cpu, cuda or cuda:N")
+]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads", min=1, help="CPU training threads (default: OMP_NUM_THREADS, else the "
+        "cores this process may use: its affinity, capped by a cgroup CPU quota)",
+    ),
+]  # fmt: skip
+AmpOpt = Annotated[bool, typer.Option(help="mixed precision on CUDA (float16 + loss scaling)")]
+ProgressOpt = Annotated[
+    bool, typer.Option(help="a line per epoch and generation; bars too on a terminal")
+]
 
 
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -344,12 +358,19 @@ def demo(
     results: ResultsOpt = Path("results"),
     resume: Annotated[bool, typer.Option(help="continue an interrupted demo")] = False,
     fresh: FreshOpt = False,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    amp: AmpOpt = True,
+    progress: ProgressOpt = True,
 ) -> None:
     """The main job on digits: SuperNAS, supernet, SparseNAS, prune + QAT, firmware, target."""
+    from dataclasses import replace
+
     from tinyformer.nas.pipeline import demo as run_demo
 
     tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
-    summary = run_demo(QUICK, tgt, out, results, resume, fresh=fresh)
+    opts = replace(QUICK, device=device, threads=threads, amp=amp, progress=progress)
+    summary = run_demo(opts, tgt, out, results, resume, fresh=fresh)
     summary.pop("config")
     _summary_table(summary, f"TinyFormer demo ({out})")
     console.print(f"recorded in {results / 'digits_model.csv'}")
@@ -420,6 +441,10 @@ def search(
     seed: Annotated[int, typer.Option(min=0)] = SearchOptions.seed,
     resume: Annotated[bool, typer.Option(help="continue from the checkpoint in OUT")] = False,
     fresh: FreshOpt = False,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    amp: AmpOpt = True,
+    progress: ProgressOpt = True,
 ) -> None:
     """SuperNAS + SparseNAS with measured latency in the loop; Pareto front in OUT/search."""
     from tinyformer.nas.pipeline import search as run_search
@@ -435,6 +460,10 @@ def search(
         top_k=top_k,
         max_latency=max_latency,
         seed=seed,
+        device=device,
+        threads=threads,
+        amp=amp,
+        progress=progress,
     )
     tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
     cand, _ = run_search(opts, tgt, out, results, resume, fresh=fresh)
@@ -445,7 +474,7 @@ def search(
 @friendly_errors
 def bench(
     what: Annotated[
-        str, typer.Argument(help="kernels, latency, link, models, evaluate, cpi or cmsis-nn")
+        str, typer.Argument(help="kernels, latency, link, models, evaluate, train, cpi or cmsis-nn")
     ] = "kernels",
     target: TargetOpt = "qemu",
     port: PortOpt = None,
@@ -457,6 +486,8 @@ def bench(
     cmsis_nn: Annotated[
         Path | None, typer.Option(help="cmsis-nn: a CMSIS-NN checkout (not downloaded)")
     ] = None,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
 ) -> None:
     """kernels: results/kernels.csv. latency: latency-model MAPE on held-out candidates.
     link: inferences over a link damaging 1e-4..1e-2 of the bytes (QEMU): results/link.csv.
@@ -465,7 +496,18 @@ def bench(
     cpi: board cycles vs QEMU instructions of the layers measured on both (recorded runs):
     results/board_vs_qemu.csv, which calibrates the milliseconds estimated on QEMU.
     cmsis-nn: CMSIS-NN's linear kernel from your checkout (--cmsis-nn) on the kernel bench's
-    shapes, beside the constants the bench compares with: results/cmsis_nn.csv."""
+    shapes, beside the constants the bench compares with: results/cmsis_nn.csv.
+    train: training images/second, digits and CIFAR-scale models: results/training.csv."""
+    if what == "train":  # the host's CPU or GPU: no target
+        from tinyformer.model.train_bench import TRAINING_BENCH, bench_training
+
+        table = bench_training(
+            results / TRAINING_BENCH, device, None if threads is None else [threads]
+        )
+        shown = ["model", "step", "device", "threads", "amp", "images_per_s", "host_load"]
+        console.print(table[shown].to_string(index=False))
+        console.print(f"-> {results / TRAINING_BENCH}")
+        return
     tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
     if what == "kernels":
         from tinyformer.perf.kernel_bench import bench_kernels
@@ -523,7 +565,7 @@ def bench(
     else:
         raise ValueError(
             f"unknown benchmark {what!r}; available: kernels, latency, link, models, "
-            "evaluate, cpi, cmsis-nn"
+            "evaluate, train, cpi, cmsis-nn"
         )
 
 
@@ -577,7 +619,14 @@ def train(
         bool | None, typer.Option(help="distil from the dense model while pruning and in QAT (on)")
     ] = None,
     seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
-    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    progress: ProgressOpt = True,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    amp: AmpOpt = True,
+    resume: Annotated[
+        bool,
+        typer.Option(help="continue the interrupted run in OUT (same settings) at its last epoch"),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Train a subnet, prune it blockwise, QAT it to int8 and export DIR/model.tfir."""
@@ -605,9 +654,12 @@ def train(
         dataset=dataset,
         seed=seed,
         progress=progress and not as_json,
+        device=device,
+        amp=amp,
+        num_threads=threads,
         **{k: v for k, v in given.items() if v is not None},
     )
-    result = run_pipeline(out, cfg)
+    result = run_pipeline(out, cfg, resume=resume)
     m = result.metrics
     keys = (
         "float_test_acc",
@@ -622,6 +674,8 @@ def train(
     summary: dict[str, Any] = {k: m[k] for k in keys}
     summary["sparsity"] = round(m["sparsity"]["sparsity"], 4)
     summary["seconds"] = round(m["seconds"]["total"], 1)
+    if "resumed_after" in m:
+        summary["resumed_after"] = m["resumed_after"]
     summary.update({name: str(path) for name, path in result.paths.items()})
     if as_json:
         print(json.dumps(summary))
