@@ -23,8 +23,14 @@ Ops, their inputs and attributes (activations int8 NHWC without batch: [H][W][C]
     avgpool           x [H][W][C]                          kernel[kh,kw] stride padding
                                                            act_min act_max
     global_avgpool    x [H][W][C] or [T][C] -> [C]         act_min act_max
+    mean              x [H][W][C] -> [C]                   input_zp output_zp multiplier shift
+                                                           (TFLite's MEAN: requantized sum)
     transpose         x                                    shape[4] perm[4] inner
     reshape           x                                    (same bytes, new shape)
+
+A graph imported from TensorFlow Lite has ``meta["rounding"] == "tflite"``: its requantizations
+round as TFLite Micro's do and its softmax is TFLite's (``ops/tflm.py``); the firmware is then
+built with ``TF_ROUNDING_TFLITE`` (:func:`rounding`).
 
 conv2d and linear weights may be stored block-sparse (``Tensor.encoding == "block-rle"``);
 they then lower to the block-sparse kernels, with the same integer semantics.
@@ -51,6 +57,8 @@ from tinyformer.engine.intmath import (
     INT32_MAX,
     MAX_SHIFT,
     MIN_SHIFT,
+    requantize,
+    requantize_tflite,
     smlal_requant_table,
 )
 from tinyformer.engine.ops.conv import (
@@ -75,6 +83,7 @@ from tinyformer.engine.ops.matmul import (
 from tinyformer.engine.ops.norm import G_LIMIT, MAX_D, layernorm, layernorm_affine
 from tinyformer.engine.ops.pool import avgpool, global_avgpool
 from tinyformer.engine.ops.softmax import softmax
+from tinyformer.engine.ops.tflm import SOFTMAX_ACCUM_BITS, mean, softmax_tflite
 from tinyformer.engine.opspec import Attr, Int, Invalid, OneOf, Operand, int_list, optional
 from tinyformer.engine.sparse_format import BLOCKS
 
@@ -102,6 +111,18 @@ class OpDef:
     operands: tuple[Operand, ...]  # the inputs, in order; every op has one output
     attrs: Mapping[str, Attr]
     output_shape: OutputShape
+
+
+ROUNDINGS = ("single", "tflite")  # graph.meta["rounding"]; absent means "single"
+
+
+def rounding(graph: Graph) -> str:
+    """The graph's integer semantics: the engine's single rounding or TFLite Micro's."""
+    return str(graph.meta.get("rounding", "single"))
+
+
+def _requant(graph: Graph) -> Callable[..., np.ndarray]:
+    return requantize_tflite if rounding(graph) == "tflite" else requantize
 
 
 def is_sparse(graph: Graph, name: str) -> bool:
@@ -240,6 +261,7 @@ def _linear_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndar
         np.asarray(a["multiplier"]),
         np.asarray(a["shift"]),
         *_act(a),
+        requant=_requant(graph),
     )
     return [out.reshape(_shape(graph, node.outputs[0]))]
 
@@ -308,6 +330,7 @@ def _conv_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarra
         int(a.get("stride", 1)),
         _padding(a),
         *_act(a),
+        requant=_requant(graph),
     )
     return [out]
 
@@ -365,7 +388,11 @@ def _conv_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], s
     if node.op == "depthwise_conv2d":
         bias = ctx.const(node.name + "_b", depthwise_bias(weights, _bias(graph, node)))
         wc = ctx.const(node.name + "_w", depthwise_weights_s16(weights))
-        table = smlal_requant_table(a["multiplier"], a["shift"], int(a["output_zp"]))
+        table = (  # the table is the single rounding's form
+            smlal_requant_table(a["multiplier"], a["shift"], int(a["output_zp"]))
+            if rounding(graph) == "single"
+            else None
+        )
         rq = (
             f"{_requant_args(node, ctx)}, NULL"
             if table is None
@@ -412,7 +439,10 @@ def _add_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray
     a = node.attrs
     lo, hi = _act(a)
     params = {key: int(a[key]) for key in _ADD_KEYS}
-    return [add(ins[0], ins[1], **params, act_min=lo, act_max=hi, left_shift=a["left_shift"])]
+    return [
+        add(ins[0], ins[1], **params, act_min=lo, act_max=hi, left_shift=a["left_shift"],
+            requant=_requant(graph))
+    ]  # fmt: skip
 
 
 def _add_shape(node: Node, graph: Graph) -> tuple[int, ...]:
@@ -468,13 +498,18 @@ def _layernorm_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[st
 
 
 def _softmax_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
-    return [softmax(ins[0], ins[1])]
+    return [(softmax_tflite if rounding(graph) == "tflite" else softmax)(ins[0], ins[1])]
 
 
 def _softmax_shape(node: Node, graph: Graph) -> tuple[int, ...]:
     _expect_shape(node, graph, 1, (256,))
     table = graph.tensors[node.inputs[1]].const.astype(np.int64)
     n = _shape(graph, node.inputs[0])[-1]
+    if rounding(graph) == "tflite":  # Q0.31 exps; their Q12.19 sum must stay in int32
+        longest = (1 << SOFTMAX_ACCUM_BITS) - 1
+        if table.min() < 0 or n > longest:
+            raise Invalid(_operand(node, 1), f"entries must be >= 0, rows <= {longest} long")
+        return _same_shape(node, graph)
     # A row's sum of table entries must be a positive int32 (one reciprocal per row).
     if table.min() < 0 or table[0] < 1 or n * int(table.max()) > INT32_MAX:
         raise Invalid(_operand(node, 1), f"entries must be >= 0, [0] >= 1, {n} x max <= 2^31 - 1")
@@ -652,6 +687,30 @@ def _gap_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], st
     return ["tf_global_avgpool_s8.h"], code
 
 
+def _mean_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
+    a = node.attrs
+    zp_in, zp_out, m, s = (int(a[key]) for key in ("input_zp", "output_zp", "multiplier", "shift"))
+    return [mean(ins[0], zp_in, zp_out, m, s, requant=_requant(graph))]
+
+
+def _mean_shape(node: Node, graph: Graph) -> tuple[int, ...]:
+    h, w, c = _input_shape(node, graph, 0, rank=3)
+    if h * w * 255 > INT32_MAX:
+        raise Invalid(_operand(node, 0), f"{h} x {w} pixels overflow the int32 sum")
+    return (c,)
+
+
+def _mean_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
+    a = node.attrs
+    h, w, c = _shape(graph, node.inputs[0])
+    params = ", ".join(str(int(a[key])) for key in ("input_zp", "output_zp", "multiplier", "shift"))
+    code = (
+        f"    tf_mean_s8({ctx.ptr(node.inputs[0])}, {h * w}, {c}, {params}, "
+        f"{ctx.ptr(node.outputs[0])});"
+    )
+    return ["tf_mean_s8.h"], code
+
+
 def _transpose_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
     a = node.attrs
     out = transpose_s8(ins[0], tuple(a["shape"]), tuple(a["perm"]), int(a["inner"]))
@@ -769,6 +828,13 @@ OPS: dict[str, OpDef] = {
     ),
     "global_avgpool": OpDef(
         _gap_ref, _gap_emit, operands=(_X,), attrs=_ACT, output_shape=_gap_shape
+    ),
+    "mean": OpDef(
+        _mean_ref, _mean_emit,
+        operands=(_X,),
+        attrs={"input_zp": Attr(_ZP), "output_zp": Attr(_ZP), "multiplier": Attr(_Q31),
+               "shift": Attr(_SHIFT)},
+        output_shape=_mean_shape,
     ),
     "transpose": OpDef(
         _transpose_ref, _transpose_emit,
