@@ -2,6 +2,7 @@
 #include "tf_add_s8.h"
 
 #include "tf_dsp.h"
+#include "tf_math.h"
 
 /* TF_ARM_DSP_ASM (tf_dsp.h): the fast form's loop, four elements at a time, is assembly
  * (tf_add_s8_arm.S); the portable C (add_fast_c) runs the rest, and everything elsewhere. */
@@ -64,7 +65,7 @@ static int add_fast(int32_t input1_zp, int32_t input1_multiplier, int32_t input1
                     int32_t act_min, int32_t act_max, int32_t left_shift, add_fast_t *f)
 {
     int64_t a_lo, a_hi, b_lo, b_hi;
-    if (left_shift < 0 || left_shift > 22 || output_shift > -2 || output_shift < -31 ||
+    if (TF_ROUNDING_TFLITE || left_shift < 0 || left_shift > 22 || output_shift > -2 || output_shift < -31 ||
         output_zp < -(1 << 20) || output_zp > (1 << 20) ||
         !input_range(input1_zp, input1_multiplier, input1_shift, left_shift, &f->s1, &a_lo,
                      &a_hi) ||
@@ -187,6 +188,18 @@ void tf_add_s8(const int8_t *input1, const int8_t *input2, int32_t n, int32_t in
                    input2_multiplier, output_multiplier, act_min, act_max, &f, output);
         return;
     }
+#if TF_ROUNDING_TFLITE
+    /* TFLite's AddElementwise: (x - zp) << left_shift fits int32 for left_shift <= 22 */
+    for (int32_t i = 0; i < n; i++) {
+        const int32_t a = tf_requantize((input1[i] - input1_zp) * (1 << left_shift),
+                                        input1_multiplier, input1_shift);
+        const int32_t b = tf_requantize((input2[i] - input2_zp) * (1 << left_shift),
+                                        input2_multiplier, input2_shift);
+        const int32_t y = tf_requantize(a + b, output_multiplier, output_shift) + output_zp;
+        output[i] = (int8_t)add_clip(y, act_min, act_max);
+    }
+    return;
+#endif
     /* Generic: the reference in int64, for parameters add_params never makes. */
     for (int32_t i = 0; i < n; i++) {
         const int64_t a = rq64((int64_t)(input1[i] - input1_zp) * ((int64_t)1 << left_shift),

@@ -40,6 +40,9 @@ typedef struct {
  * instead of a 64-bit shift (same result). */
 static inline int32_t requantize_fast(int32_t acc, int32_t multiplier, int32_t shift)
 {
+#if TF_ROUNDING_TFLITE /* TFLite's double rounding has no such shortcut */
+    return tf_requantize(acc, multiplier, shift);
+#endif
     const int32_t t = (int32_t)(((int64_t)acc * multiplier) >> 31);
     return ((t >> (-1 - shift)) + 1) >> 1;
 }

@@ -31,7 +31,7 @@ enum { MODE_GENERIC = 0, MODE_FAST = 1, MODE_FAST_CLAMP = 2 };
 static inline int32_t fc_mode(const int32_t *shift, int32_t output_zp, int32_t act_min,
                               int32_t act_max, int32_t k, int32_t m)
 {
-    if (k < 4 || m < 1 || output_zp < -128 || output_zp > 127 || act_min < -128 ||
+    if (TF_ROUNDING_TFLITE || k < 4 || m < 1 || output_zp < -128 || output_zp > 127 || act_min < -128 ||
         act_max > 127 || act_min > act_max) {
         return MODE_GENERIC;
     }
@@ -106,7 +106,7 @@ static inline int8_t finish(int32_t acc, int32_t mult, int32_t shift, int32_t zp
     return (int8_t)tf_clamp(tf_requantize(acc, mult, shift) + zp, lo, hi);
 }
 
-#if TF_ARM_DSP_ASM
+#if TF_ARM_DSP_ASM && !TF_ROUNDING_TFLITE /* the assembly's requantization rounds once */
 static inline void gen_tile(gen_state_t *st) { tf_fc_gen_tile(st); }
 #else
 static void gen_tile(gen_state_t *st)

@@ -8,16 +8,56 @@
  * as Q31 and shift in [-31, 30], positive = left:
  *
  *     tf_requantize(x, M, s) = (((int64)x * M) >> (30 - s)) + 1) >> 1
+ *
+ * A model imported from TensorFlow Lite is built with TF_ROUNDING_TFLITE = 1 (its folder's
+ * tf_model_config.h, written with its model.c): tf_requantize is then TFLite's double
+ * rounding, MultiplyByQuantizedMultiplier (intmath.requantize_tflite), and the kernels leave
+ * their single-rounding fast forms for their generic paths. The engine's own models are
+ * built with 0 and compile to exactly what they did before.
  */
 #ifndef TF_MATH_H
 #define TF_MATH_H
 
 #include <stdint.h>
 
+#if defined(__has_include)
+#if __has_include("tf_model_config.h")
+#include "tf_model_config.h"
+#endif
+#endif
+#ifndef TF_ROUNDING_TFLITE
+#define TF_ROUNDING_TFLITE 0
+#endif
+
+/* gemmlowp's SaturatingRoundingDoublingHighMul: round(a * b / 2^31), ties away from zero. */
+static inline int32_t tf_srdhm(int32_t a, int32_t b)
+{
+    if (a == INT32_MIN && b == INT32_MIN) {
+        return INT32_MAX;
+    }
+    const int64_t ab = (int64_t)a * (int64_t)b;
+    const int64_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
+    return (int32_t)((ab + nudge) / ((int64_t)1 << 31)); /* C division truncates */
+}
+
+/* gemmlowp's RoundingDivideByPOT: x / 2^e rounded, ties away from zero (0 <= e <= 31). */
+static inline int32_t tf_rdbpot(int32_t x, int32_t e)
+{
+    const int32_t mask = (int32_t)(((int64_t)1 << e) - 1);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0);
+    return (x >> e) + (remainder > threshold);
+}
+
 static inline int32_t tf_requantize(int32_t x, int32_t multiplier, int32_t shift)
 {
+#if TF_ROUNDING_TFLITE
+    const int32_t left = shift > 0 ? shift : 0;
+    return tf_rdbpot(tf_srdhm((int32_t)((uint32_t)x << left), multiplier), left - shift);
+#else
     const int64_t prod = (int64_t)x * (int64_t)multiplier;
     return (int32_t)(((prod >> (30 - shift)) + 1) >> 1);
+#endif
 }
 
 static inline int32_t tf_clamp(int32_t x, int32_t lo, int32_t hi)

@@ -235,7 +235,7 @@ static int32_t plan(tf_sfc_plan_t *pl, const uint8_t *weights, const int32_t *bi
             e[4] = kind;
         }
     }
-    pl->fast = fast;
+    pl->fast = fast && !TF_ROUNDING_TFLITE; /* the fast form rounds once */
     const int32_t total = 4 * pl->kp; /* TILE * kp * 2 bytes in words */
     for (int32_t i = widened_words(k); i < total; i++) {
         pl->xs[i] = 0;

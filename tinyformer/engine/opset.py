@@ -83,7 +83,7 @@ from tinyformer.engine.ops.matmul import (
 from tinyformer.engine.ops.norm import G_LIMIT, MAX_D, layernorm, layernorm_affine
 from tinyformer.engine.ops.pool import avgpool, global_avgpool
 from tinyformer.engine.ops.softmax import softmax
-from tinyformer.engine.ops.tflm import SOFTMAX_ACCUM_BITS, mean, softmax_tflite
+from tinyformer.engine.ops.tflm import SOFTMAX_MAX_ROW, mean, softmax_tflite
 from tinyformer.engine.opspec import Attr, Int, Invalid, OneOf, Operand, int_list, optional
 from tinyformer.engine.sparse_format import BLOCKS
 
@@ -505,8 +505,8 @@ def _softmax_shape(node: Node, graph: Graph) -> tuple[int, ...]:
     _expect_shape(node, graph, 1, (256,))
     table = graph.tensors[node.inputs[1]].const.astype(np.int64)
     n = _shape(graph, node.inputs[0])[-1]
-    if rounding(graph) == "tflite":  # Q0.31 exps; their Q12.19 sum must stay in int32
-        longest = (1 << SOFTMAX_ACCUM_BITS) - 1
+    if rounding(graph) == "tflite":  # Q0.31 exps; the shift by the sum's size within 31
+        longest = SOFTMAX_MAX_ROW
         if table.min() < 0 or n > longest:
             raise Invalid(_operand(node, 1), f"entries must be >= 0, rows <= {longest} long")
         return _same_shape(node, graph)

@@ -32,6 +32,8 @@ from tinyformer.engine.intmath import (
 
 SOFTMAX_DIFF_BITS = 5  # the exp's input: Q5.26
 SOFTMAX_ACCUM_BITS = 12  # the sum of exps: Q12.19
+# Rows below 2^(31 - 19 - 3) keep the sum below 2^28 and the output's shift within 31 bits.
+SOFTMAX_MAX_ROW = 511
 LOGISTIC_INPUT_BITS = 4
 
 
