@@ -192,10 +192,26 @@ def _print_profile(profile: list[Any], unit: str, measured: bool) -> None:
     console.print(table)
 
 
+@app.command("import")
+@friendly_errors
+def import_tflite(
+    model: Annotated[Path, typer.Argument(help="int8 TensorFlow Lite model (.tflite)")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="IR file to write (.tfir)")],
+) -> None:
+    """Import an int8 .tflite model as an IR file, bit-exact with TFLite Micro."""
+    from tinyformer.engine import ir
+    from tinyformer.engine.tflite_import import import_tflite as read_tflite
+
+    graph = read_tflite(model)
+    ir.save(graph, out)
+    ops = sorted({n.op for n in graph.nodes})
+    console.print(f"{out}: {len(graph.nodes)} layers ({', '.join(ops)}), TFLite rounding")
+
+
 @app.command()
 @friendly_errors
 def compile(
-    model: Annotated[Path, typer.Argument(help="IR file (.tfir)")],
+    model: Annotated[Path, typer.Argument(help="IR file (.tfir) or int8 .tflite model")],
     out: Annotated[Path, typer.Option("-o", "--out", help="output folder")],
     board: Annotated[str, typer.Option(help="mps2-an500 (QEMU) or stm32f746")] = DEFAULT_BOARD,
     as_json: JsonOpt = False,

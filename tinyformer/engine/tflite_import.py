@@ -477,7 +477,12 @@ class _Importer:
 def import_tflite_bytes(data: bytes, name: str = "model", source: str = "the model") -> Graph:
     """The IR graph of a ``.tflite`` file's bytes (module docstring)."""
     fb, model = _read(bytes(data), source)
-    return _Importer(fb, model, name).run()
+    try:
+        return _Importer(fb, model, name).run()
+    except TFLiteImportError as exc:
+        raise TFLiteImportError(f"{source}: {exc}") from None
+    except (AttributeError, IndexError, TypeError, ValueError) as exc:  # fields a damaged file
+        raise TFLiteImportError(f"{source} is malformed ({type(exc).__name__})") from None
 
 
 def import_tflite(path: Path) -> Graph:
