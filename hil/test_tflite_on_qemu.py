@@ -5,17 +5,14 @@ every element of every input. One firmware build per model."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from tflite_models import ds_cnn, mobilenet, oracle, resnet8  # noqa: E402
-
-from tinyformer.compiler.driver import compile_model, firmware_in  # noqa: E402
-from tinyformer.hil.targets.base import Target  # noqa: E402
+from tinyformer.compiler.driver import compile_model, firmware_in
+from tinyformer.hil.targets.base import Target
+from tinyformer.perf.tflite_models import ds_cnn, mobilenet, oracle, resnet8
 
 KERAS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "keras_cnn_int8.tflite"
 MODELS = {

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tflite_micro.tensorflow.lite.micro.compression import model_editor as me
-from tflite_models import MODELS, Builder, fb, oracle, resnet8
 from typer.testing import CliRunner
 
 from tinyformer.cli import app
@@ -21,6 +20,7 @@ from tinyformer.engine import ir
 from tinyformer.engine.codegen import generate
 from tinyformer.engine.reference import outputs
 from tinyformer.engine.tflite_import import TFLiteImportError, import_tflite, import_tflite_bytes
+from tinyformer.perf.tflite_models import MODELS, Builder, fb, oracle, resnet8
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNELS = ROOT / "firmware" / "kernels"

@@ -452,7 +452,7 @@ def search(
 @app.command()
 @friendly_errors
 def bench(
-    what: Annotated[str, typer.Argument(help="kernels, latency or link")] = "kernels",
+    what: Annotated[str, typer.Argument(help="kernels, latency, link or imported")] = "kernels",
     target: TargetOpt = "qemu",
     port: PortOpt = None,
     probe: ProbeOpt = None,
@@ -461,7 +461,9 @@ def bench(
     results: ResultsOpt = Path("results"),
 ) -> None:
     """kernels: results/kernels.csv. latency: latency-model MAPE on held-out candidates.
-    link: inferences over a link damaging 1e-4..1e-2 of the bytes (QEMU): results/link.csv."""
+    link: inferences over a link damaging 1e-4..1e-2 of the bytes (QEMU): results/link.csv.
+    imported: .tflite models (ResNet-8 dense and block-pruned, DS-CNN, MobileNet-style) and
+    TFLite rounding's cost per kernel: results/imported_models.csv."""
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
     if what == "kernels":
         from tinyformer.perf.kernel_bench import bench_kernels
@@ -474,6 +476,11 @@ def bench(
         table = check_latency_model(tgt, results)
         console.print(table.drop(columns=["time"]).to_string(index=False))
         console.print(f"MAPE {table['mape_pct'].iloc[0]:.2f} % -> {results / LATENCY_REPORT}")
+    elif what == "imported":
+        from tinyformer.perf.imported_bench import IMPORTED_BENCH, bench_imported
+
+        table = bench_imported(tgt, results / IMPORTED_BENCH)
+        console.print(table.drop(columns=["git_rev", "time"]).to_string(index=False))
     elif what == "link":
         from tinyformer.perf.link_bench import LINK_BENCH, bench_link
 
@@ -483,7 +490,7 @@ def bench(
         if wrong:
             raise HilError(f"{wrong} wrong outputs were accepted: see {results / LINK_BENCH}")
     else:
-        raise ValueError(f"unknown benchmark {what!r}; available: kernels, latency, link")
+        raise ValueError(f"unknown benchmark {what!r}; available: kernels, latency, link, imported")
 
 
 # -- models: train (float -> block pruning -> QAT -> IR) and export ---------------------------

@@ -106,7 +106,7 @@ static inline int8_t finish(int32_t acc, int32_t mult, int32_t shift, int32_t zp
     return (int8_t)tf_clamp(tf_requantize(acc, mult, shift) + zp, lo, hi);
 }
 
-#if TF_ARM_DSP_ASM && !TF_ROUNDING_TFLITE /* the assembly's requantization rounds once */
+#if TF_ARM_DSP_ASM
 static inline void gen_tile(gen_state_t *st) { tf_fc_gen_tile(st); }
 #else
 static void gen_tile(gen_state_t *st)

@@ -23,6 +23,7 @@
  * SXTB16(x ror 8) = (x1, x3) as int16 pairs; a weight word gets the same, so one group of one
  * token against one row is two SMLADs.
  */
+#include "tf_config.h"
 #include "tf_dsp.h"
 
 #if TF_ARM_DSP_ASM
@@ -717,6 +718,37 @@ tf_fc_extend_token:
  */
 #define GS 24                            /* the state, from the tile's end */
 
+#if TF_ROUNDING_TFLITE
+/* TFLite's MultiplyByQuantizedMultiplier (tf_math.h): h = SRDHM(a << left, M) =
+ * (a M + 2^30) >> 31 (SMULL, ADDS, ADC, then the two words' bits 31..62), then for s <= 0 a
+ * rounding shift by n = -s with ties away from zero: (h + 2^(n-1) - (h < 0)) >> n.
+ * Registers: r9 M, r10 n (s <= 0) or left (s > 0), r2 2^(n-1), r8 2^(n-1) - 1 (0, 0 for
+ * n = 0), lr output_zp. */
+    .macro GEN_TFL_HIGH a, x
+    smull   r11, r12, \x, r9
+    adds    r11, r11, #0x40000000
+    adc     r12, r12, #0
+    lsl     r12, r12, #1
+    orr     \a, r12, r11, lsr #31
+    .endm
+
+    .macro GEN_RQ_TFL a
+    GEN_TFL_HIGH \a, \a
+    cmp     \a, #0
+    ite     ge
+    addge   \a, \a, r2
+    addlt   \a, \a, r8
+    asr     \a, \a, r10
+    add     \a, \a, lr
+    .endm
+
+    .macro GEN_RQ_TFL_LEFT a
+    lsl     \a, \a, r10
+    GEN_TFL_HIGH \a, \a
+    add     \a, \a, lr
+    .endm
+#endif
+
     /* Requantize accumulator a, m <= 32 (r8: 2^n, r10: m, r2: 32 - m), + output_zp. */
     .macro GEN_RQ_LO a
     smull   r11, r12, \a, r9
@@ -795,6 +827,28 @@ tf_fc_gen_tile:
     ldr     r2, [r3, #GS + 16]
     ldr     r10, [r2, r1, lsl #2]        /* shift[j] */
     ldr     lr, [r3, #GS + 20]           /* output_zp */
+#if TF_ROUNDING_TFLITE
+    cmp     r10, #0
+    bgt     .Lgt_tfl_left
+    rsb     r10, r10, #0                 /* n = -s */
+    movs    r2, #1
+    lsl     r2, r2, r10
+    lsr     r2, r2, #1                   /* 2^(n-1), 0 for n = 0 */
+    subs    r8, r2, #1
+    it      lt
+    movlt   r8, #0
+    GEN_RQ_TFL r4
+    GEN_RQ_TFL r5
+    GEN_RQ_TFL r6
+    GEN_RQ_TFL r7
+    b       .Lgt_clamp
+.Lgt_tfl_left:                           /* s > 0: no rounding shift */
+    GEN_RQ_TFL_LEFT r4
+    GEN_RQ_TFL_LEFT r5
+    GEN_RQ_TFL_LEFT r6
+    GEN_RQ_TFL_LEFT r7
+    b       .Lgt_clamp
+#endif
     rsb     r10, r10, #31                /* m */
     subs    r2, r10, #32
     bgt     .Lgt_hi

@@ -20,30 +20,19 @@
 
 #include <stdint.h>
 
-#if defined(__has_include)
-#if __has_include("tf_model_config.h")
-#include "tf_model_config.h"
-#endif
-#endif
-#ifndef TF_ROUNDING_TFLITE
-#define TF_ROUNDING_TFLITE 0
-#endif
+#include "tf_config.h"
 
-/* gemmlowp's SaturatingRoundingDoublingHighMul: round(a * b / 2^31), ties away from zero. */
+/* gemmlowp's SaturatingRoundingDoublingHighMul for b >= 0 (a multiplier): its nudge and
+ * truncating division come to floor((a b + 2^30) / 2^31), ties towards +inf. */
 static inline int32_t tf_srdhm(int32_t a, int32_t b)
 {
-    if (a == INT32_MIN && b == INT32_MIN) {
-        return INT32_MAX;
-    }
-    const int64_t ab = (int64_t)a * (int64_t)b;
-    const int64_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
-    return (int32_t)((ab + nudge) / ((int64_t)1 << 31)); /* C division truncates */
+    return (int32_t)(((int64_t)a * (int64_t)b + (1 << 30)) >> 31);
 }
 
 /* gemmlowp's RoundingDivideByPOT: x / 2^e rounded, ties away from zero (0 <= e <= 31). */
 static inline int32_t tf_rdbpot(int32_t x, int32_t e)
 {
-    const int32_t mask = (int32_t)(((int64_t)1 << e) - 1);
+    const int32_t mask = (int32_t)((1u << e) - 1u); /* 32-bit: no library shift */
     const int32_t remainder = x & mask;
     const int32_t threshold = (mask >> 1) + (x < 0);
     return (x >> e) + (remainder > threshold);

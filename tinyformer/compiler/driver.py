@@ -40,14 +40,13 @@ class CompileReport:
 def compile_model(ir_path: Path, out_dir: Path, board: str = DEFAULT_BOARD) -> CompileReport:
     """Compile an IR file, or a ``.tflite`` model (imported first, into OUT/model.tfir)."""
     out_dir = Path(out_dir)
+    tflite = Path(ir_path).suffix == ".tflite"
+    graph = import_tflite(Path(ir_path)) if tflite else ir.load(ir_path)  # refused: no OUT
     out_dir.mkdir(parents=True, exist_ok=True)
-    if Path(ir_path).suffix == ".tflite":
-        graph = import_tflite(Path(ir_path))
+    if tflite:
         ir.save(graph, out_dir / "model.tfir")
-    else:
-        graph = ir.load(ir_path)
-        if Path(ir_path).resolve() != (out_dir / "model.tfir").resolve():
-            shutil.copyfile(ir_path, out_dir / "model.tfir")
+    elif Path(ir_path).resolve() != (out_dir / "model.tfir").resolve():
+        shutil.copyfile(ir_path, out_dir / "model.tfir")
     plan = plan_graph(graph)
     cmodel = generate(graph, plan)
     cmodel.write(out_dir / "model")

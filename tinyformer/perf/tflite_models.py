@@ -1,8 +1,9 @@
 """int8 .tflite models built with TFLite's schema (tflite-micro's model editor), for the
-importer's tests: random weights with per-channel scales as a converter sets them (max |w| /
-127 per output channel), activation scales that keep values spread over int8, and the
-graphs of MLPerf Tiny's reference models (ResNet-8 for image classification at 32x32x3,
-DS-CNN for keyword spotting at 49x10x1) and a MobileNet-style stack.
+importer's tests and the imported-model bench: random weights with per-channel scales as a
+converter sets them (max |w| / 127 per output channel), activation scales calibrated on an
+input as a converter does, and the graphs of MLPerf Tiny's reference models (ResNet-8 for
+image classification at 32x32x3, DS-CNN for keyword spotting at 49x10x1) and a
+MobileNet-style stack.
 
 ``oracle(model, x)`` runs TFLite Micro's own interpreter: the bit-exact reference.
 """
@@ -13,9 +14,15 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from tflite_micro.python.tflite_micro import runtime
-from tflite_micro.tensorflow.lite.micro.compression import model_editor as me
-from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
+
+try:  # a dev dependency: the bench and the tests need it, the importer only its schema
+    from tflite_micro.python.tflite_micro import runtime
+    from tflite_micro.tensorflow.lite.micro.compression import model_editor as me
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
+except ImportError as exc:  # pragma: no cover - installed by `make setup`
+    raise ImportError(
+        "building .tflite models needs tflite-micro: pip install tflite-micro"
+    ) from exc
 
 from tinyformer.engine.ops.conv import patches, same_padding
 
