@@ -22,6 +22,7 @@ Ops, their inputs and attributes (activations int8 NHWC without batch: [H][W][C]
                                                            shift output_zp
     avgpool           x [H][W][C]                          kernel[kh,kw] stride padding
                                                            act_min act_max
+    maxpool           x [H][W][C]                          as avgpool
     global_avgpool    x [H][W][C] or [T][C] -> [C]         act_min act_max
     mean              x [H][W][C] -> [C]                   input_zp output_zp multiplier shift
                                                            (TFLite's MEAN: requantized sum)
@@ -81,7 +82,7 @@ from tinyformer.engine.ops.matmul import (
     bmm_scratch_bytes,
 )
 from tinyformer.engine.ops.norm import G_LIMIT, MAX_D, layernorm, layernorm_affine
-from tinyformer.engine.ops.pool import avgpool, global_avgpool
+from tinyformer.engine.ops.pool import avgpool, global_avgpool, maxpool
 from tinyformer.engine.ops.softmax import softmax
 from tinyformer.engine.ops.tflm import SOFTMAX_MAX_ROW, mean, softmax_tflite
 from tinyformer.engine.opspec import Attr, Int, Invalid, OneOf, Operand, int_list, optional
@@ -646,7 +647,8 @@ def _matmul_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str],
 def _avgpool_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
     a = node.attrs
     kh, kw = a["kernel"]
-    return [avgpool(ins[0], int(kh), int(kw), int(a["stride"]), _padding(a), *_act(a))]
+    fn = avgpool if node.op == "avgpool" else maxpool
+    return [fn(ins[0], int(kh), int(kw), int(a["stride"]), _padding(a), *_act(a))]
 
 
 def _avgpool_shape(node: Node, graph: Graph) -> tuple[int, ...]:
@@ -661,11 +663,12 @@ def _avgpool_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str]
     kh, kw = a["kernel"]
     pads = ", ".join(str(p) for p in _padding(a))
     lo, hi = _act(a)
+    kernel = f"tf_{node.op}_s8"  # tf_avgpool_s8, tf_maxpool_s8: the same arguments
     code = (
-        f"    tf_avgpool_s8({ctx.ptr(node.inputs[0])}, {h}, {w}, {c}, {kh}, {kw}, "
+        f"    {kernel}({ctx.ptr(node.inputs[0])}, {h}, {w}, {c}, {kh}, {kw}, "
         f"{int(a['stride'])}, {pads}, {lo}, {hi}, {ctx.ptr(node.outputs[0])});"
     )
-    return ["tf_avgpool_s8.h"], code
+    return [f"{kernel}.h"], code
 
 
 def _gap_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
@@ -821,6 +824,12 @@ OPS: dict[str, OpDef] = {
         operands=(Operand("attn"), Operand("v")), attrs=_AV, output_shape=_av_shape,
     ),
     "avgpool": OpDef(
+        _avgpool_ref, _avgpool_emit,
+        operands=(_X,), attrs={"kernel": Attr(Int(1, INT32_MAX, 2)), **_WINDOW, **_ACT,
+                              "stride": Attr(_COUNT)},
+        output_shape=_avgpool_shape,
+    ),
+    "maxpool": OpDef(
         _avgpool_ref, _avgpool_emit,
         operands=(_X,), attrs={"kernel": Attr(Int(1, INT32_MAX, 2)), **_WINDOW, **_ACT,
                               "stride": Attr(_COUNT)},

@@ -297,6 +297,8 @@ class _Importer:
         return op.builtinOptions
 
     def _stride(self, o: Any) -> int:
+        if min(o.strideH, o.strideW) < 1:
+            raise self.fail(f"strides {o.strideH}x{o.strideW} are not positive")
         if o.strideH != o.strideW:
             raise self.fail(f"strides {o.strideH}x{o.strideW}: only equal strides are supported")
         return int(o.strideH)
@@ -395,21 +397,29 @@ class _Importer:
         )  # fmt: skip
         self.write(op.outputs[0], y, name)
 
-    def op_average_pool_2d(self, op: Any, name: str) -> None:
+    def _pool(self, op: Any, name: str, kind: str) -> None:
         o = self._options(op, "options")
         x_t, out_t = self.activation(op.inputs[0]), self.activation(op.outputs[0])
-        self.same_quant(x_t, out_t, "AVERAGE_POOL_2D")
+        self.same_quant(x_t, out_t, "pooling")
         x = self.ir_tensor(op.inputs[0])
         h, w, _ = self.tensors[x].shape
         kh, kw, stride = int(o.filterHeight), int(o.filterWidth), self._stride(o)
+        if min(kh, kw) < 1:
+            raise self.fail(f"window {kh}x{kw} is empty")
         y = f"{name}_out"
         self.tensors[y] = Tensor(y, self.ir_shape(out_t.shape), "int8", out_t.scale, out_t.zp)
         self.add_node(
-            "avgpool", name, [x], y, kernel=[kh, kw], stride=stride,
+            kind, name, [x], y, kernel=[kh, kw], stride=stride,
             padding=self._padding(o, h, w, kh, kw, stride),
             **self.act_range(o.fusedActivationFunction, out_t),
         )  # fmt: skip
         self.write(op.outputs[0], y, name)
+
+    def op_average_pool_2d(self, op: Any, name: str) -> None:
+        self._pool(op, name, "avgpool")
+
+    def op_max_pool_2d(self, op: Any, name: str) -> None:
+        self._pool(op, name, "maxpool")
 
     def op_mean(self, op: Any, name: str) -> None:
         o = self._options(op, "options")
@@ -481,7 +491,8 @@ def import_tflite_bytes(data: bytes, name: str = "model", source: str = "the mod
         return _Importer(fb, model, name).run()
     except TFLiteImportError as exc:
         raise TFLiteImportError(f"{source}: {exc}") from None
-    except (AttributeError, IndexError, TypeError, ValueError) as exc:  # fields a damaged file
+    except (ArithmeticError, AttributeError, IndexError, KeyError, TypeError, ValueError,
+            RecursionError) as exc:  # fmt: skip  # what fields of a damaged file can raise
         raise TFLiteImportError(f"{source} is malformed ({type(exc).__name__})") from None
 
 

@@ -208,6 +208,17 @@ class Builder:
         self.op(OPS.AVERAGE_POOL_2D, [x], [out], fb.BuiltinOptions.Pool2DOptions, opts)
         return out
 
+    def maxpool(self, x, k, stride, padding=SAME):
+        """k x k max pooling (TFLite keeps the input's quantization)."""
+        _, h, w, _ = x.shape
+        win = patches(self.real[id(x)], k, k, stride, _pads(h, w, k, k, stride, padding), -np.inf)
+        out = self.act(win.max(axis=(2, 3)), *self.q(x))
+        opts = fb.Pool2DOptionsT(
+            padding=padding, strideW=stride, strideH=stride, filterWidth=k, filterHeight=k
+        )
+        self.op(OPS.MAX_POOL_2D, [x], [out], fb.BuiltinOptions.Pool2DOptions, opts)
+        return out
+
     def mean(self, x):
         """MEAN over height and width, keep_dims (Keras' GlobalAveragePooling2D)."""
         c = x.shape[3]
@@ -306,10 +317,11 @@ def ds_cnn(seed: int = 0) -> bytes:
 
 
 def mobilenet(seed: int = 0) -> bytes:
-    """A MobileNet-v2-style stack: inverted bottlenecks (ReLU6), a residual, strides."""
+    """A MobileNet-v2-style stack: a max-pooled stem, inverted bottlenecks (ReLU6), a
+    residual, strides."""
     b = Builder(seed)
     x = b.input((24, 24, 3), 0.02, 3)
-    y = b.conv(x, 16, 3, 2, act=RELU6)
+    y = b.maxpool(b.conv(x, 16, 3, act=RELU6), 3, 2)
     for expand, cout, stride in ((32, 16, 1), (48, 24, 2), (72, 24, 1)):
         h = b.conv(y, expand, 1, act=RELU6)
         h = b.depthwise(h, 3, stride, act=RELU6)
