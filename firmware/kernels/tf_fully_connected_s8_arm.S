@@ -117,6 +117,50 @@
     FC_MAC  \a1, r2, r3, \a1
     .endm
 
+#if TF_ROUNDING_TFLITE
+    /* TFLite's rounding (tf_math.h; shifts in [-24, -2], fc_mode): h = SRDHM(acc, M) =
+     * (acc M + 2^30) >> 31, then (h + 2^(n-1) - (h < 0)) >> n, n = -shift (ties away from
+     * zero), + output_zp. Constants: M in r11, n in r10, 2^(n-1) in r2, zp in r3 (from
+     * z2 = 2 zp + 1); r1 a temporary; r0: the next row's multiplier. */
+    .macro FC_PARAMS
+    ldm     lr, {r0-r2}
+    ldr     r11, [r0], #4
+    ldr     r10, [r1], #4
+    strd    r0, r1, [lr]
+    rsb     r10, r10, #0
+    asr     r3, r2, #1
+    sub     r1, r10, #1
+    movs    r2, #1
+    lsl     r2, r2, r1
+    .endm
+
+    .macro FC_TFL r
+    smull   r1, \r, \r, r11
+    adds    r1, r1, #0x40000000
+    adc     \r, \r, #0
+    lsl     \r, \r, #1
+    orr     \r, \r, r1, lsr #31
+    add     r1, \r, r2
+    sub     r1, r1, \r, lsr #31
+    asr     \r, r1, r10
+    add     \r, \r, r3
+    .endm
+
+    .macro FC_SAT r
+    FC_TFL  \r
+    ssat    \r, #8, \r
+    .endm
+
+    /* Clamp r to [r1, r3] (loaded after every FC_TFL of the row). */
+    .macro FC_CLAMP r
+    cmp     \r, r1
+    it      lt
+    movlt   \r, r1
+    cmp     \r, r3
+    it      gt
+    movgt   \r, r3
+    .endm
+#else
     /* The row's requantization constants: M in r11, sh in r10, c in r2; r0: the next row's
      * multiplier (pm and ps move on by one row). */
     .macro FC_PARAMS
@@ -146,6 +190,7 @@
     it      gt
     movgt   \r, r3
     .endm
+#endif
 
     /* The row's outputs, token t at out + t m + j: pa (r1) takes tokens 0..T/2-1, pb (r2)
      * the others, m - 1 (r3) and 2m - 1 (r10) apart after the post-increment. */
@@ -218,6 +263,18 @@
     /* the epilogues; lr: the state */
 .L\name\()_eg:
     FC_PARAMS
+#if TF_ROUNDING_TFLITE
+    FC_TFL  r4
+    FC_TFL  r5
+    .if \T >= 4
+    FC_TFL  r6
+    FC_TFL  r7
+    .endif
+    .if \T == 6
+    FC_TFL  r8
+    FC_TFL  r9
+    .endif
+#endif
     ldrd    r1, r3, [lr, #40]
     FC_CLAMP r4
     FC_CLAMP r5
@@ -360,6 +417,25 @@
     SOLO_ROW r5
     .endm
 
+#if TF_ROUNDING_TFLITE
+    /* One row's requantization as TFLite (FC_TFL): M in rm, the shift in rs (becomes n),
+     * z2 in r2; r8 and r11 temporaries. */
+    .macro SOLO_REQ rm, rs, acc
+    smull   r8, \acc, \acc, \rm
+    adds    r8, r8, #0x40000000
+    adc     \acc, \acc, #0
+    lsl     \acc, \acc, #1
+    orr     \acc, \acc, r8, lsr #31
+    rsb     \rs, \rs, #0
+    sub     r8, \rs, #1
+    movs    r11, #1
+    lsl     r8, r11, r8
+    add     r8, \acc, r8
+    sub     r8, r8, \acc, lsr #31
+    asr     \acc, r8, \rs
+    add     \acc, \acc, r2, asr #1
+    .endm
+#else
     /* One row's requantization: M in rm, the shift in rs (becomes sh), z2 in r2. */
     .macro SOLO_REQ rm, rs, acc
     mvn     \rs, \rs
@@ -368,6 +444,7 @@
     smmla   \acc, \acc, \rm, r8
     asr     \acc, \acc, \rs
     .endm
+#endif
 
     .macro SOLO_PARAMS
     ldm     lr, {r0-r2}
