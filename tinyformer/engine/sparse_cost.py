@@ -57,12 +57,6 @@ SPARSE_PER_ROW_CHECK = 3.3  # fewer than 8 tokens (a linear): no table, the shif
 SPARSE_CONV_PER_PIXEL = 242.0
 SPARSE_CONV_PER_BYTE = {1: 2.9, 2: 3.16, 4: 0.78, 8: 0.78, 16: 0.78}
 SPARSE_CONV_GATHER_PER_BYTE = 1.95
-# A model with TFLite's rounding (imported, ops/tflm.py): the dense kernels keep their
-# assembly (its TFLite epilogue), the block-sparse ones run their portable C. Their counts
-# over the same layers, TFLite / single rounding, on ResNet-8 (results/imported_models.csv):
-# dense conv2d 1.054, block-sparse conv2d (90 %) 3.05. choose_storage scales the sparse
-# estimates by their ratio.
-TFLITE_SPARSE_SLOWDOWN = 3.05 / 1.054
 
 
 @dataclass(frozen=True)
@@ -159,7 +153,6 @@ def choose_storage(
     im2col: bool = False,
     channels_aligned: bool = True,
     bytes_weight: float = 0.0,
-    sparse_slowdown: float = 1.0,
 ) -> StorageChoice:
     """Dense or block-rle with which B, for a layer applying ``weights`` to ``tokens`` rows.
 
@@ -170,8 +163,7 @@ def choose_storage(
     ``instructions * (1 + bytes_weight * bytes / dense_bytes)`` wins (instructions alone by
     default), ties going to fewer bytes. ``blocks=None`` means every B. The result's
     ``.encoding`` is None for dense (as ``Tensor.encoding``) or ``"block-rle"``; ``.key`` is
-    ``"dense"`` or ``("block-rle", B)``. ``sparse_slowdown`` scales the sparse estimates
-    (``TFLITE_SPARSE_SLOWDOWN`` for a model with TFLite's rounding).
+    ``"dense"`` or ``("block-rle", B)``.
     """
     blocks = BLOCKS if blocks is None else blocks
     m, k = as_matrix(weights).shape
@@ -180,8 +172,8 @@ def choose_storage(
     cands: dict[int, tuple[int, float]] = {}
     for b in blocks:
         st = block_stats(weights, b)
-        est = sparse_slowdown * sparse_instructions(tokens, k, m, b, st.entries, st.empty_rows,
-                                                    im2col, channels_aligned)  # fmt: skip
+        est = sparse_instructions(tokens, k, m, b, st.entries, st.empty_rows, im2col,
+                                  channels_aligned)  # fmt: skip
         cands[b] = (st.total_bytes, est)
     best = None
     for b, (size, est) in cands.items():

@@ -3,8 +3,8 @@
 For every weighted layer the engine's cost model (``sparse_cost.choose_storage``) compares
 dense storage with block run-length storage at the block size the layer was pruned with
 (``node.attrs["block"]``; every block size when absent) and keeps whichever is smaller or
-faster (for a model with TFLite's rounding, priced with its block-sparse kernels' portable
-C). The graph's integer semantics do not change: encoded weights decode to the same values.
+faster. The graph's integer semantics do not change: encoded weights decode to the same
+values.
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ def _tokens(graph: Graph, node_out: str) -> int:
 def encode_weights(graph: Graph) -> Graph:
     """A copy of ``graph`` with each weighted layer's storage chosen by the cost model."""
     tensors = dict(graph.tensors)
-    tflite = graph.meta.get("rounding") == "tflite"
-    slowdown = sparse_cost.TFLITE_SPARSE_SLOWDOWN if tflite else 1.0
     for node in graph.nodes:
         name = node.inputs[1] if node.op in WEIGHTED else None
         if name is None or tensors[name].encoding is not None:
@@ -43,7 +41,6 @@ def encode_weights(graph: Graph) -> Graph:
             blocks=(hint,) if hint else None,
             im2col=kxk,
             channels_aligned=not kxk or t.shape[3] % 4 == 0,
-            sparse_slowdown=slowdown,
         )
         if choice.encoding is None:
             continue
