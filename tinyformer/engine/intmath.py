@@ -160,6 +160,29 @@ def saturate(x: np.ndarray, lo: int = INT8_MIN, hi: int = INT8_MAX) -> np.ndarra
     return np.clip(x, lo, hi)
 
 
+def tflite_requant_table(
+    multiplier: np.ndarray, shift: np.ndarray, output_zp: int, acc_bound: int
+) -> np.ndarray | None:
+    """Per channel (M, c, n, 0), int32 [C][4], for the kernels' TFLite requantization from a
+    table (:func:`requantize_tflite` + output_zp, ties as TFLite):
+
+        h = (x M + 2^30) >> 31,   out = (h + c - (h < 0)) >> n
+
+    with n = -shift and c = (2 output_zp + 1) 2^(n-1) = 2^(n-1) + output_zp 2^n: the rounding
+    shift's tie rule and the zero point in one add, exact while |h| + |c| < 2^31, so for
+    accumulators within +-``acc_bound`` < 2^30 (|h| <= |x|) and n in [1, 22]. None when a
+    channel does not qualify or output_zp is not int8.
+    """
+    n = -np.asarray(shift, np.int64).reshape(-1)
+    m = np.asarray(multiplier, np.int64).reshape(-1)
+    if not INT8_MIN <= output_zp <= INT8_MAX or acc_bound >= 1 << 30:
+        return None
+    if np.any((n < 1) | (n > 22)):
+        return None
+    c = (2 * output_zp + 1) * (np.int64(1) << (n - 1))
+    return np.stack([m, c, n, np.zeros_like(n)], axis=1).astype(np.int32)
+
+
 def smlal_requant_table(
     multiplier: np.ndarray, shift: np.ndarray, output_zp: int
 ) -> np.ndarray | None:

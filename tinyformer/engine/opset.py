@@ -61,6 +61,7 @@ from tinyformer.engine.intmath import (
     requantize,
     requantize_tflite,
     smlal_requant_table,
+    tflite_requant_table,
 )
 from tinyformer.engine.ops.conv import (
     conv2d,
@@ -387,13 +388,14 @@ def _conv_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], s
     x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.outputs[0])
     rest = f"{a['input_zp']}, {a['output_zp']}, {int(a.get('stride', 1))}, {pads}, {lo}, {hi}, {y}"
     if node.op == "depthwise_conv2d":
-        bias = ctx.const(node.name + "_b", depthwise_bias(weights, _bias(graph, node)))
+        bias_v = depthwise_bias(weights, _bias(graph, node))
+        bias = ctx.const(node.name + "_b", bias_v)
         wc = ctx.const(node.name + "_w", depthwise_weights_s16(weights))
-        table = (  # the table is the single rounding's form
-            smlal_requant_table(a["multiplier"], a["shift"], int(a["output_zp"]))
-            if rounding(graph) == "single"
-            else None
-        )
+        if rounding(graph) == "single":
+            table = smlal_requant_table(a["multiplier"], a["shift"], int(a["output_zp"]))
+        else:  # |acc| <= |bias| + taps * 255 * 128
+            bound = int(np.abs(np.asarray(bias_v, np.int64)).max()) + kh * kw * 255 * 128
+            table = tflite_requant_table(a["multiplier"], a["shift"], int(a["output_zp"]), bound)
         rq = (
             f"{_requant_args(node, ctx)}, NULL"
             if table is None
