@@ -25,6 +25,9 @@ def test_demo_pipeline_end_to_end(target, tmp_path) -> None:
     assert summary["target_test_acc"] == summary["qat_test_acc"]
     assert 0 < summary["peak_sram_bytes"] <= summary["predicted_peak_sram_bytes"]
     assert summary["count_per_inference"] > 0 and summary["flash_bytes"] > 0
+    # and in milliseconds at 216 MHz: cycles / 216 MHz, or from instructions at least 0.8 CPI
+    per_ms = 216e3 if summary["count_unit"] == "cycles" else 216e3 / 0.8
+    assert summary["latency_ms"] >= round(summary["count_per_inference"] / per_ms, 3) > 0
     assert json.loads((out / "summary.json").read_text())["model"] == summary["model"]
     assert (out / "supernas.json").exists() and (out / "search" / "pareto.png").exists()
     table = pd.read_csv(results / "digits_model.csv")

@@ -318,7 +318,7 @@ def test_outputs_not_saturated_everywhere(depthwise: bool) -> None:
 
 def _depthwise_qemu_cases() -> list[dict]:
     """Depthwise shapes for the ARM assembly: heavy padding (k up to and beyond the map),
-    whole 3x3 windows, rows of every tap count 1..8 and beyond (k = 9), strides 1 and 2,
+    whole 3x3 and 5x5 windows, rows of every tap count 1..8 and beyond (k = 9), strides 1 and 2,
     channels % 4 tails and more than the 32-channel chunks, input_zp != 0 and at -128."""
     rng = np.random.default_rng(77)
     shapes = [  # (h, w, c, k, stride, padding)
@@ -333,6 +333,8 @@ def _depthwise_qemu_cases() -> list[dict]:
         (9, 8, 33, 3, 2, (0, 0, 1, 1)),
         (10, 10, 12, 9, 1, (4, 4, 4, 4)),  # rows longer than the unrolled 8 taps
         (8, 12, 8, 8, 1, (0, 3, 0, 4)),
+        (9, 10, 44, 5, 1, (2, 2, 2, 2)),  # whole 5x5 windows, two chunks, a channel tail
+        (11, 9, 16, 5, 2, (1, 2, 2, 1)),  # whole 5x5 windows at stride 2
     ]
     cases = []
     for i, (h, w, c, k, stride, pad) in enumerate(shapes):

@@ -25,12 +25,13 @@ def _append(args: tuple[Path, int]) -> None:
 
 def test_append_keeps_every_row_of_concurrent_writers(tmp_path: Path) -> None:
     path = tmp_path / "results" / "measurements.csv"
-    with ProcessPoolExecutor(2) as pool:
-        list(pool.map(_append, [(path, i) for i in range(24)]))
+    with ProcessPoolExecutor(4) as pool:  # writers also race the removal of the lock file
+        list(pool.map(_append, [(path, i) for i in range(40)]))
     table = read_table(path)
     assert list(table.columns) == COLUMNS
-    assert sorted(table["value"]) == list(range(24))
+    assert sorted(table["value"]) == list(range(40))
     assert not list(path.parent.glob("*.tmp"))
+    assert not list(path.parent.glob("*.lock"))  # nothing left beside the table
 
 
 def test_rows_missing_values_are_refused(tmp_path: Path) -> None:

@@ -13,15 +13,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
-from tinyformer.boards import BOARDS, DEFAULT_BOARD
+from tinyformer.boards import DEFAULT_BOARD
 from tinyformer.errors import ToolError
 from tinyformer.hil.errors import HilError
 from tinyformer.nas.options import QUICK, SearchOptions
 
 if TYPE_CHECKING:  # the CLI imports torch-side modules only in the commands that use them
     from tinyformer.model.config import SubnetConfig
+    from tinyformer.perf.layer_report import LayerReport
 
 app = typer.Typer(
     help="Design, compile and measure sparse transformer models for Cortex-M MCUs.",
@@ -142,6 +144,14 @@ def _target(
     return make_target(name, run_timeout=run_timeout)
 
 
+def _show(grid: Table) -> None:
+    """Off a terminal (a pipe, a file) as wide as the table needs: rich would squeeze it into
+    80 columns and cut hashes and numbers short with ellipses."""
+    need = Measurement.get(console, console.options.update_width(1000), grid).maximum
+    out = console if console.is_terminal else Console(width=max(console.width, need))
+    out.print(grid)
+
+
 def _print_measurement(summary: dict[str, Any], extra: dict[str, Any]) -> None:
     table = Table(show_header=False, box=None)
     for key, value in {**summary, **extra}.items():
@@ -149,47 +159,17 @@ def _print_measurement(summary: dict[str, Any], extra: dict[str, Any]) -> None:
             continue
         is_count = isinstance(value, int) and not isinstance(value, bool)
         table.add_row(key, f"{value:,}" if is_count else escape(str(value)))  # a model's name
-    console.print(table)
+    _show(table)
 
 
-def _print_profile(profile: list[Any], unit: str, measured: bool) -> None:
-    """The per-layer table: measured (run) or planned (compile: flash, scratch, live arena,
-    predicted)."""
-    kind = (
-        f"count = {unit}, predicted by the latency model (error vs the count)"
-        if measured
-        else f"predicted {unit} (latency model), live = arena in use (* the peak)"
-    )
-    table = Table(
-        title=f"per layer: {kind}, MACs dense (pruned ones included), weights dense or "
-        "block-sparse B<size> <pruned>",
-        box=None,
-    )
-    tail = (
-        ("count", "share", "MAC/cnt", "predicted", "error")
-        if measured
-        else ("flash", "scratch", "live", "predicted")
-    )
-    peak = max((row.live_bytes for row in profile), default=0)
-    for name in ("#", "op", "output", "weights", "MACs", *tail):
-        left = name in ("op", "output", "weights")
-        table.add_column(name, justify="left" if left else "right", no_wrap=True)
-    for row in profile:
-        guess = "" if row.predicted is None else f"{row.predicted:,}"
-        if measured:
-            error = (
-                f"{(row.predicted - row.count) / row.count:+.1%}"
-                if row.predicted is not None and row.count
-                else ""
-            )
-            per = f"{row.macs_per_count:.2f}" if row.macs_per_count else ""
-            cells = (f"{row.count:,}", f"{row.share:.1%}", per, guess, error)
-        else:
-            live = f"{row.live_bytes:,}" + ("*" if row.live_bytes == peak else " ")
-            cells = (f"{row.flash_bytes:,}", f"{row.scratch_bytes:,}", live, guess)
-        macs = f"{row.macs:,}" if row.macs else ""
-        table.add_row(str(row.layer), row.op, row.output, row.weights, macs, *cells)
-    console.print(table)
+def _print_layers(report: LayerReport) -> None:
+    """The per-layer table (perf/layer_report.py) and the lines that say where its figures
+    come from."""
+    from tinyformer.perf.layer_report import notes, table
+
+    _show(table(report))
+    for line in notes(report):
+        console.print(escape(line), highlight=False, soft_wrap=True)
 
 
 @app.command("import")
@@ -234,30 +214,30 @@ def compile(
 
     from tinyformer.compiler.driver import compile_model
     from tinyformer.compiler.library import check_api, export_library
-    from tinyformer.compiler.profile import layer_profile
     from tinyformer.engine import ir
-    from tinyformer.perf.latency import SampleStore
+    from tinyformer.perf.layer_report import CHART, predicted_layers
 
     if library:
         check_api(api)  # before the build, not after
     report = compile_model(model, out, board=board)
-    profile = []
-    if layers:
-        spec = BOARDS[board]  # its samples come from the target that measures this board
-        latency = SampleStore(results).model(spec.target, spec.count_unit)
-        profile = layer_profile(ir.load(out / "model.tfir"), predict=latency.predict_known)
+    per_layer = (
+        predicted_layers(ir.load(out / "model.tfir"), board, results, out / CHART)
+        if layers
+        else None
+    )
     lib = export_library(out, api) if library else None
+    files = {"folder": str(out), "memory_plan": str(out / "plan.png")}
     if as_json:
-        summary = asdict(report)
-        if layers:
-            summary["per_layer"] = [asdict(r) for r in profile]  # "layers" is the count
+        summary = {**asdict(report), **files}
+        if per_layer:
+            summary.update(per_layer.to_json())  # "layers" is the count
         if lib:
             summary["library"] = str(lib.folder)
         print(json.dumps(summary))
     else:
-        _print_measurement(asdict(report), {"folder": str(out)})
-        if layers:
-            _print_profile(profile, BOARDS[board].count_unit, measured=False)
+        _print_measurement(asdict(report), files)
+        if per_layer:
+            _print_layers(per_layer)
         if lib:
             console.print(
                 f"C library: {lib.folder} ({len(lib.files)} files; `make -C {lib.folder}` "
@@ -283,56 +263,73 @@ def run(
     layers: Annotated[
         bool,
         typer.Option(
-            help="profile: each layer's count, share, MACs per count and the latency model's "
-            "prediction (from --results)"
+            help="profile: each layer's count, ms at 216 MHz, share, MACs per count and the "
+            "latency model's prediction (from --results); a chart in the model's folder"
         ),
     ] = False,
+    input_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--input",
+            help="the input: a .npy tensor (int8 codes, float values or a uint8 image) or an "
+            "image file, converted to the model's input (default: random)",
+        ),
+    ] = None,
 ) -> None:
     """Run a compiled model (default: an int8 linear 64x96->192) on a target and measure it."""
-    from dataclasses import asdict
-
     import numpy as np
 
     from tinyformer.compiler.driver import compile_model, firmware_in
-    from tinyformer.compiler.profile import layer_profile
     from tinyformer.engine import ir
     from tinyformer.engine.demo import demo_graph, demo_input
     from tinyformer.engine.reference import outputs
     from tinyformer.engine.work import graph_macs
     from tinyformer.hil.measure import measure
-    from tinyformer.perf.latency import SampleStore
+    from tinyformer.perf.latency import SampleStore, samples_of
+    from tinyformer.perf.layer_report import measured_layers
+    from tinyformer.perf.milliseconds import run_latency
+    from tinyformer.quant.input_file import read_input
     from tinyformer.results import MEASUREMENTS, append_rows
 
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
+    chart = None if model_dir is None else model_dir / f"latency_{tgt.name}.png"
     with tempfile.TemporaryDirectory(prefix="tinyformer-run-") as tmp:
         if model_dir is None:
             model_dir = Path(tmp) / "demo"
             ir.save(demo_graph(seed), Path(tmp) / "demo.tfir")
             compile_model(Path(tmp) / "demo.tfir", model_dir, board=tgt.board)
         firmware, graph = firmware_in(model_dir, tgt.board)
-        x = demo_input(graph, seed)
+        x = demo_input(graph, seed) if input_file is None else read_input(input_file, graph)
         m = measure(tgt, firmware, x.tobytes())
     expected = outputs(graph, x)
     got = np.frombuffer(m.output, expected.dtype).reshape(expected.shape)
     n_macs = graph_macs(graph)
-    extra: dict[str, Any] = {"matches_reference": bool(np.array_equal(got, expected))}
+    extra: dict[str, Any] = {
+        "input": "random" if input_file is None else str(input_file),
+        "matches_reference": bool(np.array_equal(got, expected)),
+    }
+    if graph.tensors[graph.outputs[0]].shape[-1] > 1 and expected.ndim == 1:
+        extra["top_class"] = int(np.argmax(got))  # a classifier's answer to the user's input
     if n_macs:
         extra["macs"] = n_macs
         extra[f"macs_per_{m.count_unit[:-1]}"] = round(n_macs / max(m.total, 1), 4)
-    profile = []
-    if layers:  # beside each count, what the search's latency model would have said
-        latency = SampleStore(results).model(tgt.name, m.count_unit)
-        profile = layer_profile(graph, m.layer_counts, predict=latency.predict_known)
-    if record:
+    extra.update(run_latency(graph, m, results))
+    per_layer = (
+        measured_layers(graph, m.layer_counts, m.count_unit, tgt.name, results, chart)
+        if layers
+        else None
+    )
+    if record:  # the measurement, and its layers as latency samples (board runs calibrate ms)
         append_rows(m.rows(), results / MEASUREMENTS)
+        SampleStore(results).add(samples_of(graph, m.layer_counts, tgt.name, m.count_unit))
     if as_json:
-        if layers:
-            extra["per_layer"] = [asdict(row) for row in profile]
+        if per_layer:
+            extra.update(per_layer.to_json())
         print(json.dumps({**m.summary(), **extra}))
     else:
         _print_measurement(m.summary(), extra)
-        if layers:
-            _print_profile(profile, m.count_unit, measured=True)
+        if per_layer:
+            _print_layers(per_layer)
     if not extra["matches_reference"]:
         raise HilError("the firmware's output differs from the numpy reference")
 
@@ -348,7 +345,7 @@ def _summary_table(summary: dict[str, Any], title: str) -> None:
 @friendly_errors
 @_model_errors
 def demo(
-    out: Annotated[Path, typer.Option("-o", help="output folder")] = Path("build/demo"),
+    out: Annotated[Path, typer.Option("-o", "--out", help="output folder")] = Path("build/demo"),
     target: TargetOpt = "qemu",
     port: PortOpt = None,
     probe: ProbeOpt = None,
@@ -405,7 +402,7 @@ def evaluate(
 @friendly_errors
 @_model_errors
 def search(
-    out: Annotated[Path, typer.Option("-o", help="output folder")] = Path("build/search"),
+    out: Annotated[Path, typer.Option("-o", "--out", help="output folder")] = Path("build/search"),
     dataset: Annotated[str, typer.Option(help="digits (embedded), cifar10 or folder")] = "digits",
     root: RootOpt = None,
     image_size: ImageSizeOpt = None,
@@ -452,16 +449,26 @@ def search(
 @app.command()
 @friendly_errors
 def bench(
-    what: Annotated[str, typer.Argument(help="kernels, latency, link or imported")] = "kernels",
+    what: Annotated[
+        str, typer.Argument(help="kernels, latency, link, models, cpi, cmsis-nn or imported")
+    ] = "kernels",
     target: TargetOpt = "qemu",
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
     run_timeout: RunTimeoutOpt = None,
     results: ResultsOpt = Path("results"),
+    cmsis_nn: Annotated[
+        Path | None, typer.Option(help="cmsis-nn: a CMSIS-NN checkout (not downloaded)")
+    ] = None,
 ) -> None:
     """kernels: results/kernels.csv. latency: latency-model MAPE on held-out candidates.
     link: inferences over a link damaging 1e-4..1e-2 of the bytes (QEMU): results/link.csv.
+    models: CIFAR-scale subnets dense and block-sparse, whole-model figures: results/models.csv.
+    cpi: board cycles vs QEMU instructions of the layers measured on both (recorded runs):
+    results/board_vs_qemu.csv, which calibrates the milliseconds estimated on QEMU.
+    cmsis-nn: CMSIS-NN's linear kernel from your checkout (--cmsis-nn) on the kernel bench's
+    shapes, beside the constants the bench compares with: results/cmsis_nn.csv.
     imported: .tflite models (ResNet-8 dense and block-pruned, DS-CNN, MobileNet-style) and
     TFLite rounding's cost per kernel: results/imported_models.csv."""
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
@@ -489,8 +496,37 @@ def bench(
         wrong = int(table["wrong_accepted"].sum())
         if wrong:
             raise HilError(f"{wrong} wrong outputs were accepted: see {results / LINK_BENCH}")
+    elif what == "models":
+        from tinyformer.nas.bench_models import subnet_bench_models
+        from tinyformer.perf.model_bench import MODELS, bench_models
+
+        table = bench_models(tgt, subnet_bench_models(), results, progress=console.print)
+        console.print(f"{len(table)} models -> {results / MODELS}")
+    elif what == "cpi":  # no run: compares what board and QEMU runs recorded
+        from tinyformer.perf.milliseconds import BOARD_VS_QEMU, write_board_vs_qemu
+
+        table = write_board_vs_qemu(results)
+        if table.empty:
+            raise ValueError(
+                f"no layer in {results} was measured on both the board and QEMU with the "
+                "current firmware: `tinyformer run DIR --record` a model compiled for each "
+                "(--board stm32f746 with --target board; the default with --target qemu)"
+            )
+        console.print(table.drop(columns=["time"]).to_string(index=False))
+        console.print(f"-> {results / BOARD_VS_QEMU}: ms on QEMU are calibrated by it")
+    elif what == "cmsis-nn":
+        from tinyformer.perf.cmsis_nn import CMSIS_NN_BENCH, bench_cmsis_nn
+
+        if cmsis_nn is None:
+            raise ValueError("bench cmsis-nn needs --cmsis-nn PATH: a CMSIS-NN checkout")
+        table = bench_cmsis_nn(tgt, cmsis_nn, results)
+        console.print(table.drop(columns=["time"]).to_string(index=False))
+        console.print(f"-> {results / CMSIS_NN_BENCH}")
     else:
-        raise ValueError(f"unknown benchmark {what!r}; available: kernels, latency, link, imported")
+        raise ValueError(
+            f"unknown benchmark {what!r}; available: kernels, latency, link, models, cpi, "
+            "cmsis-nn, imported"
+        )
 
 
 # -- models: train (float -> block pruning -> QAT -> IR) and export ---------------------------

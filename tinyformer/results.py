@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,14 +33,27 @@ def now_iso() -> str:
 
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
-    """Hold the table's lock file: one writer at a time, across processes."""
+    """Hold the table's lock file: one writer at a time, across processes. The lock file is
+    removed on release, so none is left beside the table. A writer that waited on a file a
+    releaser has just removed finds it is no longer the file at that path and tries again."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    lock_path = path.with_name(path.name + ".lock")
+    while True:
+        with open(lock_path, "a") as lock:  # closing it releases the flock
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            held = os.fstat(lock.fileno())
+            try:
+                current = os.stat(lock_path)
+            except FileNotFoundError:
+                continue  # removed by the writer before us: lock a fresh one
+            if (current.st_dev, current.st_ino) != (held.st_dev, held.st_ino):
+                continue  # replaced meanwhile: the lock that counts is the new file's
+            try:
+                yield
+            finally:
+                # still holding it: a waiter on this file will retry
+                lock_path.unlink(missing_ok=True)
+            return
 
 
 def write_atomic(frame: pd.DataFrame, path: Path) -> None:

@@ -33,11 +33,13 @@
  * One tap of four channels (TAP4): the inputs' word, x - zp as halfword pairs (SXTAB16 adds
  * the packed -zp while it sign-extends, so the zero point costs nothing), the tap's weights
  * (one LDRD that moves w on), one SMLABB / SMLATT per channel: 8 instructions. Three ways to
- * walk a window: a whole 3x3 window unrolled (8 instructions a tap); rows of up to 8 taps
- * entered part way into 8 unrolled taps (ADD PC; 9 a tap, 6 a row); longer rows a loop (11
- * a tap). Registers: r0 x, r1 w, r2 ch, r3 x_step (3x3) or the taps left (long rows), r4-r7
+ * walk a window: a whole 3x3 or 5x5 window unrolled (8 instructions a tap; the 5x5 layers are
+ * about half of a CIFAR-scale model's instructions); rows of up to 8 taps entered part way
+ * into 8 unrolled taps (ADD PC; 9 a tap, 6 a row); longer rows a loop (11 a tap).
+ * Registers: r0 x, r1 w, r2 ch, r3 x_step (whole windows) or the taps left (long rows), r4-r7
  * the four channels' accumulators, r8 the inputs' word (then its odd pairs), r9 / r10 the
- * weights, r11 the even pairs, r12 (-zp, -zp), lr the rows left. The frame holds the rest:
+ * weights, r11 the even pairs, r12 (-zp, -zp), lr the rows left (3 ch in a whole 5x5
+ * window). The frame holds the rest:
  */
 #define F_BIAS 0                         /* bias of the next group */
 #define F_ACC 4                          /* acc of the next group */
@@ -75,6 +77,13 @@
     TAP4    ldr, [r0]
     TAP4    ldr, [r0, r2]
     TAP4    ldr, [r0, r2, lsl #1]
+    .endm
+
+    /* A whole row of a 5x5 window: inputs at x + 0..4 ch (3 ch in lr). */
+    .macro ROW5
+    ROW3
+    TAP4    ldr, [r0, lr]
+    TAP4    ldr, [r0, r2, lsl #2]
     .endm
 
     /* A group starts from its bias, ends in acc (the frame's pointers move on by 4
@@ -117,6 +126,8 @@ tf_dw_dot_groups:
     rsb     r12, r12, #0
     pkhbt   r12, r12, r12, lsl #16       /* (-zp, -zp) */
     ldm     r3, {r6-r10}                 /* rows, taps, x_step, w_skip, w_back */
+    cmp     r6, #5
+    beq     .Ldw_5rows
     cmp     r6, #3
     bne     .Ldw_rows
     cmp     r7, #3
@@ -135,6 +146,31 @@ tf_dw_dot_groups:
     add     r0, r0, r3
     ROW3
     GROUP_END .Ldw_3x3
+    add     sp, sp, #FRAME
+    pop     {r4-r11, pc}
+
+.Ldw_5rows:                              /* a whole 5x5 window (none of k > 5): unrolled */
+    cmp     r7, #5
+    bne     .Ldw_rows
+    orrs    r11, r9, r10
+    bne     .Ldw_rows
+    mov     r3, r8                       /* x_step in r3, 3 ch in lr */
+    add     lr, r2, r2, lsl #1
+    lsl     r11, r8, #2
+    rsb     r11, r11, #4
+    str     r11, [sp, #F_X_BACK]
+.Ldw_5x5:
+    GROUP_BEGIN
+    ROW5
+    add     r0, r0, r3
+    ROW5
+    add     r0, r0, r3
+    ROW5
+    add     r0, r0, r3
+    ROW5
+    add     r0, r0, r3
+    ROW5
+    GROUP_END .Ldw_5x5
     add     sp, sp, #FRAME
     pop     {r4-r11, pc}
 

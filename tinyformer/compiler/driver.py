@@ -2,7 +2,8 @@
 
 A compiled folder holds ``model.tfir`` (the IR it came from), ``model/model.c``,
 ``build/firmware.elf``, ``plan.png`` (the memory timeline) and ``compile.json``
-(flash, arena, planner figures, predicted peak SRAM).
+(flash: the firmware's and the model's own share, arena, planner figures, predicted peak
+SRAM, and ``per_layer``: each layer's name, op, MACs, flash, scratch and arena in use).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 from tinyformer.atomic_write import write_atomic_text
 from tinyformer.boards import BOARDS, DEFAULT_BOARD
 from tinyformer.compiler.firmware import DEFAULT_STACK, Firmware, build
+from tinyformer.compiler.model_flash import model_flash
+from tinyformer.compiler.profile import layer_profile
 from tinyformer.compiler.stackusage import predicted_stack_bytes
 from tinyformer.engine import ir
 from tinyformer.engine.codegen import generate, plan_graph
@@ -27,7 +30,9 @@ class CompileReport:
     model: str
     model_hash: str
     board: str
-    flash_bytes: int
+    flash_bytes: int  # the whole test firmware (protocol, startup, UART included)
+    model_code_bytes: int  # of which the model's: its kernels' and model.c's code
+    model_data_bytes: int  # and its weights, bias and tables
     static_ram_bytes: int
     arena_bytes: int
     arena_lower_bound: int
@@ -54,6 +59,7 @@ def compile_model(ir_path: Path, out_dir: Path, board: str = DEFAULT_BOARD) -> C
     fw = build(out_dir / "model", out_dir / "build", board=board, stack_size=DEFAULT_STACK)
     sizes = fw.info.sizes
     stack = predicted_stack_bytes(out_dir / "build")
+    own = model_flash(out_dir / "build" / "firmware.map")
     if stack > DEFAULT_STACK:
         raise ValueError(
             f"the kernels need up to {stack:,} bytes of stack, more than the "
@@ -64,6 +70,8 @@ def compile_model(ir_path: Path, out_dir: Path, board: str = DEFAULT_BOARD) -> C
         model_hash=cmodel.digest().hex(),
         board=board,
         flash_bytes=sizes.flash_bytes,
+        model_code_bytes=own.code_bytes,
+        model_data_bytes=own.data_bytes,
         static_ram_bytes=sizes.static_ram_bytes,
         arena_bytes=plan.arena_bytes,
         arena_lower_bound=plan.lower_bound,
@@ -78,7 +86,9 @@ def compile_model(ir_path: Path, out_dir: Path, board: str = DEFAULT_BOARD) -> C
             f"model needs {report.predicted_peak_sram_bytes:,} bytes of SRAM with its stack, "
             f"over the {ram_budget // 1024} KB budget"
         )
-    write_atomic_text(json.dumps(asdict(report), indent=2), out_dir / "compile.json")
+    per_layer = [asdict(row) for row in layer_profile(graph)]
+    meta = {**asdict(report), "per_layer": per_layer}
+    write_atomic_text(json.dumps(meta, indent=2), out_dir / "compile.json")
     return report
 
 

@@ -51,6 +51,7 @@ def build(
     board: str = DEFAULT_BOARD,
     stack_size: int = DEFAULT_STACK,
     jobs: int = 2,
+    extra_cflags: str = "",
 ) -> Firmware:
     """Compile firmware/ + the model in ``model_dir`` into ``build_dir/firmware.elf``.
 
@@ -73,6 +74,8 @@ def build(
         f"BOARD={board}", f"MODEL_DIR={Path(model_dir).resolve()}",
         f"BUILD_DIR={build_dir}", f"STACK_SIZE={stack_size}", f"BUILD_ID={build_id()}",
     ]  # fmt: skip
+    if extra_cflags:  # e.g. a third-party library's include folder (perf/cmsis_nn.py)
+        cmd.append(f"EXTRA_CFLAGS={extra_cflags}")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         log = (proc.stdout + proc.stderr).strip()

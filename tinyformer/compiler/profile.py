@@ -19,6 +19,7 @@ Predict = Callable[[Node, Graph], float | None]
 @dataclass(frozen=True)
 class LayerProfile:
     layer: int
+    name: str  # the IR node's
     op: str
     output: str  # shape, e.g. "16x64"
     weights: str  # "dense", "B4 74%" (block-sparse, 74 % of the 4-blocks pruned), or ""
@@ -71,6 +72,7 @@ def layer_profile(
         rows.append(
             LayerProfile(
                 layer=i,
+                name=node.name,
                 op=node.op,
                 output="x".join(map(str, graph.tensors[node.outputs[0]].shape)),
                 weights=_weights(node, graph),

@@ -24,6 +24,7 @@ class Measurement:
     stack_bytes: int  # high-water mark of the stack during the run
     arena_bytes: int
     output: bytes = field(repr=False)
+    clock_hz: int = 0  # the core clock the device reported (INFO)
 
     @property
     def peak_sram_bytes(self) -> int:
@@ -105,4 +106,5 @@ def measure(target: Target, firmware: Firmware, input_data: bytes) -> Measuremen
         stack_bytes=result.stack_used,
         arena_bytes=info.arena_bytes,
         output=result.output,
+        clock_hz=info.clock_hz,
     )

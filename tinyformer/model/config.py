@@ -185,6 +185,10 @@ class SupernetSpace:
     def smallest(self) -> SubnetConfig:
         return self._build(min)
 
+    def median(self) -> SubnetConfig:
+        """Every choice's median (the upper one of an even count: 5 of kernels 3 and 5)."""
+        return self._build(lambda values: sorted(values)[len(values) // 2])
+
     def sample(self, rng: np.random.Generator) -> SubnetConfig:
         """A uniformly random subnet (each choice drawn independently) from ``rng``."""
         return self._build(lambda values: _pick(rng, values))

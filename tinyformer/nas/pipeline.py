@@ -34,6 +34,7 @@ from tinyformer.nas.search import (
 )
 from tinyformer.nas.supernas import choose_space
 from tinyformer.perf.latency import SampleStore
+from tinyformer.perf.milliseconds import CycleModel, inference_ms
 from tinyformer.results import append_rows, now_iso, write_atomic
 
 # what search and demo write to their output folder
@@ -169,6 +170,8 @@ def demo(
     fw, graph = firmware_in(out / "firmware", target.board)
     data = load_dataset(opts.dataset, opts.root, opts.image_size, opts.channels)
     acc = evaluate_on_target(target, fw, graph, model_input(data.test.images), data.test.labels)
+    unit = "cycles" if target.count_source.endswith("cycles") else "instructions"  # renode too
+    cycles = CycleModel.from_results(results)  # ms at 216 MHz: an estimate from instructions
     summary = {
         "model": graph.name,
         "target": target.name,
@@ -180,7 +183,8 @@ def demo(
         "bit_exact_fraction": acc.bit_exact,
         "weight_sparsity": round(trained.metrics["sparsity"]["sparsity"], 4),
         "count_per_inference": acc.count_per_inference,
-        "count_unit": "instructions" if target.count_source.startswith("qemu") else "cycles",
+        "count_unit": unit,
+        "latency_ms": round(inference_ms(graph, acc.count_per_inference, unit, cycles).ms, 3),
         "flash_bytes": report.flash_bytes,
         "peak_sram_bytes": report.static_ram_bytes + acc.stack_bytes,
         "predicted_peak_sram_bytes": report.predicted_peak_sram_bytes,

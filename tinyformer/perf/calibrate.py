@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from tinyformer.compiler.driver import CompileReport, compile_model, firmware_in
+from tinyformer.compiler.source_hash import firmware_id
 from tinyformer.engine import ir
 from tinyformer.engine.builder import random_hybrid_graph
 from tinyformer.hil.measure import Measurement, measure
@@ -103,4 +106,67 @@ def check_latency_model(
     return table
 
 
-__all__ = ["LatencyModel", "check_latency_model", "measure_graph", "random_candidates"]
+def check_held_out(
+    samples: pd.DataFrame,
+    totals: Mapping[str, float],
+    groups: Mapping[str, str],
+    target: str,
+    unit: str,
+) -> pd.DataFrame:
+    """Leave one group out: per group, fit on every current-firmware sample but its models'
+    and predict each of its models (``totals``: model -> measured count) from its layers.
+
+    ``predicted`` is what the search gets (signatures measured on other models answered
+    exactly); ``predicted_fit`` the fitted features alone, the transfer to unseen shapes.
+    A layer whose op kind the fit has no samples of is counted in ``unpredicted``.
+    """
+    rows = samples[
+        (samples["target"] == target)
+        & (samples["unit"] == unit)
+        & (samples["firmware"] == firmware_id())
+    ]
+    out = []
+    for group in sorted(set(groups.values())):
+        held = sorted(m for m, g in groups.items() if g == group)
+        model = LatencyModel.fit(rows[~rows["model_id"].isin(held)], target, unit)
+        for name in held:
+            layers = rows[rows["model_id"] == name]
+            pred, fit, missing = 0.0, 0.0, 0
+            for kind, feats in zip(layers["op"], layers["features"], strict=True):
+                try:
+                    pred += model.predict_features(kind, json.loads(feats))
+                    fit += model.predict_features(kind, json.loads(feats), exact=False)
+                except KeyError:
+                    missing += 1
+            out.append(
+                {
+                    "model": name,
+                    "group": group,
+                    "layers": len(layers),
+                    "unpredicted": missing,
+                    "measured": int(totals[name]),
+                    "predicted": round(pred),
+                    "predicted_fit": round(fit),
+                }
+            )
+    table = pd.DataFrame(out)
+    if table.empty:
+        return table
+    for col, err in (("predicted", "error_pct"), ("predicted_fit", "error_fit_pct")):
+        table[err] = ((table[col] - table["measured"]) / table["measured"] * 100).round(3)
+    # the error of what is predicted: a model with an unpredicted layer is counted apart
+    whole = table[table["unpredicted"] == 0]
+    table["mape_pct"] = round(mape(whole["predicted"], whole["measured"]), 3)
+    table["mape_fit_pct"] = round(mape(whole["predicted_fit"], whole["measured"]), 3)
+    table["target"], table["unit"], table["firmware"] = target, unit, firmware_id()
+    table["time"] = now_iso()
+    return table
+
+
+__all__ = [
+    "LatencyModel",
+    "check_held_out",
+    "check_latency_model",
+    "measure_graph",
+    "random_candidates",
+]

@@ -130,9 +130,13 @@ class LatencyModel:
         return model
 
     def predict_node(self, node: Node, graph: Graph) -> float:
-        kind, feats = op_features(node, graph)
+        return self.predict_features(*op_features(node, graph))
+
+    def predict_features(self, kind: str, feats: dict[str, float], exact: bool = True) -> float:
+        """One layer's count from its op kind and features; ``exact=False``: the fit alone,
+        even for a signature already measured."""
         sig = kind + features_json(feats)
-        if sig in self.exact:
+        if exact and sig in self.exact:
             return float(self.exact[sig])
         coef = self.coefs.get(kind)
         if coef is None:

@@ -9,12 +9,8 @@ import torch
 from tinyformer.data.datasets import ImageDataset
 from tinyformer.engine.ir import Graph
 from tinyformer.engine.reference import outputs as reference_outputs
+from tinyformer.quant.input_file import model_input
 from tinyformer.quant.qmodules import QuantSubnet
-
-
-def model_input(images: np.ndarray) -> np.ndarray:
-    """uint8 NHWC images -> the graph's int8 input codes (q = pixel - 128)."""
-    return (np.asarray(images, np.int16) - 128).astype(np.int8)
 
 
 def reference_logits(graph: Graph, images: np.ndarray) -> np.ndarray:
