@@ -190,10 +190,26 @@ def _print_layers(report: LayerReport) -> None:
         console.print(escape(line), highlight=False, soft_wrap=True)
 
 
+@app.command("import")
+@friendly_errors
+def import_tflite(
+    model: Annotated[Path, typer.Argument(help="int8 TensorFlow Lite model (.tflite)")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="IR file to write (.tfir)")],
+) -> None:
+    """Import an int8 .tflite model as an IR file, bit-exact with TFLite Micro."""
+    from tinyformer.engine import ir
+    from tinyformer.engine.tflite_import import import_tflite as read_tflite
+
+    graph = read_tflite(model)
+    ir.save(graph, out)
+    ops = sorted({n.op for n in graph.nodes})
+    console.print(f"{out}: {len(graph.nodes)} layers ({', '.join(ops)}), TFLite rounding")
+
+
 @app.command()
 @friendly_errors
 def compile(
-    model: Annotated[Path, typer.Argument(help="IR file (.tfir)")],
+    model: Annotated[Path, typer.Argument(help="IR file (.tfir) or int8 .tflite model")],
     out: Annotated[Path, typer.Option("-o", "--out", help="output folder")],
     board: Annotated[str, typer.Option(help="mps2-an500 (QEMU) or stm32f746")] = DEFAULT_BOARD,
     as_json: JsonOpt = False,
@@ -470,11 +486,27 @@ def search(
     console.print(f"chosen {cand.key}: {out / 'search' / 'chosen'} (IR and firmware)")
 
 
+BENCHES = (
+    "kernels",
+    "latency",
+    "link",
+    "models",
+    "evaluate",
+    "train",
+    "cpi",
+    "cmsis-nn",
+    "imported",
+)
+
+
 @app.command()
 @friendly_errors
 def bench(
     what: Annotated[
-        str, typer.Argument(help="kernels, latency, link, models, evaluate, train, cpi or cmsis-nn")
+        str,
+        typer.Argument(
+            help="kernels, latency, link, models, evaluate, train, cpi, cmsis-nn or imported"
+        ),
     ] = "kernels",
     target: TargetOpt = "qemu",
     port: PortOpt = None,
@@ -497,7 +529,9 @@ def bench(
     results/board_vs_qemu.csv, which calibrates the milliseconds estimated on QEMU.
     cmsis-nn: CMSIS-NN's linear kernel from your checkout (--cmsis-nn) on the kernel bench's
     shapes, beside the constants the bench compares with: results/cmsis_nn.csv.
-    train: training images/second, digits and CIFAR-scale models: results/training.csv."""
+    train: training images/second, digits and CIFAR-scale models: results/training.csv.
+    imported: .tflite models (ResNet-8 dense and block-pruned, DS-CNN, MobileNet-style) and
+    TFLite rounding's cost per kernel: results/imported_models.csv."""
     if what == "train":  # the host's CPU or GPU: no target
         from tinyformer.model.train_bench import TRAINING_BENCH, bench_training
 
@@ -520,6 +554,11 @@ def bench(
         table = check_latency_model(tgt, results)
         console.print(table.drop(columns=["time"]).to_string(index=False))
         console.print(f"MAPE {table['mape_pct'].iloc[0]:.2f} % -> {results / LATENCY_REPORT}")
+    elif what == "imported":
+        from tinyformer.perf.imported_bench import IMPORTED_BENCH, bench_imported
+
+        table = bench_imported(tgt, results / IMPORTED_BENCH)
+        console.print(table.drop(columns=["git_rev", "time"]).to_string(index=False))
     elif what == "link":
         from tinyformer.perf.link_bench import LINK_BENCH, bench_link
 
@@ -563,10 +602,7 @@ def bench(
         console.print(table.drop(columns=["time"]).to_string(index=False))
         console.print(f"-> {results / CMSIS_NN_BENCH}")
     else:
-        raise ValueError(
-            f"unknown benchmark {what!r}; available: kernels, latency, link, models, "
-            "evaluate, train, cpi, cmsis-nn"
-        )
+        raise ValueError(f"unknown benchmark {what!r}; available: {', '.join(BENCHES)}")
 
 
 # -- models: train (float -> block pruning -> QAT -> IR) and export ---------------------------

@@ -27,6 +27,8 @@ safe while kh * kw * Cin < 2**15 and the bias stays small (the C kernels wrap, a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -75,8 +77,16 @@ def patches(
     return win[::stride, ::stride].transpose(0, 1, 3, 4, 2)
 
 
-def _finish(acc, multiplier, shift, output_zp: int, act_min: int, act_max: int) -> np.ndarray:
-    out = requantize(acc, np.asarray(multiplier), np.asarray(shift)) + int(output_zp)
+def _finish(
+    acc: np.ndarray,
+    multiplier: np.ndarray,
+    shift: np.ndarray,
+    output_zp: int,
+    act_min: int,
+    act_max: int,
+    requant: Callable[..., np.ndarray] = requantize,
+) -> np.ndarray:
+    out = requant(acc, np.asarray(multiplier), np.asarray(shift)) + int(output_zp)
     return saturate(out, act_min, act_max).astype(np.int8)
 
 
@@ -118,6 +128,7 @@ def conv2d(
     padding: Padding = (0, 0, 0, 0),
     act_min: int = INT8_MIN,
     act_max: int = INT8_MAX,
+    requant: Callable[..., np.ndarray] = requantize,
 ) -> np.ndarray:
     """x [H][W][Cin], weights [Cout][kh][kw][Cin] -> [Ho][Wo][Cout] int8 (module docstring)."""
     cout, k_h, k_w, cin = weights.shape
@@ -129,7 +140,7 @@ def conv2d(
     acc = int_matmul(cols, np.asarray(weights).reshape(cout, -1).T)
     if bias is not None:
         acc = acc + np.asarray(bias, np.int64)
-    return _finish(acc, multiplier, shift, output_zp, act_min, act_max)
+    return _finish(acc, multiplier, shift, output_zp, act_min, act_max, requant)
 
 
 def depthwise_conv2d(
@@ -144,6 +155,7 @@ def depthwise_conv2d(
     padding: Padding = (0, 0, 0, 0),
     act_min: int = INT8_MIN,
     act_max: int = INT8_MAX,
+    requant: Callable[..., np.ndarray] = requantize,
 ) -> np.ndarray:
     """x [H][W][C], weights [kh][kw][C] -> [Ho][Wo][C] int8 (module docstring)."""
     k_h, k_w, c = weights.shape
@@ -160,4 +172,4 @@ def depthwise_conv2d(
     acc = acc.astype(np.int64)
     if bias is not None:
         acc = acc + np.asarray(bias, np.int64)
-    return _finish(acc, multiplier, shift, output_zp, act_min, act_max)
+    return _finish(acc, multiplier, shift, output_zp, act_min, act_max, requant)
