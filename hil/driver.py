@@ -15,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+import ray
+
 from tinyformer.compiler.firmware import DEFAULT_STACK, Firmware, build
 from tinyformer.hil.targets.registry import make_target
 from tinyformer.model import SupernetSpace
@@ -26,6 +28,25 @@ GENERATIONS = 2  # the kill tests' search: the second generation has a latency m
 
 def fitness(c: Candidate) -> float:
     return round(0.5 + 0.4 * (1 - c.weight_sparsity()) * c.config.stem_width / 16, 4)
+
+
+class CountedFitness:
+    """``fitness``, writing each candidate it scores to ``log`` (it runs in Ray workers)."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+
+    def __call__(self, c: Candidate) -> float:
+        with open(self.log, "a") as out:
+            out.write(c.key + "\n")
+        return fitness(c)
+
+    def calls(self) -> list[str]:
+        return self.log.read_text().split() if self.log.exists() else []
+
+
+# Ray workers do not have hil/ on their path: this module's functions travel by value.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def settings(generations: int) -> SearchSettings:

@@ -113,7 +113,6 @@ def search(
         target,
         out / "search",
         results,
-        opts.workers,
         log,
     )
     best = nas.best(nas.run(resume=resume))

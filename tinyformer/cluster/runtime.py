@@ -1,0 +1,70 @@
+"""One way to run work: Ray, started on this machine by default or joined with ``--ray``.
+
+``ray_session`` gives the caller a connected Ray: an existing connection as it is (a test's
+cluster, an outer command's session), the cluster at ``address`` (``--ray`` or RAY_ADDRESS),
+or a local node with one ``qemu`` resource per core (nothing to start by hand, no dashboard,
+Ray's logs kept off the terminal). What it started it stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+
+from tinyformer.errors import ToolError
+
+NAMESPACE = "tinyformer"  # named actors (the board workers) live here
+QEMU = "qemu"  # the resource of one emulator worker (one per core)
+
+
+def board_resource(board: str) -> str:
+    """The resource of one attached board of kind ``board``, e.g. ``board:stm32f746``."""
+    return f"board:{board}"
+
+
+class ClusterError(ToolError):
+    """The cluster cannot be reached, or has no target of the kind a run needs."""
+
+
+def _quiet() -> None:
+    # Before Ray is imported: no usage-stats prompt, no token-auth banner, no dashboard deps.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[float]:
+    """Connected to Ray while the block runs; yields the seconds the connection took.
+
+    ``address``: a cluster's (``host:6379`` or ``ray://host:10001``); None: RAY_ADDRESS, else
+    a local node of ``num_cpus`` CPUs (all cores by default) and as many ``qemu`` resources.
+    """
+    _quiet()
+    import ray
+
+    if ray.is_initialized():
+        yield 0.0
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    start = time.perf_counter()
+    common = {"namespace": NAMESPACE, "logging_level": "ERROR", "log_to_driver": False}
+    try:
+        if address:
+            ray.init(address=address, **common)
+        else:
+            cpus = num_cpus or os.cpu_count() or 1
+            ray.init(
+                num_cpus=cpus,
+                resources={QEMU: cpus},
+                include_dashboard=False,
+                **common,  # type: ignore[arg-type]
+            )
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at {address}" if address else "a local Ray node"
+        raise ClusterError(f"cannot start or reach {where}: {' '.join(str(exc).split())}") from None
+    try:
+        yield time.perf_counter() - start
+    finally:
+        ray.shutdown()
