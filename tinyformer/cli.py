@@ -80,6 +80,12 @@ ChannelsOpt = Annotated[
     int | None, typer.Option(help="folder data: 1 (luminance) or 3 (RGB); default 3 if any colour")
 ]
 FreshOpt = Annotated[bool, typer.Option(help="start over, replacing an earlier run in OUT")]
+RayOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray", help="Ray cluster address (default: $RAY_ADDRESS, else this machine alone)"
+    ),
+]
 
 
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -341,12 +347,15 @@ def demo(
     results: ResultsOpt = Path("results"),
     resume: Annotated[bool, typer.Option(help="continue an interrupted demo")] = False,
     fresh: FreshOpt = False,
+    ray: RayOpt = None,
 ) -> None:
     """The main job on digits: SuperNAS, supernet, SparseNAS, prune + QAT, firmware, target."""
+    from tinyformer.cluster.runtime import ray_session
     from tinyformer.nas.pipeline import demo as run_demo
 
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
-    summary = run_demo(QUICK, tgt, out, results, resume, fresh=fresh)
+    with ray_session(ray):
+        summary = run_demo(QUICK, tgt, out, results, resume, fresh=fresh)
     summary.pop("config")
     _summary_table(summary, f"TinyFormer demo ({out})")
     console.print(f"recorded in {results / 'digits_model.csv'}")
@@ -365,22 +374,31 @@ def evaluate(
     pyocd_target: PyocdTargetOpt = None,
     run_timeout: RunTimeoutOpt = None,
     as_json: JsonOpt = False,
+    ray: RayOpt = None,
 ) -> None:
-    """Run every test image on the target; accuracy and agreement with the host reference."""
+    """Run every test image on the target(s); accuracy and agreement with the host reference.
+    The images are shared out over every free target of the kind in the Ray cluster."""
+    from tinyformer.cluster.evaluate import evaluate_sharded
+    from tinyformer.cluster.pool import FirmwarePackage
+    from tinyformer.cluster.runtime import ray_session
     from tinyformer.compiler.driver import firmware_in
     from tinyformer.data import load_dataset_for_input
-    from tinyformer.hil.accuracy import evaluate_on_target
     from tinyformer.quant.evaluate import model_input
 
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
-    fw, graph = firmware_in(model_dir, tgt.board)
+    _, graph = firmware_in(model_dir, tgt.board)
     h, _, c = graph.tensors[graph.inputs[0]].shape  # NHWC without the N
     test = load_dataset_for_input(dataset, root, h, c).test
-    acc = evaluate_on_target(tgt, fw, graph, model_input(test.images), test.labels)
+    with ray_session(ray):
+        run = evaluate_sharded(
+            tgt, FirmwarePackage.of(model_dir), model_input(test.images), test.labels
+        )
+    acc = run.accuracy
+    summary = {**acc.to_dict(), "shards": len(run.shards), "targets": run.targets}
     if as_json:
-        print(json.dumps(acc.to_dict()))
+        print(json.dumps(summary))
     else:
-        _summary_table(acc.to_dict(), f"{graph.name} on {target}")
+        _summary_table(summary, f"{graph.name} on {target}")
     if acc.agreement < 1.0:
         raise HilError("the firmware's predictions differ from the host reference")
 
@@ -412,8 +430,10 @@ def search(
     seed: Annotated[int, typer.Option(min=0)] = SearchOptions.seed,
     resume: Annotated[bool, typer.Option(help="continue from the checkpoint in OUT")] = False,
     fresh: FreshOpt = False,
+    ray: RayOpt = None,
 ) -> None:
     """SuperNAS + SparseNAS with measured latency in the loop; Pareto front in OUT/search."""
+    from tinyformer.cluster.runtime import ray_session
     from tinyformer.nas.pipeline import search as run_search
 
     opts = SearchOptions(
@@ -429,25 +449,39 @@ def search(
         seed=seed,
     )
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
-    cand, _ = run_search(opts, tgt, out, results, resume, fresh=fresh)
+    with ray_session(ray):
+        cand, _ = run_search(opts, tgt, out, results, resume, fresh=fresh)
     console.print(f"chosen {cand.key}: {out / 'search' / 'chosen'} (IR and firmware)")
 
 
 @app.command()
 @friendly_errors
 def bench(
-    what: Annotated[str, typer.Argument(help="kernels, latency or link")] = "kernels",
+    what: Annotated[
+        str, typer.Argument(help="kernels, latency, link, cluster or farm")
+    ] = "kernels",
     target: TargetOpt = "qemu",
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
     run_timeout: RunTimeoutOpt = None,
     results: ResultsOpt = Path("results"),
+    ray: RayOpt = None,
 ) -> None:
     """kernels: results/kernels.csv. latency: latency-model MAPE on held-out candidates.
-    link: inferences over a link damaging 1e-4..1e-2 of the bytes (QEMU): results/link.csv."""
+    link: inferences over a link damaging 1e-4..1e-2 of the bytes (QEMU): results/link.csv.
+    cluster: evaluate on 1 and 2 target workers (results/cluster.csv). farm: a simulated farm
+    of 1..64 targets, candidates measured per hour (results/farm.csv, farm.png)."""
+    from tinyformer.cluster.runtime import ray_session
+
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
-    if what == "kernels":
+    if what in ("cluster", "farm"):
+        from tinyformer.perf.cluster_bench import bench_cluster, bench_farm
+
+        with ray_session(ray):
+            table = bench_cluster(tgt, results) if what == "cluster" else bench_farm(results)
+        console.print(table.drop(columns=["time"]).to_string(index=False))
+    elif what == "kernels":
         from tinyformer.perf.kernel_bench import bench_kernels
 
         table = bench_kernels(tgt, results / "kernels.csv")
@@ -467,7 +501,43 @@ def bench(
         if wrong:
             raise HilError(f"{wrong} wrong outputs were accepted: see {results / LINK_BENCH}")
     else:
-        raise ValueError(f"unknown benchmark {what!r}; available: kernels, latency, link")
+        raise ValueError(
+            f"unknown benchmark {what!r}; available: kernels, latency, link, cluster, farm"
+        )
+
+
+@app.command()
+@friendly_errors
+def worker(
+    target: TargetOpt = "qemu",
+    port: PortOpt = None,
+    probe: ProbeOpt = None,
+    pyocd_target: PyocdTargetOpt = None,
+    run_timeout: RunTimeoutOpt = None,
+    ray: RayOpt = None,
+    cpus: Annotated[
+        int | None, typer.Option(min=0, help="CPUs this host lends (default: qemu all, board 0)")
+    ] = None,
+    emulators: Annotated[
+        int | None, typer.Option(min=1, help="qemu: emulator workers (default: one per core)")
+    ] = None,
+) -> None:
+    """Join a Ray cluster with this host's targets (an attached board, or emulator cores) until
+    Ctrl-C; searches and evaluations anywhere in the cluster then use them."""
+    import os
+
+    from tinyformer.cluster.worker import serve
+
+    address = ray or os.environ.get("RAY_ADDRESS")
+    if not address:
+        raise ValueError("worker joins a cluster: give --ray HEAD:6379 (or set RAY_ADDRESS)")
+    tgt = _target(target, port, probe, pyocd_target, run_timeout)
+    cores = os.cpu_count() or 1
+    if target == "board":
+        serve(address, [tgt], cpus=cpus or 0, emulators=0, log=console.print)
+    else:
+        serve(address, [], cpus=cores if cpus is None else cpus, emulators=emulators or cores,
+              log=console.print)  # fmt: skip
 
 
 # -- models: train (float -> block pruning -> QAT -> IR) and export ---------------------------

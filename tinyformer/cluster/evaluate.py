@@ -8,6 +8,7 @@ costs a shard, and a slow one does not hold the others back.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +40,7 @@ class ShardedAccuracy:
 def split(n: int, parts: int) -> list[range]:
     """``n`` images in ``parts`` consecutive ranges of near-equal size (none empty)."""
     edges = np.linspace(0, n, min(parts, n) + 1).round().astype(int)
-    return [range(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return [range(a, b) for a, b in itertools.pairwise(edges)]
 
 
 def evaluate_sharded(

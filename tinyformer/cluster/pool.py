@@ -142,7 +142,9 @@ class TargetPool:
             new = [ray.get_actor(n, namespace=NAMESPACE) for n in names]
             self._names.update(names)
             if not new and not self.workers:  # the board on this command line, on this node
-                here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), False)
+                here = NodeAffinitySchedulingStrategy(
+                    ray.get_runtime_context().get_node_id(), False
+                )
                 new = [Worker.options(num_cpus=0, scheduling_strategy=here).remote(self.target)]
                 self._own += new
         self._admit(new)

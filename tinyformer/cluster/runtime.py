@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from tinyformer.errors import ToolError
 
@@ -34,6 +36,22 @@ def _quiet() -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse a head that nothing answers at (Ray itself would retry for minutes)."""
+    if "://" in address or address == "auto":
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"--ray {address}: give the head's HOST:PORT, e.g. 10.0.0.5:6379")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ClusterError(
+            f"no Ray head answers at {address} ({exc.strerror or exc}): start one there with "
+            "`ray start --head`"
+        ) from None
+
+
 @contextlib.contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[float]:
     """Connected to Ray while the block runs; yields the seconds the connection took.
@@ -48,8 +66,14 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         yield 0.0
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        _check_reachable(address)
     start = time.perf_counter()
-    common = {"namespace": NAMESPACE, "logging_level": "ERROR", "log_to_driver": False}
+    common: dict[str, Any] = {
+        "namespace": NAMESPACE,
+        "logging_level": "ERROR",
+        "log_to_driver": False,
+    }
     try:
         if address:
             ray.init(address=address, **common)
@@ -59,7 +83,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
                 num_cpus=cpus,
                 resources={QEMU: cpus},
                 include_dashboard=False,
-                **common,  # type: ignore[arg-type]
+                **common,
             )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray node"

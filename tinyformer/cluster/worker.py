@@ -86,19 +86,18 @@ def serve(
         with ray_session(address):
             node_id = _wait_for_node(marker, node)
             here = NodeAffinitySchedulingStrategy(node_id, soft=False)
-            actors = []
+            actors: list[Any] = []  # held: the actors live as long as this process
             for t in targets:
                 name = board_actor_name(t.board, getattr(t, "port", t.name))
-                actors.append(
-                    Worker.options(
-                        name=name,
-                        namespace=NAMESPACE,
-                        num_cpus=0,
-                        resources={resource_of(t): 1},
-                        scheduling_strategy=here,
-                    ).remote(t)
-                )
-                log(f"serving {result(actors[-1].identity.remote())} as {name}")
+                actor: Any = Worker.options(
+                    name=name,
+                    namespace=NAMESPACE,
+                    num_cpus=0,
+                    resources={resource_of(t): 1},
+                    scheduling_strategy=here,
+                ).remote(t)
+                actors.append(actor)
+                log(f"serving {result(actor.identity.remote())} as {name}")
             if emulators:
                 log(f"serving {emulators} emulator core(s) as resource {QEMU!r}")
             log(f"joined {address} as node {node_id[:8]}; Ctrl-C to leave")

@@ -17,9 +17,10 @@ import pandas as pd
 import torch
 
 from tinyformer.atomic_write import write_atomic_text
+from tinyformer.cluster.evaluate import evaluate_sharded
+from tinyformer.cluster.pool import FirmwarePackage
 from tinyformer.compiler.driver import compile_model, firmware_in
 from tinyformer.data import load_dataset
-from tinyformer.hil.accuracy import evaluate_on_target
 from tinyformer.hil.targets.base import Target
 from tinyformer.model import Supernet, SupernetSpace, TrainConfig, train_supernet
 from tinyformer.nas.fitness import SupernetFitness
@@ -165,9 +166,11 @@ def demo(
     )
     log(f"pruned + QAT: int8 test accuracy {trained.metrics['qat_test_acc']:.4f}")
     report = compile_model(trained.paths["model"], out / "firmware", target.board)
-    fw, graph = firmware_in(out / "firmware", target.board)
+    _, graph = firmware_in(out / "firmware", target.board)
     data = load_dataset(opts.dataset, opts.root, opts.image_size, opts.channels)
-    acc = evaluate_on_target(target, fw, graph, model_input(data.test.images), data.test.labels)
+    package = FirmwarePackage.of(out / "firmware")
+    images = model_input(data.test.images)
+    acc = evaluate_sharded(target, package, images, data.test.labels).accuracy
     summary = {
         "model": graph.name,
         "target": target.name,
