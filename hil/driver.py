@@ -38,11 +38,19 @@ class CountedFitness:
 
     def __call__(self, c: Candidate) -> float:
         with open(self.log, "a") as out:
-            out.write(c.key + "\n")
+            out.write(f"{c.key} {ray.get_runtime_context().get_node_id()}\n")
         return fitness(c)
 
+    def _lines(self) -> list[list[str]]:
+        return [line.split() for line in self.log.read_text().splitlines()]
+
     def calls(self) -> list[str]:
-        return self.log.read_text().split() if self.log.exists() else []
+        """The candidates scored, in order."""
+        return [key for key, _ in self._lines()] if self.log.exists() else []
+
+    def nodes(self) -> set[str]:
+        """The Ray nodes that scored them."""
+        return {node for _, node in self._lines()}
 
 
 # Ray workers do not have hil/ on their path: this module's functions travel by value.

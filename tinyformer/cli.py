@@ -533,11 +533,15 @@ def worker(
         raise ValueError("worker joins a cluster: give --ray HEAD:6379 (or set RAY_ADDRESS)")
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
     cores = os.cpu_count() or 1
+
+    def log(line: str) -> None:  # plain lines, at once: a service's log
+        print(line, flush=True)
+
     if target == "board":
-        serve(address, [tgt], cpus=cpus or 0, emulators=0, log=console.print)
+        serve(address, [tgt], cpus=cpus or 0, emulators=0, log=log)
     else:
-        serve(address, [], cpus=cores if cpus is None else cpus, emulators=emulators or cores,
-              log=console.print)  # fmt: skip
+        lent = cores if cpus is None else cpus
+        serve(address, [], cpus=lent, emulators=emulators or cores, log=log)
 
 
 # -- models: train (float -> block pruning -> QAT -> IR) and export ---------------------------
