@@ -80,10 +80,10 @@ def serve(
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     try:
         with ray_session(address):
+            for sig in (signal.SIGTERM, signal.SIGINT):  # after ray.init, which sets its own
+                signal.signal(sig, stop)
             node_id = _wait_for_node(marker, node)
             here = NodeAffinitySchedulingStrategy(node_id, soft=False)
             actors: list[Any] = []  # held: the actors live as long as this process
