@@ -171,39 +171,56 @@ class TargetPool:
         jobs: Sequence[tuple[Any, ...]],
         done: Callable[[int, Any, str], None],
     ) -> None:
-        """Run ``method(*job)`` for every job on free workers; ``done(i, value, identity)`` in
-        job order. A job whose worker died runs again on another; a job's own error is raised
-        after the others in flight finished (and were handed over)."""
+        """Run ``method(*job)`` for every job on free workers (``dispatch``)."""
         self.refresh()
-        todo = deque(range(len(jobs)))
-        free = list(self.workers)
-        running: dict[ray.ObjectRef, tuple[int, Any]] = {}
-        finished: dict[int, tuple[Any, str]] = {}
-        failed: list[BaseException] = []
-        handed = 0
-        while todo or running:
-            while todo and free and not failed:
-                i, actor = todo.popleft(), free.pop()
-                running[getattr(actor, method).remote(*jobs[i])] = (i, actor)
-            if not running:
-                if failed:
-                    break
-                raise ClusterError(f"every {self.kind} worker of the cluster died; none left")
-            [ref], _ = ray.wait(list(running), num_returns=1)
-            i, actor = running.pop(ref)
-            try:
-                finished[i] = result(ref)
-                free.append(actor)
-            except ray.exceptions.RayActorError:  # its node died: the job goes to another
-                self.workers.pop(actor, None)
-                todo.appendleft(i)
-            except Exception as exc:  # the job's own failure (a target error, a bad input)
-                failed.append(exc)
-                free.append(actor)
-            while handed in finished:
-                done(handed, *finished.pop(handed))
-                handed += 1
-        for i in sorted(finished):  # after a failure: what did finish is still handed over
-            done(i, *finished[i])
-        if failed:
-            raise failed[0]
+        dead = dispatch(list(self.workers), method, jobs, done, self.kind)
+        for actor in dead:
+            self.workers.pop(actor, None)
+
+
+def dispatch(
+    slots: list[Any],
+    method: str,
+    jobs: Sequence[tuple[Any, ...]],
+    done: Callable[[int, Any, str], None],
+    kind: str,
+) -> set[Any]:
+    """Run ``method(*job)`` for every job, one at a time per slot (an actor; one that serves
+    several targets at once appears once per target); ``done(i, value, identity)`` in job
+    order. A job whose actor died runs again on another; a job's own error is raised after the
+    others in flight finished (and were handed over). Returns the actors that died."""
+    todo = deque(range(len(jobs)))
+    free = list(slots)
+    dead: set[Any] = set()
+    running: dict[ray.ObjectRef, tuple[int, Any]] = {}
+    finished: dict[int, tuple[Any, str]] = {}
+    failed: list[BaseException] = []
+    handed = 0
+    while todo or running:
+        while todo and free and not failed:
+            i, actor = todo.popleft(), free.pop()
+            running[getattr(actor, method).remote(*jobs[i])] = (i, actor)
+        if not running:
+            if failed:
+                break
+            raise ClusterError(f"every {kind} worker of the cluster died; none left")
+        [ref], _ = ray.wait(list(running), num_returns=1)
+        i, actor = running.pop(ref)
+        try:
+            finished[i] = result(ref)
+            free.append(actor)
+        except ray.exceptions.RayActorError:  # its node died: the job goes to another
+            dead.add(actor)
+            free = [a for a in free if a != actor]
+            todo.appendleft(i)
+        except Exception as exc:  # the job's own failure (a target error, a bad input)
+            failed.append(exc)
+            free.append(actor)
+        while handed in finished:
+            done(handed, *finished.pop(handed))
+            handed += 1
+    for i in sorted(finished):  # after a failure: what did finish is still handed over
+        done(i, *finished[i])
+    if failed:
+        raise failed[0]
+    return dead
