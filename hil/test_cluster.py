@@ -172,3 +172,18 @@ def test_a_board_host_joins_with_tinyformer_worker(
     while ray.cluster_resources().get("board:stm32f746") and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not ray.cluster_resources().get("board:stm32f746")  # the host left with its node
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["bench", "farm", "--ray", "127.0.0.1:9"], "no Ray head answers at 127.0.0.1:9"),
+        (["worker", "--target", "qemu"], "worker joins a cluster: give --ray"),
+    ],
+)
+def test_a_cluster_that_cannot_be_reached_is_one_line(args: list[str], line: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    cmd = [sys.executable, "-m", "tinyformer.cli", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 1 and line in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
