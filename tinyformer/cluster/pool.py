@@ -29,6 +29,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from tinyformer.cluster.runtime import NAMESPACE, QEMU, ClusterError, board_resource
 from tinyformer.cluster.tasks import result
 from tinyformer.compiler.driver import compile_report, firmware_in
+from tinyformer.compiler.source_hash import firmware_id
 from tinyformer.hil.accuracy import ImageRuns, run_images
 from tinyformer.hil.measure import Measurement, measure
 from tinyformer.hil.targets.base import Target
@@ -39,14 +40,26 @@ READY_TIMEOUT = 60.0  # seconds a new worker may take to start (a loaded machine
 
 @dataclass(frozen=True)
 class FirmwarePackage:
-    """A compiled folder's files that a target needs, as bytes: sent to any host."""
+    """A compiled folder's files that a target needs, as bytes: sent to any host; with the
+    firmware id of the sources that built it (a host with other sources builds other code)."""
 
     files: dict[str, bytes]
+    firmware: str
 
     @classmethod
     def of(cls, folder: Path) -> FirmwarePackage:
         firmware_in(folder, compile_report(folder)["board"])  # a clear error if it is not one
-        return cls({name: (Path(folder) / name).read_bytes() for name in FILES})
+        files = {name: (Path(folder) / name).read_bytes() for name in FILES}
+        return cls(files, firmware_id())
+
+    def check_firmware(self) -> None:
+        """Refuse firmware built from other sources than this checkout's (its counts would be
+        filed under this checkout's firmware id)."""
+        if self.firmware != firmware_id():
+            raise ClusterError(
+                f"a node built firmware {self.firmware}, this checkout's is {firmware_id()}: "
+                "install the same TinyFormer on every host"
+            )
 
     def unpack(self, folder: Path) -> Path:
         for name, data in self.files.items():

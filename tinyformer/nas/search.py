@@ -269,6 +269,7 @@ class SparseNAS:
     def _keep(self, key: str, package: FirmwarePackage) -> None:
         """The candidate's IR and firmware in its folder here (a task on another host wrote
         them to its own disk)."""
+        package.check_firmware()
         work = self._work_dir(key)
         if not (work / "fw" / "build" / "firmware.elf").is_file():
             package.unpack(work / "fw")
