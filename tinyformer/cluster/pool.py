@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import socket
 import tempfile
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from tinyformer.hil.targets.base import Target
 
 FILES = ("model.tfir", "compile.json", "build/firmware.elf")  # what firmware_in reads
 READY_TIMEOUT = 60.0  # seconds a new worker may take to start (a loaded machine)
+RELEASE_WAIT = 5.0  # seconds a new pool waits for emulator cores that a killed worker frees
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,9 @@ class TargetWorker:
 
     def __init__(self, target: Target) -> None:
         self.target = target
-        node = ray.get_runtime_context().get_node_id()
-        self.where = f"{target!r} on {socket.gethostname()} (node {node[:8]})"
+        ctx = ray.get_runtime_context()
+        actor, node = ctx.get_actor_id() or "", ctx.get_node_id()
+        self.where = f"{target!r} {actor[:8]} on {socket.gethostname()} (node {node[:8]})"
 
     def identity(self) -> str:
         return self.where
@@ -142,7 +145,7 @@ class TargetPool:
     def refresh(self) -> None:
         """Take in the workers that appeared since (a node or a board host that joined)."""
         if self.kind == QEMU:
-            free = int(ray.available_resources().get(QEMU, 0))
+            free = self._free_emulators()
             if self.limit is not None:
                 free = min(free, self._room() or 0)
             opts = {"num_cpus": 0, "resources": {QEMU: 1}, "max_restarts": 0}
@@ -161,6 +164,18 @@ class TargetPool:
                 new = [Worker.options(num_cpus=0, scheduling_strategy=here).remote(self.target)]
                 self._own += new
         self._admit(new)
+
+    def _free_emulators(self) -> int:
+        """Free ``qemu`` resources. A new pool waits a moment for all of them: the workers of
+        the pool before it (a search's, before the evaluation) release theirs when killed,
+        a little later."""
+        deadline = time.monotonic() + (RELEASE_WAIT if not self.workers else 0.0)
+        while True:
+            free = int(ray.available_resources().get(QEMU, 0))
+            total = int(ray.cluster_resources().get(QEMU, 0))
+            if free + len(self.workers) >= total or time.monotonic() >= deadline:
+                return free
+            time.sleep(0.1)
 
     def _room(self) -> int | None:
         return None if self.limit is None else max(0, self.limit - len(self.workers))

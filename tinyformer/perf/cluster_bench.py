@@ -35,7 +35,7 @@ from tinyformer.results import now_iso, write_atomic
 CLUSTER_BENCH = "cluster.csv"
 FARM_BENCH = "farm.csv"
 FARM_PLOT = "farm.png"
-FARM_SIZES = (1, 2, 4, 8, 16, 32, 64)
+FARM_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)  # past 64: where it bends
 PER_PROCESS = 16  # fake targets one actor process serves at once
 SESSION_S = 1.0  # one QEMU measurement besides the run: boot, handshake, INFO, input, read-back
 COUNTS_PER_S = 20e6  # QEMU's pessimistic rate (QemuTarget.counts_per_second)
