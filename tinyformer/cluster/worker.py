@@ -13,11 +13,12 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -26,6 +27,8 @@ from tinyformer.cluster.pool import Worker, board_actor_name, resource_of
 from tinyformer.cluster.runtime import NAMESPACE, QEMU, ClusterError, ray_session
 from tinyformer.cluster.tasks import result
 from tinyformer.hil.targets.base import Target
+from tinyformer.hil.targets.emulator import describe_log, spawn
+from tinyformer.hil.targets.emulator import stop as stop_process
 
 JOIN_TIMEOUT = 60.0
 
@@ -38,7 +41,7 @@ def _node_command(address: str, cpus: int, resources: dict[str, float]) -> list[
     ]  # fmt: skip
 
 
-def _wait_for_node(marker: str, node: subprocess.Popen[bytes]) -> str:
+def _wait_for_node(marker: str, node: subprocess.Popen[bytes], node_log: BinaryIO) -> str:
     """The id of the node holding the resource ``marker``, once the cluster lists it."""
     deadline = time.monotonic() + JOIN_TIMEOUT
     while time.monotonic() < deadline:
@@ -48,7 +51,8 @@ def _wait_for_node(marker: str, node: subprocess.Popen[bytes]) -> str:
         if node.poll() is not None:
             break
         time.sleep(0.2)
-    raise ClusterError("this host's Ray node did not join the cluster (see `ray status`)")
+    said = describe_log(node_log).splitlines()[-1:]
+    raise ClusterError(f"this host's Ray node did not join the cluster: {' '.join(said)}")
 
 
 def serve(
@@ -67,49 +71,48 @@ def serve(
     if emulators:
         resources[QEMU] = emulators
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    node = subprocess.Popen(
-        _node_command(address, cpus, resources),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-        start_new_session=True,  # Ctrl-C reaches us; we stop the node
-    )
     stopping = False
 
     def stop(*_: Any) -> None:
         nonlocal stopping
         stopping = True
 
-    try:
-        with ray_session(address):
-            for sig in (signal.SIGTERM, signal.SIGINT):  # after ray.init, which sets its own
-                signal.signal(sig, stop)
-            node_id = _wait_for_node(marker, node)
-            here = NodeAffinitySchedulingStrategy(node_id, soft=False)
-            actors: list[Any] = []  # held: the actors live as long as this process
-            for t in targets:
-                name = board_actor_name(t.board, getattr(t, "port", t.name))
-                actor: Any = Worker.options(
-                    name=name,
-                    namespace=NAMESPACE,
-                    num_cpus=0,
-                    resources={resource_of(t): 1},
-                    scheduling_strategy=here,
-                ).remote(t)
-                actors.append(actor)
-                log(f"serving {result(actor.identity.remote())} as {name}")
-            if emulators:
-                log(f"serving {emulators} emulator core(s) as resource {QEMU!r}")
-            log(f"joined {address} as node {node_id[:8]}; Ctrl-C to leave")
-            while not stopping and node.poll() is None:
-                time.sleep(0.5)
-            if node.poll() is not None and not stopping:
-                raise ClusterError(f"this host's Ray node stopped (exit {node.returncode})")
-    finally:
-        if node.poll() is None:
-            os.killpg(node.pid, signal.SIGTERM)
-            try:
-                node.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(node.pid, signal.SIGKILL)
-                node.wait()
+    with tempfile.TemporaryFile() as node_log:
+        # its own session (Ctrl-C reaches us, we stop the node), and it dies with this process
+        command = _node_command(address, cpus, resources)
+        node = spawn(command, stdout=node_log, stderr=subprocess.STDOUT, env=env)
+        try:
+            with ray_session(address):
+                for sig in (signal.SIGTERM, signal.SIGINT):  # after ray.init, which sets its own
+                    signal.signal(sig, stop)
+                node_id = _wait_for_node(marker, node, node_log)
+                _start_boards(targets, node_id, log)
+                if emulators:
+                    log(f"serving {emulators} emulator core(s) as resource {QEMU!r}")
+                log(f"joined {address} as node {node_id[:8]}; Ctrl-C to leave")
+                while not stopping and node.poll() is None:
+                    time.sleep(0.5)
+                if node.poll() is not None and not stopping:
+                    said = describe_log(node_log)[-300:]
+                    raise ClusterError(f"this host's Ray node stopped: {said}")
+        finally:
+            stop_process(node)
+
+
+_actors: list[Any] = []  # the board workers live as long as this process holds them
+
+
+def _start_boards(targets: list[Target], node_id: str, log: Callable[[str], None]) -> None:
+    """A named worker actor per board, on this host's node."""
+    here = NodeAffinitySchedulingStrategy(node_id, soft=False)
+    for t in targets:
+        name = board_actor_name(t.board, getattr(t, "port", t.name))
+        actor: Any = Worker.options(
+            name=name,
+            namespace=NAMESPACE,
+            num_cpus=0,
+            resources={resource_of(t): 1},
+            scheduling_strategy=here,
+        ).remote(t)
+        _actors.append(actor)
+        log(f"serving {result(actor.identity.remote())} as {name}")
