@@ -31,9 +31,8 @@ class ClusterError(ToolError):
 
 
 def _quiet() -> None:
-    # Before Ray is imported: no usage-stats prompt, no token-auth banner, no dashboard deps.
+    # read when Ray is imported: no usage-stats notice on every command
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
