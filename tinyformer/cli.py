@@ -434,7 +434,7 @@ def search(
 @friendly_errors
 def bench(
     what: Annotated[
-        str, typer.Argument(help="kernels, latency, link, models, cpi or cmsis-nn")
+        str, typer.Argument(help="kernels, latency, link, models, cpi, cmsis-nn or sparse-cost")
     ] = "kernels",
     target: TargetOpt = "qemu",
     port: PortOpt = None,
@@ -452,7 +452,9 @@ def bench(
     cpi: board cycles vs QEMU instructions of the layers measured on both (recorded runs):
     results/board_vs_qemu.csv, which calibrates the milliseconds estimated on QEMU.
     cmsis-nn: CMSIS-NN's linear kernel from your checkout (--cmsis-nn) on the kernel bench's
-    shapes, beside the constants the bench compares with: results/cmsis_nn.csv."""
+    shapes, beside the constants the bench compares with: results/cmsis_nn.csv.
+    sparse-cost: the engine's cost model (dense or block-sparse storage) fitted on QEMU counts
+    of the FC and conv kernels: results/sparse_cost_calls.csv, engine/fitted/sparse_cost.json."""
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
     if what == "kernels":
         from tinyformer.perf.kernel_bench import bench_kernels
@@ -499,9 +501,19 @@ def bench(
         table = bench_cmsis_nn(tgt, cmsis_nn, results)
         console.print(table.drop(columns=["time"]).to_string(index=False))
         console.print(f"-> {results / CMSIS_NN_BENCH}")
+    elif what == "sparse-cost":
+        from tinyformer.perf.sparse_cost_bench import CALLS, bench_sparse_cost
+
+        fit = bench_sparse_cost(tgt, results, progress=console.print)
+        for kernel, e in fit.error.items():
+            console.print(
+                f"{kernel}: {e.calls} calls, error mean {e.mean_pct:.2f} % max {e.max_pct:.2f} %"
+            )
+        console.print(f"-> {results / CALLS}, fit {fit.kernel_sources} of the kernel sources")
     else:
         raise ValueError(
-            f"unknown benchmark {what!r}; available: kernels, latency, link, models, cpi, cmsis-nn"
+            f"unknown benchmark {what!r}; available: kernels, latency, link, models, cpi, "
+            "cmsis-nn, sparse-cost"
         )
 
 
