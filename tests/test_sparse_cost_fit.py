@@ -21,7 +21,14 @@ from tinyformer.engine.sparse_cost import (
     predict,
     shipped_fit,
 )
-from tinyformer.perf.sparse_cost_bench import GRID, call_terms, fit_calls, grid_calls
+from tinyformer.hil.targets.board import BoardTarget
+from tinyformer.perf.sparse_cost_bench import (
+    GRID,
+    bench_sparse_cost,
+    call_terms,
+    fit_calls,
+    grid_calls,
+)
 
 REFIT = "tinyformer bench sparse-cost --target qemu"
 
@@ -142,3 +149,9 @@ def test_fit_refuses_calls_that_miss_a_term() -> None:
     )
     with pytest.raises(ValueError, match="do not cover the cost model's terms"):
         fit_calls(calls)
+
+
+def test_bench_refuses_a_target_that_counts_cycles(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="use --target qemu"):
+        bench_sparse_cost(BoardTarget(port=str(tmp_path / "tty")), tmp_path, tmp_path / "fit.json")
+    assert list(tmp_path.iterdir()) == []  # nothing measured, nothing written
