@@ -1,7 +1,15 @@
 """HIL fixtures: `pytest hil/` builds firmware and runs it on a target (QEMU by default).
 
 As in pytest-embedded, tests take a `dut` (a connected DeviceClient) so one test runs on any
-target: `--target qemu|renode|board` (board options: --port, --probe, --pyocd-target).
+target: `--target qemu|renode|board` (board options: --port, --probe, --pyocd-target, --pack).
+Every test honours them: in-process through the `target` fixture, and the `tinyformer`
+commands a test starts through `target_args`. A board that cannot be reached (no port, no
+probe) skips every test that needs the target with the same one reason; a test that only
+makes sense on QEMU is marked `qemu_only(why)` and skips on other targets saying so.
+
+Counts: QEMU's repeat exactly; a board's (DWT cycles, caches on) are compared after a
+warm-up run, within --count-tolerance (default 2 % on a board: what the caches and the
+flash's ART accelerator leave of run-to-run variation once warm).
 """
 
 from __future__ import annotations
@@ -22,6 +30,9 @@ from tinyformer.hil.errors import TargetUnavailable
 from tinyformer.hil.targets.base import Target
 from tinyformer.hil.targets.registry import make_target
 
+BOARD_OPTIONS = ("--port", "--probe", "--pyocd-target", "--pack")
+BOARD_COUNT_TOLERANCE = 0.02
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("tinyformer")
@@ -29,6 +40,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--port", default=None, help="board: serial port")
     group.addoption("--probe", default=None, help="board: pyOCD probe unique id")
     group.addoption("--pyocd-target", default=None, help="board: pyOCD target name")
+    group.addoption("--pack", default=None, help="board: CMSIS pack (.pack) for pyOCD")
+    group.addoption(
+        "--count-tolerance",
+        type=float,
+        default=None,
+        help="relative difference allowed between warm runs' counts (default: 0 on an "
+        f"emulator, {BOARD_COUNT_TOLERANCE:g} on a board)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "qemu_only(why): the test only makes sense on QEMU")
+    if config.getoption("--target") != "board":
+        given = [opt for opt in BOARD_OPTIONS if config.getoption(opt) is not None]
+        if given:  # a lab user who forgot --target board would test the emulator instead
+            raise pytest.UsageError(f"{', '.join(given)}: only with --target board")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    mark = item.get_closest_marker("qemu_only")
+    target = item.config.getoption("--target")
+    if mark is not None and target != "qemu":
+        pytest.skip(f"QEMU only ({mark.args[0]}), not run on --target {target}")
+
+
+@pytest.fixture(scope="session")
+def target_args(pytestconfig: pytest.Config, target: Target) -> list[str]:
+    """The target options as `tinyformer` takes them, for the commands a test runs."""
+    args = ["--target", target.name]
+    for opt in BOARD_OPTIONS:
+        value = pytestconfig.getoption(opt)
+        if value is not None:
+            args += [opt, str(value)]
+    return args
 
 
 @pytest.fixture(scope="session")
@@ -40,11 +85,22 @@ def target(pytestconfig: pytest.Config) -> Target:
             "port": pytestconfig.getoption("--port"),
             "probe_id": pytestconfig.getoption("--probe"),
             "pyocd_target": pytestconfig.getoption("--pyocd-target"),
+            "pack": pytestconfig.getoption("--pack"),
         }
     try:
-        return make_target(name, **opts)
+        tgt = make_target(name, **opts)
+        tgt.check()  # once: a missing board skips every test that needs it, for one reason
     except TargetUnavailable as exc:
         pytest.skip(str(exc))
+    return tgt
+
+
+@pytest.fixture(scope="session")
+def count_tolerance(pytestconfig: pytest.Config, target: Target) -> float:
+    given = pytestconfig.getoption("--count-tolerance")
+    if given is not None:
+        return float(given)
+    return BOARD_COUNT_TOLERANCE if target.name == "board" else 0.0
 
 
 @pytest.fixture(scope="session")
@@ -77,11 +133,8 @@ def demo_firmware(build_firmware: Callable[..., Firmware], demo: Graph) -> Firmw
 
 @pytest.fixture
 def dut(target: Target, demo_firmware: Firmware) -> Iterator[DeviceClient]:
-    try:
-        with target.session(demo_firmware) as client:
-            yield client
-    except TargetUnavailable as exc:
-        pytest.skip(str(exc))
+    with target.session(demo_firmware) as client:
+        yield client
 
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -27,9 +27,8 @@ def test_dense_suite_covers_the_cmsis_nn_table(target, tmp_path) -> None:
     assert dw["macs"] == 16 * 16 * 64 * 9 and dw["weight_bytes"] == 9 * 64
 
 
+@pytest.mark.qemu_only("the link bench damages QEMU's socket")
 def test_link_bench_records_every_rate_and_accepts_nothing_wrong(target, tmp_path) -> None:
-    if target.name != "qemu":
-        pytest.skip("the link bench damages QEMU's socket")
     out = tmp_path / "link.csv"
     bench_link(target, out, inferences=3, rates=(0.0, 3e-3))
     table = pd.read_csv(out)

@@ -4,10 +4,11 @@ import json
 import subprocess
 import sys
 
+import pytest
 
-def test_run_json_prints_the_measurement(pytestconfig, tmp_path) -> None:
-    target = pytestconfig.getoption("--target")
-    cmd = [sys.executable, "-m", "tinyformer.cli", "run", "--target", target, "--json"]
+
+def test_run_json_prints_the_measurement(target_args, tmp_path) -> None:
+    cmd = [sys.executable, "-m", "tinyformer.cli", "run", *target_args, "--json"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
@@ -28,11 +29,11 @@ def test_unknown_target_is_one_clear_line(tmp_path) -> None:
     assert "Traceback" not in proc.stderr
 
 
-def test_compile_then_run_a_folder(pytestconfig, tmp_path) -> None:
+def test_compile_then_run_a_folder(target, target_args, tmp_path) -> None:
     from tinyformer.engine import ir
     from tinyformer.engine.demo import demo_graph
 
-    board = "stm32f746" if pytestconfig.getoption("--target") != "qemu" else "mps2-an500"
+    board = target.board
     ir.save(demo_graph(5, 12, 64, 32), tmp_path / "m.tfir")
     base = [sys.executable, "-m", "tinyformer.cli"]
     proc = subprocess.run(
@@ -46,9 +47,8 @@ def test_compile_then_run_a_folder(pytestconfig, tmp_path) -> None:
     # tests/test_library.py builds and runs such a library
     assert report["library"] == "out/library"
     assert (tmp_path / "out" / "library" / "model.c").is_file()
-    target = pytestconfig.getoption("--target")
     proc = subprocess.run(
-        [*base, "run", "out", "--target", target, "--json"],
+        [*base, "run", "out", *target_args, "--json"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -68,7 +68,7 @@ def test_compile_rejects_a_corrupt_model(tmp_path) -> None:
     assert "truncated" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_run_layers_profiles_every_layer(pytestconfig, tmp_path) -> None:
+def test_run_layers_profiles_every_layer(target, target_args, tmp_path) -> None:
     """`run --layers`: one row per layer, in graph order, that adds up to the run."""
     import dataclasses
 
@@ -79,7 +79,7 @@ def test_run_layers_profiles_every_layer(pytestconfig, tmp_path) -> None:
     from tinyformer.engine.work import graph_macs
     from tinyformer.perf.latency import SampleStore, samples_of
 
-    board = "stm32f746" if pytestconfig.getoption("--target") != "qemu" else "mps2-an500"
+    board = target.board
     graph = random_hybrid_graph(seed=0)
     for node in graph.nodes:  # the linears 90 % block-sparse, the convs dense
         if node.op == "linear":
@@ -92,9 +92,8 @@ def test_run_layers_profiles_every_layer(pytestconfig, tmp_path) -> None:
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    target = pytestconfig.getoption("--target")
     proc = subprocess.run(
-        [*base, "run", "out", "--target", target, "--json", "--layers"],
+        [*base, "run", "out", *target_args, "--json", "--layers"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -108,7 +107,7 @@ def test_run_layers_profiles_every_layer(pytestconfig, tmp_path) -> None:
     weights = {row["weights"] for row in layers if row["op"] in ("linear", "conv2d")}
     assert "dense" in weights and "B4 90%" in weights
     proc = subprocess.run(
-        [*base, "run", "out", "--target", target, "--layers"],
+        [*base, "run", "out", *target_args, "--layers"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -126,9 +125,11 @@ def test_run_layers_profiles_every_layer(pytestconfig, tmp_path) -> None:
         assert {row["predicted"] for row in layers} == {None}
         assert run["predicted_from"].startswith("no prediction")
     unit = "instructions" if "instructions" in run else "cycles"  # the summary's count key
-    SampleStore(tmp_path / "results").add(samples_of(compiled, run["layer_counts"], target, unit))
+    SampleStore(tmp_path / "results").add(
+        samples_of(compiled, run["layer_counts"], target.name, unit)
+    )
     proc = subprocess.run(
-        [*base, "run", "out", "--target", target, "--json", "--layers"],
+        [*base, "run", "out", *target_args, "--json", "--layers"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )  # fmt: skip
     predicted = [row["predicted"] for row in json.loads(proc.stdout)["per_layer"]]
@@ -136,7 +137,7 @@ def test_run_layers_profiles_every_layer(pytestconfig, tmp_path) -> None:
     assert abs(sum(predicted) - run[unit]) <= 0.02 * run[unit]
 
 
-def test_own_images_train_compile_evaluate_search(tmp_path) -> None:
+def test_own_images_train_compile_evaluate_search(target, target_args, tmp_path) -> None:
     """A user's image folder (10x12 grey images, not square) end to end: `train` needs
     --image-size, then `evaluate` converts the test images to the model's input by itself;
     `export` calibrates on them and `search` fits its space to them."""
@@ -158,11 +159,11 @@ def test_own_images_train_compile_evaluate_search(tmp_path) -> None:
     proc = subprocess.run([*train, "--image-size", "8"],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    proc = subprocess.run([*base, "compile", "m/model.tfir", "-o", "fw"],
+    proc = subprocess.run([*base, "compile", "m/model.tfir", "-o", "fw", "--board", target.board],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     proc = subprocess.run(
-        [*base, "evaluate", "fw", "--dataset", "folder", "--root", "imgs", "--json"],
+        [*base, "evaluate", "fw", *target_args, "--dataset", "folder", "--root", "imgs", "--json"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -178,9 +179,43 @@ def test_own_images_train_compile_evaluate_search(tmp_path) -> None:
     # the search on them: SuperNAS fits the space to the folder's 8x8x1 images and 2 classes
     search = [*base, "search", "--dataset", "folder", "--root", "imgs", "--image-size", "8",
               "--supernet-epochs", "1", "--population", "4", "--generations", "1", "--top-k", "1",
-              "-o", "s"]  # fmt: skip
+              "-o", "s", *target_args]  # fmt: skip
     proc = subprocess.run(search, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     space = json.loads((tmp_path / "s" / "supernas.json").read_text())["space"]
     assert (space["image_size"], space["in_channels"], space["num_classes"]) == (8, 1, 2)
     assert (tmp_path / "s" / "search" / "chosen" / "model.tfir").is_file()
+
+
+def test_evaluate_on_the_target(target, target_args, tmp_path) -> None:
+    """`evaluate` runs every test image of a folder on the target given (a board too) and
+    agrees with the host reference image for image."""
+    if target.name == "qemu":
+        pytest.skip("evaluate on QEMU: test_own_images_train_compile_evaluate_search")
+    import dataclasses
+
+    import numpy as np
+
+    from tinyformer.engine import ir
+    from tinyformer.model import SupernetSpace
+    from tinyformer.nas.candidate import config_graph
+
+    config = dataclasses.replace(SupernetSpace.for_dataset("digits").smallest(), num_classes=2)
+    ir.save(config_graph(config), tmp_path / "m.tfir")
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for i in range(10):
+            np.save(tmp_path / "imgs" / name / f"{i}.npy", rng.integers(0, 255, (8, 8), np.uint8))
+    base = [sys.executable, "-m", "tinyformer.cli"]
+    proc = subprocess.run([*base, "compile", "m.tfir", "-o", "fw", "--board", target.board],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run(
+        [*base, "evaluate", "fw", *target_args, "--dataset", "folder", "--root", "imgs", "--json"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    acc = json.loads(proc.stdout)
+    assert acc["images"] == 4  # the folder's seeded 20 % test split of 20 images
+    assert acc["agreement"] == 1.0 and acc["bit_exact"] == 1.0

@@ -12,13 +12,18 @@ from tinyformer.nas.options import SearchOptions
 from tinyformer.nas.pipeline import demo
 
 
-def test_demo_pipeline_end_to_end(target, tmp_path) -> None:
+def test_demo_pipeline_end_to_end(target, tmp_path, capsys) -> None:
     opts = SearchOptions(
         supernet_epochs=1, population=3, generations=2, top_k=2, space_samples=2,
         workers=1, epochs=1, prune_epochs=1, finetune_epochs=1, qat_epochs=1,
     )  # fmt: skip
     out, results = tmp_path / "demo", tmp_path / "results"
     summary = demo(opts, target, out, results, log=print)
+    # long work reports as it goes: supernet epochs, generations, the winner's phases
+    said = capsys.readouterr().out
+    for line in ("training the supernet (1 epochs)", "val acc largest", "generation 0:",
+                 "generation 1:", "float epoch 1:", "prune epoch 2:", "qat epoch 1:"):  # fmt: skip
+        assert line in said, (line, said)
     assert summary["test_images"] == 359
     # the deployed model is the host reference's, bit for bit, on every test image
     assert summary["target_reference_agreement"] == 1.0 and summary["bit_exact_fraction"] == 1.0

@@ -24,11 +24,7 @@ from tinyformer.hil.errors import BootLoop, HilError, InputLost, TargetTimeout
 from tinyformer.hil.lossy_link import LinkFaults
 from tinyformer.hil.targets.qemu import QemuTarget
 
-
-@pytest.fixture(autouse=True)
-def _qemu_only(target) -> None:
-    if target.name != "qemu":
-        pytest.skip("damaging the link and resetting through the monitor is QEMU's case")
+pytestmark = pytest.mark.qemu_only("damaged links, resets through its monitor, lockups")
 
 
 @pytest.fixture(scope="module")

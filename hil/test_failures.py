@@ -26,9 +26,8 @@ def test_fault_is_reported_with_pc(target, build_firmware) -> None:
     assert not processes_running(fw.elf)
 
 
+@pytest.mark.qemu_only("killing the emulator")
 def test_hang_times_out_and_kills_the_emulator(target, build_firmware) -> None:
-    if target.name != "qemu":
-        pytest.skip("killing the emulator is QEMU's case")
     target.run_timeout = 1.0
     fw = build_firmware(FIXTURES / "hang_model")
     start = time.monotonic()
@@ -41,11 +40,10 @@ def test_hang_times_out_and_kills_the_emulator(target, build_firmware) -> None:
     assert not processes_running(fw.elf)
 
 
+@pytest.mark.qemu_only("killing the emulator")
 def test_emulator_killed_mid_session_is_a_link_error(target, demo_firmware) -> None:
     """The link going away (an emulator killed, a board unplugged) is a LinkError, not
     pyserial's exception."""
-    if target.name != "qemu":
-        pytest.skip("killing the emulator is QEMU's case")
     with target.session(demo_firmware) as dut:
         for pid in processes_running(demo_firmware.elf):
             os.kill(pid, signal.SIGKILL)

@@ -8,6 +8,10 @@ of 4, odd and even row counts), the one-token path, zero points, shifts in and o
 fast form (the generic path), saturation to -128/127 and narrower activation ranges, conv
 patches built straight into tiles or gathered. Weights and inputs sit at every alignment.
 
+The same grids run again with TFLite's rounding (an imported model's build, tf_math.h's
+TF_ROUNDING_TFLITE): the assembly's TFLite epilogues and generic path against the reference's
+requantize_tflite.
+
 Each firmware runs a few hundred to a couple of thousand layers, one kernel call each: the
 problems' inputs and weights are constants in flash, every output lands in its own stretch
 of the arena with an 8-byte canary after it, and every call's scratch ends right below a
@@ -25,6 +29,7 @@ import numpy as np
 
 from tinyformer.compiler.firmware import DEFAULT_STACK, Firmware
 from tinyformer.engine.cmodel import CArray, CModel
+from tinyformer.engine.intmath import requantize, requantize_tflite
 from tinyformer.engine.ops.conv import conv2d, conv2d_scratch_bytes, fold_conv_bias
 from tinyformer.engine.ops.linear import fc_scratch_bytes, fold_input_zero_point, fully_connected
 from tinyformer.hil.measure import measure
@@ -54,6 +59,7 @@ class Suite:
 
     name: str
     header: str
+    rounding: str = "single"  # or "tflite": the firmware's TF_ROUNDING_TFLITE
     pool8: bytearray = field(default_factory=bytearray)  # inputs and weights (flash)
     pool32: list[int] = field(default_factory=list)  # bias, multipliers, shifts (flash)
     calls: list[Call] = field(default_factory=list)
@@ -83,7 +89,12 @@ class Suite:
             f"tf_fully_connected_s8({x}, {w}, {b}, {mult}, {shift}, {p['output_zp']}, "
             f"{p['act_min']}, {p['act_max']}, {n}, {k}, {m}, {{out}}, {{scratch}});"
         )
-        self.calls.append(Call(label, code, fully_connected(**p).ravel(), fc_scratch_bytes(k)))
+        want = fully_connected(**p, requant=self.requant).ravel()
+        self.calls.append(Call(label, code, want, fc_scratch_bytes(k)))
+
+    @property
+    def requant(self) -> Callable[..., np.ndarray]:
+        return requantize_tflite if self.rounding == "tflite" else requantize
 
     def conv(self, label: str, p: dict, align: int) -> None:
         """tf_conv2d_s8 on problem ``p``: inputs at ``align``, weights one on."""
@@ -99,7 +110,7 @@ class Suite:
             f"{p['act_min']}, {p['act_max']}, {{out}}, {{scratch}});"
         )
         scratch = conv2d_scratch_bytes(cin, kh, kw)
-        self.calls.append(Call(label, code, conv2d(**p).ravel(), scratch))
+        self.calls.append(Call(label, code, conv2d(**p, requant=self.requant).ravel(), scratch))
 
     def layout(self) -> tuple[list[int], int, int]:
         """Each output's offset (GAP canary bytes after it), the scratch's end (GAP canary
@@ -125,7 +136,7 @@ class Suite:
             output_offset=0, output_bytes=arena, includes=[self.header],
             constants=[CArray("c_i8", np.frombuffer(bytes(self.pool8), np.int8)),
                        CArray("c_i32", np.asarray(self.pool32, np.int32))],
-            layers=layers,
+            layers=layers, rounding=self.rounding,
         )  # fmt: skip
 
     def check(self, output: bytes) -> list[str]:
@@ -145,31 +156,33 @@ class Suite:
         return bad
 
 
-def fc_suite() -> Suite:
-    """tests/test_fully_connected.py's problems: the grid of token counts, depths and row
-    counts with a narrow and the full activation range, the requantization paths (fast
-    form bounds, generic path, clamps), the random shapes up to 69 x 69 x 69."""
-    suite = Suite("fc_asm", "tf_fully_connected_s8.h")
+def add_fc_grid(suite: Suite, every: int = 1) -> Suite:
+    """tests/test_fully_connected.py's problems (every ``every``-th): the grid of token
+    counts, depths and row counts with a narrow and the full activation range, the
+    requantization paths (fast form bounds, generic path, clamps), the random shapes up to
+    69 x 69 x 69."""
+    cases = []
     for k in fc_grid.GRID_DEPTHS:
         for n in fc_grid.GRID_TOKENS:
             for m in fc_grid.GRID_ROWS:
                 for full in (False, True):
                     p = fc_grid.grid_case(n, k, m, full)
                     label = f"grid n={n} k={k} m={m} act={p['act_min']}..{p['act_max']}"
-                    suite.fc(label, p, align=n + k + m)
+                    cases.append((label, p, n + k + m))
     for i, params in enumerate(fc_grid.REQUANT_PARAMS):
         for j, p in enumerate(fc_grid.requantization_cases(*params)):
-            suite.fc(f"requantization {params} #{j}", p, align=i + j)
+            cases.append((f"requantization {params} #{j}", p, i + j))
     for seed in fc_grid.RANDOM_SEEDS:
-        suite.fc(f"random seed={seed}", fc_grid.random_case(seed), align=seed)
+        cases.append((f"random seed={seed}", fc_grid.random_case(seed), seed))
+    for label, p, align in cases[::every]:
+        suite.fc(label, p, align=align)
     return suite
 
 
-def conv_suite() -> Suite:
+def add_conv_grid(suite: Suite) -> Suite:
     """tests/test_conv_kernels.py's conv2d problems: random shapes, edge shapes, pointwise,
     patches straight into tiles (both activation ranges), large multipliers (the generic
     path), an input all at its zero point."""
-    suite = Suite("conv_asm", "tf_conv2d_s8.h")
     for seed in conv_grid.CONV_SEEDS:
         suite.conv(f"random seed={seed}", conv_grid.conv_case(seed), align=seed)
     for i, shape in enumerate(conv_grid.EDGE_SHAPES):
@@ -196,7 +209,7 @@ def run_suite(target: Target, build: Callable[..., Firmware], suite: Suite) -> l
 def test_fully_connected_assembly_matches_reference(
     target: Target, build_firmware: Callable[..., Firmware]
 ) -> None:
-    suite = fc_suite()
+    suite = add_fc_grid(Suite("fc_asm", "tf_fully_connected_s8.h"))
     assert len(suite.calls) > 1700
     bad = run_suite(target, build_firmware, suite)
     assert not bad, f"{len(bad)} of {len(suite.calls)} calls: " + "; ".join(bad[:20])
@@ -205,6 +218,19 @@ def test_fully_connected_assembly_matches_reference(
 def test_conv2d_assembly_matches_reference(
     target: Target, build_firmware: Callable[..., Firmware]
 ) -> None:
-    suite = conv_suite()
+    suite = add_conv_grid(Suite("conv_asm", "tf_conv2d_s8.h"))
+    bad = run_suite(target, build_firmware, suite)
+    assert not bad, f"{len(bad)} of {len(suite.calls)} calls: " + "; ".join(bad[:20])
+
+
+def test_tflite_rounding_assembly_matches_reference(
+    target: Target, build_firmware: Callable[..., Firmware]
+) -> None:
+    """One firmware built with TFLite's rounding: the conv grid and every third FC problem
+    (every tile tail, depth and requantization path still appears) against
+    requantize_tflite. tf_conv2d_s8.h declares the FC kernel too."""
+    suite = add_conv_grid(Suite("tflite_asm", "tf_conv2d_s8.h", "tflite"))
+    add_fc_grid(suite, every=3)
+    assert len(suite.calls) > 600
     bad = run_suite(target, build_firmware, suite)
     assert not bad, f"{len(bad)} of {len(suite.calls)} calls: " + "; ".join(bad[:20])

@@ -16,6 +16,8 @@ from tinyformer.hil.errors import HilError
 from tinyformer.hil.targets import qemu
 from tinyformer.hil.targets.qemu import QemuTarget
 
+pytestmark = pytest.mark.qemu_only("the QEMU target's own start-up")
+
 
 def test_the_port_is_bound_before_qemu_starts(monkeypatch, demo_firmware: Firmware) -> None:
     """Another process cannot take the port between its choice and QEMU's start (a race

@@ -32,10 +32,9 @@ def predicted(p: SparseProblem, block: int, sparsity: float) -> float:
     )
 
 
+@pytest.mark.qemu_only("the model predicts QEMU's instruction counts, not a board's cycles")
 @pytest.mark.parametrize("problem", SPARSE_PROBLEMS, ids=lambda p: f"{p.name}-{p.shape}")
 def test_cost_model_predicts_fresh_measurements(target, tmp_path, problem) -> None:
-    if target.name != "qemu":
-        pytest.skip("the model predicts QEMU's instruction counts, not a board's cycles")
     # a fit of other kernels predicts them, not these: tests/test_sparse_cost_fit.py says so
     assert shipped_fit().kernel_sources == kernel_sources_key(), "refit: bench sparse-cost"
     rows = run_sparse_problem(target, problem, tmp_path)  # raises unless bit-exact

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from counts import assert_counts_agree, warm_runs
 from faulty_port import FaultyPort
 
 from tinyformer.engine.codegen import generate
@@ -39,22 +40,24 @@ def test_run_matches_reference(target, build_firmware, seed, n, k, m) -> None:
     np.testing.assert_array_equal(out, outputs(graph, x))
 
 
-def test_counts_repeat_exactly(dut, demo) -> None:
+def test_counts_repeat(dut, demo, count_tolerance) -> None:
+    """After a warm-up run (a board's first run after reset fills its caches), the same
+    input counts the same: exactly on QEMU, within --count-tolerance on a board."""
     x = demo_input(demo, 0).tobytes()
-    first, second = dut.run(x), dut.run(x)
+    first, second = warm_runs(dut, x)
     assert first.total > 0
-    assert first.total == second.total
-    assert first.layer_counts == second.layer_counts
+    assert_counts_agree([first.total], [second.total], count_tolerance)
+    assert_counts_agree(first.layer_counts, second.layer_counts, count_tolerance)
     assert 0 < first.layer_counts[0] <= first.total
 
 
-def test_counts_repeat_across_boots(target, demo_firmware, demo) -> None:
+def test_counts_repeat_across_boots(target, demo_firmware, demo, count_tolerance) -> None:
     x = demo_input(demo, 0).tobytes()
     totals = []
     for _ in range(2):
         with target.session(demo_firmware) as dev:
-            totals.append(dev.run(x).total)
-    assert totals[0] == totals[1]
+            totals.append(warm_runs(dev, x, n=1)[0].total)
+    assert_counts_agree(totals[:1], totals[1:], count_tolerance)
 
 
 def test_stack_high_water_mark(dut, demo) -> None:

@@ -10,7 +10,7 @@ from import_graph import import_graph
 
 BASE = {"tinyformer", "atomic_write", "errors", "boards", "results"}
 # quant holds the QAT primitives the blocks build on, and the QAT run that trains blocks
-QAT = {"pipeline", "checkpoint", "evaluate"}
+QAT = {"pipeline", "checkpoint", "evaluate", "train_state"}
 # package -> the packages it may import besides itself and BASE (ARCHITECTURE.md's table)
 MAY_IMPORT: dict[str, set[str]] = {
     "base": set(),

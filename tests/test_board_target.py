@@ -202,9 +202,10 @@ def _one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
 
 
 def test_session_flashes_the_elf_with_the_probe_options_and_opens_the_port(
-    firmware: Firmware, device: FakeDevice, pyocd: FakePyOCD
+    firmware: Firmware, device: FakeDevice, pyocd: FakePyOCD, tmp_path: Path
 ) -> None:
-    pack = "/packs/Keil.STM32F7xx_DFP.2.16.0.pack"
+    pack = str(tmp_path / "Keil.STM32F7xx_DFP.2.16.0.pack")
+    Path(pack).write_bytes(b"PK")
     target = _target(device, probe_id=PROBE_ID[-8:], pyocd_target="stm32f746zgtx", pack=pack,
                      frequency=4_000_000)  # fmt: skip
     with target.session(firmware) as client:
@@ -322,6 +323,16 @@ def test_missing_port_is_unavailable_before_touching_the_probe(
     text = _one_line(exc)
     assert text.startswith(f"cannot open serial port {port}")
     assert pyocd.session is None and pyocd.log == []
+
+
+def test_missing_pack_is_one_line_before_touching_the_probe(
+    firmware: Firmware, tmp_path: Path, device: FakeDevice, pyocd: FakePyOCD
+) -> None:
+    pack = tmp_path / "none.pack"
+    with pytest.raises(TargetUnavailable) as exc, _target(device, pack=str(pack)).session(firmware):
+        pass
+    assert _one_line(exc) == f"CMSIS pack {pack} does not exist: give its path"
+    assert pyocd.session is None
 
 
 def test_wrong_board_build_is_refused(firmware: Firmware, device: FakeDevice) -> None:

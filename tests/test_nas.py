@@ -136,6 +136,9 @@ def test_search_cli_errors_are_one_line(tmp_path) -> None:
         (["evaluate", out, "--probe", "0669FF"], "--probe: only with --target board"),
         (["search", "-o", out, "--pyocd-target", "stm32f746zg"], "only with --target board"),
         (["demo", "-o", out, "--port", "/dev/ttyACM1"], "only with --target board"),
+        (["run", "--pack", "Keil.STM32F7xx_DFP.pack"], "--pack: only with --target board"),
+        (["run", "--target", "board", "--pack", str(tmp_path / "no.pack")],
+         f"CMSIS pack {tmp_path / 'no.pack'} does not exist"),
         # train: refused before the first epoch, not after it
         (["train", "-o", out, "--sparsity", "1.5"], "sparsity must be in [0, 1]"),
         (["train", "-o", out, "--block", "3"], "block size must be one of"),

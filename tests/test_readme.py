@@ -19,7 +19,10 @@ README = (ROOT / "README.md").read_text()
 def shown_commands() -> list[list[str]]:
     """The `tinyformer ...` lines of the README's code blocks, comments stripped."""
     blocks = re.findall(r"```sh\n(.*?)```", README, re.S)
-    lines = [line.split("  #")[0] for block in blocks for line in block.splitlines()]
+    # a command continued with a trailing backslash is one command
+    lines = [
+        line.split("  #")[0] for block in blocks for line in block.replace("\\\n", " ").splitlines()
+    ]
     return [shlex.split(line) for line in lines if "tinyformer " in line]
 
 

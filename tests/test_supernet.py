@@ -28,7 +28,6 @@ from tinyformer.model import (
 )
 from tinyformer.model.checkpoint import CheckpointError
 from tinyformer.model.modules import GlobalAvgPool
-from tinyformer.model.train import resolve_device
 
 SPACES = ("digits", "cifar10")
 
@@ -258,13 +257,6 @@ def _tiny(**kw) -> TrainConfig:
         calib_batches=2, progress=False, num_threads=1, seed=3,
     )  # fmt: skip
     return TrainConfig(**{**base, **kw})
-
-
-def test_device_auto_detect() -> None:
-    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="CUDA is not available"):
-            resolve_device("cuda")
 
 
 def test_train_checkpoint_and_resume_continue_exactly(digits, tmp_path: Path) -> None:

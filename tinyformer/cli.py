@@ -65,6 +65,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object")]
 PortOpt = Annotated[str | None, typer.Option(help="board: serial port, e.g. /dev/ttyACM0")]
 ProbeOpt = Annotated[str | None, typer.Option(help="board: pyOCD probe unique id")]
 PyocdTargetOpt = Annotated[str | None, typer.Option(help="board: pyOCD target name")]
+PackOpt = Annotated[
+    str | None, typer.Option(help="board: CMSIS pack for pyOCD, e.g. Keil.STM32F7xx_DFP.pack")
+]
 RunTimeoutOpt = Annotated[
     float | None,
     typer.Option(
@@ -82,6 +85,20 @@ ChannelsOpt = Annotated[
     int | None, typer.Option(help="folder data: 1 (luminance) or 3 (RGB); default 3 if any colour")
 ]
 FreshOpt = Annotated[bool, typer.Option(help="start over, replacing an earlier run in OUT")]
+DeviceOpt = Annotated[
+    str, typer.Option(help="training device: auto (CUDA when present), cpu, cuda or cuda:N")
+]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads", min=1, help="CPU training threads (default: OMP_NUM_THREADS, else the "
+        "cores this process may use: its affinity, capped by a cgroup CPU quota)",
+    ),
+]  # fmt: skip
+AmpOpt = Annotated[bool, typer.Option(help="mixed precision on CUDA (float16 + loss scaling)")]
+ProgressOpt = Annotated[
+    bool, typer.Option(help="a line per epoch and generation; bars too on a terminal")
+]
 
 
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -129,16 +146,17 @@ def _target(
     port: str | None,
     probe: str | None,
     pyocd_target: str | None,
+    pack: str | None,
     run_timeout: float | None,
 ):
     from tinyformer.hil.targets.registry import make_target
 
     if name == "board":
-        return make_target(
-            name, port=port, probe_id=probe, pyocd_target=pyocd_target, run_timeout=run_timeout
-        )
-    given = [f for f, v in (("--port", port), ("--probe", probe), ("--pyocd-target", pyocd_target))
-             if v is not None]  # fmt: skip
+        return make_target(name, port=port, probe_id=probe, pyocd_target=pyocd_target, pack=pack,
+                           run_timeout=run_timeout)  # fmt: skip
+    board_opts = (("--port", port), ("--probe", probe), ("--pyocd-target", pyocd_target),
+                  ("--pack", pack))  # fmt: skip
+    given = [f for f, v in board_opts if v is not None]
     if given:  # a lab user who forgot --target board would measure the emulator instead
         raise ValueError(f"{', '.join(given)}: only with --target board (not {name})")
     return make_target(name, run_timeout=run_timeout)
@@ -172,10 +190,26 @@ def _print_layers(report: LayerReport) -> None:
         console.print(escape(line), highlight=False, soft_wrap=True)
 
 
+@app.command("import")
+@friendly_errors
+def import_tflite(
+    model: Annotated[Path, typer.Argument(help="int8 TensorFlow Lite model (.tflite)")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="IR file to write (.tfir)")],
+) -> None:
+    """Import an int8 .tflite model as an IR file, bit-exact with TFLite Micro."""
+    from tinyformer.engine import ir
+    from tinyformer.engine.tflite_import import import_tflite as read_tflite
+
+    graph = read_tflite(model)
+    ir.save(graph, out)
+    ops = sorted({n.op for n in graph.nodes})
+    console.print(f"{out}: {len(graph.nodes)} layers ({', '.join(ops)}), TFLite rounding")
+
+
 @app.command()
 @friendly_errors
 def compile(
-    model: Annotated[Path, typer.Argument(help="IR file (.tfir)")],
+    model: Annotated[Path, typer.Argument(help="IR file (.tfir) or int8 .tflite model")],
     out: Annotated[Path, typer.Option("-o", "--out", help="output folder")],
     board: Annotated[str, typer.Option(help="mps2-an500 (QEMU) or stm32f746")] = DEFAULT_BOARD,
     as_json: JsonOpt = False,
@@ -241,6 +275,7 @@ def run(
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
+    pack: PackOpt = None,
     run_timeout: RunTimeoutOpt = None,
     record: Annotated[bool, typer.Option(help="append the measurement to results/")] = False,
     results: ResultsOpt = Path("results"),
@@ -275,7 +310,7 @@ def run(
     from tinyformer.quant.input_file import read_input
     from tinyformer.results import MEASUREMENTS, append_rows
 
-    tgt = _target(target, port, probe, pyocd_target, run_timeout)
+    tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
     chart = None if model_dir is None else model_dir / f"latency_{tgt.name}.png"
     with tempfile.TemporaryDirectory(prefix="tinyformer-run-") as tmp:
         if model_dir is None:
@@ -334,16 +369,24 @@ def demo(
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
+    pack: PackOpt = None,
     run_timeout: RunTimeoutOpt = None,
     results: ResultsOpt = Path("results"),
     resume: Annotated[bool, typer.Option(help="continue an interrupted demo")] = False,
     fresh: FreshOpt = False,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    amp: AmpOpt = True,
+    progress: ProgressOpt = True,
 ) -> None:
     """The main job on digits: SuperNAS, supernet, SparseNAS, prune + QAT, firmware, target."""
+    from dataclasses import replace
+
     from tinyformer.nas.pipeline import demo as run_demo
 
-    tgt = _target(target, port, probe, pyocd_target, run_timeout)
-    summary = run_demo(QUICK, tgt, out, results, resume, fresh=fresh)
+    tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
+    opts = replace(QUICK, device=device, threads=threads, amp=amp, progress=progress)
+    summary = run_demo(opts, tgt, out, results, resume, fresh=fresh)
     summary.pop("config")
     _summary_table(summary, f"TinyFormer demo ({out})")
     console.print(f"recorded in {results / 'digits_model.csv'}")
@@ -360,24 +403,28 @@ def evaluate(
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
+    pack: PackOpt = None,
     run_timeout: RunTimeoutOpt = None,
     as_json: JsonOpt = False,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run every test image on the target; accuracy and agreement with the host reference."""
     from tinyformer.compiler.driver import firmware_in
     from tinyformer.data import load_dataset_for_input
-    from tinyformer.hil.accuracy import evaluate_on_target
+    from tinyformer.hil.accuracy import check_data, evaluate_on_target, progress_bar
     from tinyformer.quant.evaluate import model_input
 
-    tgt = _target(target, port, probe, pyocd_target, run_timeout)
+    tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
     fw, graph = firmware_in(model_dir, tgt.board)
     h, _, c = graph.tensors[graph.inputs[0]].shape  # NHWC without the N
     test = load_dataset_for_input(dataset, root, h, c).test
-    acc = evaluate_on_target(tgt, fw, graph, model_input(test.images), test.labels)
+    check_data(graph, test.image_shape, test.num_classes, f"the {dataset} test data")
+    with progress_bar(len(test), f"{graph.name} on {target}", progress) as on_image:
+        acc = evaluate_on_target(tgt, fw, graph, model_input(test.images), test.labels, on_image)
     if as_json:
-        print(json.dumps(acc.to_dict()))
+        print(json.dumps(acc.to_dict() | {"classes": list(test.classes)}))
     else:
-        _summary_table(acc.to_dict(), f"{graph.name} on {target}")
+        _summary_table(acc.display(), f"{graph.name} on {target}")
     if acc.agreement < 1.0:
         raise HilError("the firmware's predictions differ from the host reference")
 
@@ -395,6 +442,7 @@ def search(
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
+    pack: PackOpt = None,
     run_timeout: RunTimeoutOpt = None,
     results: ResultsOpt = Path("results"),
     max_latency: Annotated[
@@ -409,6 +457,10 @@ def search(
     seed: Annotated[int, typer.Option(min=0)] = SearchOptions.seed,
     resume: Annotated[bool, typer.Option(help="continue from the checkpoint in OUT")] = False,
     fresh: FreshOpt = False,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    amp: AmpOpt = True,
+    progress: ProgressOpt = True,
 ) -> None:
     """SuperNAS + SparseNAS with measured latency in the loop; Pareto front in OUT/search."""
     from tinyformer.nas.pipeline import search as run_search
@@ -424,38 +476,77 @@ def search(
         top_k=top_k,
         max_latency=max_latency,
         seed=seed,
+        device=device,
+        threads=threads,
+        amp=amp,
+        progress=progress,
     )
-    tgt = _target(target, port, probe, pyocd_target, run_timeout)
+    tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
     cand, _ = run_search(opts, tgt, out, results, resume, fresh=fresh)
     console.print(f"chosen {cand.key}: {out / 'search' / 'chosen'} (IR and firmware)")
+
+
+BENCHES = (
+    "kernels",
+    "latency",
+    "link",
+    "models",
+    "evaluate",
+    "train",
+    "cpi",
+    "cmsis-nn",
+    "imported",
+    "sparse-cost",
+)
 
 
 @app.command()
 @friendly_errors
 def bench(
     what: Annotated[
-        str, typer.Argument(help="kernels, latency, link, models, cpi, cmsis-nn or sparse-cost")
+        str,
+        typer.Argument(
+            help="kernels, latency, link, models, evaluate, train, cpi, cmsis-nn, imported or "
+            "sparse-cost"
+        ),
     ] = "kernels",
     target: TargetOpt = "qemu",
     port: PortOpt = None,
     probe: ProbeOpt = None,
     pyocd_target: PyocdTargetOpt = None,
+    pack: PackOpt = None,
     run_timeout: RunTimeoutOpt = None,
     results: ResultsOpt = Path("results"),
     cmsis_nn: Annotated[
         Path | None, typer.Option(help="cmsis-nn: a CMSIS-NN checkout (not downloaded)")
     ] = None,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
 ) -> None:
     """kernels: results/kernels.csv. latency: latency-model MAPE on held-out candidates.
     link: inferences over a link damaging 1e-4..1e-2 of the bytes (QEMU): results/link.csv.
     models: CIFAR-scale subnets dense and block-sparse, whole-model figures: results/models.csv.
+    evaluate: images per minute of evaluate, serial vs bulk: results/evaluate_speed.csv.
     cpi: board cycles vs QEMU instructions of the layers measured on both (recorded runs):
     results/board_vs_qemu.csv, which calibrates the milliseconds estimated on QEMU.
     cmsis-nn: CMSIS-NN's linear kernel from your checkout (--cmsis-nn) on the kernel bench's
     shapes, beside the constants the bench compares with: results/cmsis_nn.csv.
+    train: training images/second, digits and CIFAR-scale models: results/training.csv.
+    imported: .tflite models (ResNet-8 dense and block-pruned, DS-CNN, MobileNet-style) and
+    TFLite rounding's cost per kernel: results/imported_models.csv.
     sparse-cost: the engine's cost model (dense or block-sparse storage) fitted on QEMU counts
     of the FC and conv kernels: results/sparse_cost_calls.csv, engine/fitted/sparse_cost.json."""
-    tgt = _target(target, port, probe, pyocd_target, run_timeout)
+    if what == "train":  # the host's CPU or GPU: no target
+        from tinyformer.model.train_bench import TRAINING_BENCH, bench_training
+
+        table = bench_training(
+            results / TRAINING_BENCH, device, None if threads is None else [threads]
+        )
+        shown = ["model", "step", "device", "threads", "amp", "images_per_s", "host_load"]
+        console.print(table[shown].to_string(index=False))
+        console.print(f"-> {results / TRAINING_BENCH}")
+        return
+    tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
     if what == "kernels":
         from tinyformer.perf.kernel_bench import bench_kernels
 
@@ -467,6 +558,11 @@ def bench(
         table = check_latency_model(tgt, results)
         console.print(table.drop(columns=["time"]).to_string(index=False))
         console.print(f"MAPE {table['mape_pct'].iloc[0]:.2f} % -> {results / LATENCY_REPORT}")
+    elif what == "imported":
+        from tinyformer.perf.imported_bench import IMPORTED_BENCH, bench_imported
+
+        table = bench_imported(tgt, results / IMPORTED_BENCH)
+        console.print(table.drop(columns=["git_rev", "time"]).to_string(index=False))
     elif what == "link":
         from tinyformer.perf.link_bench import LINK_BENCH, bench_link
 
@@ -481,6 +577,14 @@ def bench(
 
         table = bench_models(tgt, subnet_bench_models(), results, progress=console.print)
         console.print(f"{len(table)} models -> {results / MODELS}")
+    elif what == "evaluate":
+        from tinyformer.nas.candidate import space_graph
+        from tinyformer.perf.evaluate_bench import EVALUATE_BENCH, bench_evaluate
+
+        models = {"digits-largest": (space_graph("digits"), 200),  # model, images
+                  "cifar10-largest-75%": (space_graph("cifar10", sparsity=0.75), 40)}  # fmt: skip
+        table = bench_evaluate(tgt, models, results / EVALUATE_BENCH)
+        console.print(table.drop(columns=["time"]).to_string(index=False))
     elif what == "cpi":  # no run: compares what board and QEMU runs recorded
         from tinyformer.perf.milliseconds import BOARD_VS_QEMU, write_board_vs_qemu
 
@@ -511,10 +615,7 @@ def bench(
             )
         console.print(f"-> {results / CALLS}, fit {fit.kernel_sources} of the kernel sources")
     else:
-        raise ValueError(
-            f"unknown benchmark {what!r}; available: kernels, latency, link, models, cpi, "
-            "cmsis-nn, sparse-cost"
-        )
+        raise ValueError(f"unknown benchmark {what!r}; available: {', '.join(BENCHES)}")
 
 
 # -- models: train (float -> block pruning -> QAT -> IR) and export ---------------------------
@@ -567,7 +668,14 @@ def train(
         bool | None, typer.Option(help="distil from the dense model while pruning and in QAT (on)")
     ] = None,
     seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
-    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    progress: ProgressOpt = True,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    amp: AmpOpt = True,
+    resume: Annotated[
+        bool,
+        typer.Option(help="continue the interrupted run in OUT (same settings) at its last epoch"),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Train a subnet, prune it blockwise, QAT it to int8 and export DIR/model.tfir."""
@@ -595,9 +703,12 @@ def train(
         dataset=dataset,
         seed=seed,
         progress=progress and not as_json,
+        device=device,
+        amp=amp,
+        num_threads=threads,
         **{k: v for k, v in given.items() if v is not None},
     )
-    result = run_pipeline(out, cfg)
+    result = run_pipeline(out, cfg, resume=resume)
     m = result.metrics
     keys = (
         "float_test_acc",
@@ -612,6 +723,8 @@ def train(
     summary: dict[str, Any] = {k: m[k] for k in keys}
     summary["sparsity"] = round(m["sparsity"]["sparsity"], 4)
     summary["seconds"] = round(m["seconds"]["total"], 1)
+    if "resumed_after" in m:
+        summary["resumed_after"] = m["resumed_after"]
     summary.update({name: str(path) for name, path in result.paths.items()})
     if as_json:
         print(json.dumps(summary))

@@ -74,8 +74,9 @@ def append_rows(
         raise ValueError(f"rows lack values: {new[missing].to_dict('records')}")
     with locked(path):
         old = read_table(path, columns, key) if path.exists() else None
-        if old is not None and key:
-            old = old[~old.set_index(list(key)).index.isin(new.set_index(list(key)).index)]
+        if old is not None and key:  # the old keys were read as text: compare as text
+            fresh = new[list(key)].astype(str).set_index(list(key)).index
+            old = old[~old.set_index(list(key)).index.isin(fresh)]
         table = new if old is None or old.empty else pd.concat([old, new], ignore_index=True)
         write_atomic(table, path)
     return table

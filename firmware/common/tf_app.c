@@ -64,6 +64,29 @@ static void handle_input(void)
     tf_frame_send(TF_MSG_ACK, req.seq, reply, 4);
 }
 
+/* The preload region, defined by the link.ld of a board whose emulator fills it before boot;
+ * weak, so elsewhere (silicon, a host build of this file) both are 0: an empty region. */
+extern const uint8_t __tf_preload_start[] __attribute__((weak));
+extern const uint8_t __tf_preload_end[] __attribute__((weak));
+
+static void handle_load(void)
+{
+    if (req.len != 4) {
+        send_error(req.seq, TF_ERR_BAD_ARGS, req.type);
+        return;
+    }
+    const uint32_t size = (uint32_t)(__tf_preload_end - __tf_preload_start);
+    const uint32_t n = tf_model_info.input_bytes, index = tf_get_u32(req.payload);
+    if (n == 0 || index >= size / n) {
+        send_error(req.seq, TF_ERR_BAD_ARGS, req.type);
+        return;
+    }
+    memcpy(tf_model_input(), __tf_preload_start + index * n, n);
+    input_fresh = 1;
+    tf_put_u32(reply, n);
+    tf_frame_send(TF_MSG_ACK, req.seq, reply, 4);
+}
+
 static void handle_run(void)
 {
     if (req.len != 4) {
@@ -132,6 +155,9 @@ static void dispatch(void)
         break;
     case TF_MSG_INPUT:
         handle_input();
+        break;
+    case TF_MSG_LOAD:
+        handle_load();
         break;
     case TF_MSG_RUN:
         handle_run();

@@ -14,6 +14,12 @@
  * an input written by INPUT since the last RUN whose CRC matches; otherwise STALE_INPUT and
  * the host sends INPUT again. RUN_R echoes that CRC and carries the CRCs of the output and of
  * the layer counts, so the host can prove what it READs is the output of its input.
+ *
+ * Bulk input: an emulator can fill the board's preload region (__tf_preload_start ..
+ * __tf_preload_end, link.ld; empty on silicon) with many inputs before boot. LOAD copies input
+ * number i of it to the model input, as INPUT would have written it, at memory speed instead
+ * of the emulated UART's ~14 KB/s. RUN still names the input by CRC, so a region that holds
+ * something else, or was wiped, is refused exactly like a lost INPUT.
  */
 #ifndef TF_PROTOCOL_H
 #define TF_PROTOCOL_H
@@ -33,6 +39,7 @@ enum tf_msg_type {
     TF_MSG_READ = 0x04,  /* u8 what, u8 0, u16 len, u32 offset -> DATA(u32 offset, data) */
     TF_MSG_RESET = 0x05, /* -> RESET_R, then the device reboots and sends BOOT */
     TF_MSG_PING = 0x06,  /* -> PONG: the smallest "are you idle?" while a RUN reply is due */
+    TF_MSG_LOAD = 0x07,  /* u32 index -> ACK(u32 input_bytes): input i of the preload region */
     /* device -> host */
     TF_MSG_INFO_R = 0x81,
     TF_MSG_ACK = 0x82,
@@ -52,7 +59,7 @@ enum tf_error_code {
     TF_ERR_BAD_CRC = 1,
     TF_ERR_BAD_FRAME = 2, /* COBS or length inconsistent */
     TF_ERR_UNKNOWN_TYPE = 3,
-    TF_ERR_BAD_ARGS = 4, /* offset/length out of range */
+    TF_ERR_BAD_ARGS = 4, /* offset/length out of range, LOAD past the preload region */
     TF_ERR_OVERFLOW = 5, /* frame longer than the receive buffer */
     TF_ERR_STALE_INPUT = 6, /* RUN: input consumed by a run, wiped by a reset, or not the one named */
 };

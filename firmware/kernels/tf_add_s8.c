@@ -2,6 +2,7 @@
 #include "tf_add_s8.h"
 
 #include "tf_dsp.h"
+#include "tf_math.h"
 
 /* TF_ARM_DSP_ASM (tf_dsp.h): the fast form's loop, four elements at a time, is assembly
  * (tf_add_s8_arm.S); the portable C (add_fast_c) runs the rest, and everything elsewhere. */
@@ -64,7 +65,7 @@ static int add_fast(int32_t input1_zp, int32_t input1_multiplier, int32_t input1
                     int32_t act_min, int32_t act_max, int32_t left_shift, add_fast_t *f)
 {
     int64_t a_lo, a_hi, b_lo, b_hi;
-    if (left_shift < 0 || left_shift > 22 || output_shift > -2 || output_shift < -31 ||
+    if (TF_ROUNDING_TFLITE || left_shift < 0 || left_shift > 22 || output_shift > -2 || output_shift < -31 ||
         output_zp < -(1 << 20) || output_zp > (1 << 20) ||
         !input_range(input1_zp, input1_multiplier, input1_shift, left_shift, &f->s1, &a_lo,
                      &a_hi) ||
@@ -144,6 +145,35 @@ void tf_add_loop_clamp(const add_state_t *st);
 static uint32_t bytes4(int32_t v) { return (uint32_t)(v & 0xFF) * 0x01010101u; }
 #endif
 
+#if TF_ROUNDING_TFLITE
+/* tf_rdbpot(h, e) with its rounding terms precomputed: half = 2^(e-1), half - 1 (0 if e = 0). */
+static inline int32_t rdbpot_pre(int32_t h, int32_t e, int32_t half, int32_t half_m1)
+{
+    return (h + (h < 0 ? half_m1 : half)) >> e;
+}
+
+/* TFLite's AddElementwise for left_shift <= 20 and shifts <= 0: SRDHM(v << L, m) with
+ * |v| <= 255 is SMMULR(v << (L + 1), m), floor((v m 2^(L+1) + 2^31) / 2^32), and v << (L + 1)
+ * fits int32; the output's SRDHM takes the 64-bit product (tf_srdhm). */
+static void add_tflite(const int8_t *input1, const int8_t *input2, int32_t n, int32_t zp1,
+                       int32_t m1, int32_t s1, int32_t zp2, int32_t m2, int32_t s2,
+                       int32_t output_zp, int32_t mo, int32_t so, int32_t act_min,
+                       int32_t act_max, int32_t left_shift, int8_t *output)
+{
+    const int32_t p = (int32_t)1 << (left_shift + 1);
+    const int32_t e1 = -s1, e2 = -s2, eo = -so;
+    const int32_t h1 = (int32_t)((1u << e1) >> 1), h2 = (int32_t)((1u << e2) >> 1);
+    const int32_t ho = (int32_t)((1u << eo) >> 1);
+    const int32_t h1m = h1 ? h1 - 1 : 0, h2m = h2 ? h2 - 1 : 0, hom = ho ? ho - 1 : 0;
+    for (int32_t i = 0; i < n; i++) {
+        const int32_t a = rdbpot_pre(tf_smmulr((input1[i] - zp1) * p, m1), e1, h1, h1m);
+        const int32_t b = rdbpot_pre(tf_smmulr((input2[i] - zp2) * p, m2), e2, h2, h2m);
+        const int32_t y = rdbpot_pre(tf_srdhm(a + b, mo), eo, ho, hom) + output_zp;
+        output[i] = (int8_t)add_clip(y, act_min, act_max);
+    }
+}
+#endif
+
 void tf_add_s8(const int8_t *input1, const int8_t *input2, int32_t n, int32_t input1_zp,
                int32_t input1_multiplier, int32_t input1_shift, int32_t input2_zp,
                int32_t input2_multiplier, int32_t input2_shift, int32_t output_zp,
@@ -187,6 +217,24 @@ void tf_add_s8(const int8_t *input1, const int8_t *input2, int32_t n, int32_t in
                    input2_multiplier, output_multiplier, act_min, act_max, &f, output);
         return;
     }
+#if TF_ROUNDING_TFLITE
+    if (left_shift <= 20 && output_shift <= 0) {
+        add_tflite(input1, input2, n, input1_zp, input1_multiplier, input1_shift, input2_zp,
+                   input2_multiplier, input2_shift, output_zp, output_multiplier, output_shift,
+                   act_min, act_max, left_shift, output);
+        return;
+    }
+    /* TFLite's AddElementwise: (x - zp) << left_shift fits int32 for left_shift <= 22 */
+    for (int32_t i = 0; i < n; i++) {
+        const int32_t a = tf_requantize((input1[i] - input1_zp) * (1 << left_shift),
+                                        input1_multiplier, input1_shift);
+        const int32_t b = tf_requantize((input2[i] - input2_zp) * (1 << left_shift),
+                                        input2_multiplier, input2_shift);
+        const int32_t y = tf_requantize(a + b, output_multiplier, output_shift) + output_zp;
+        output[i] = (int8_t)add_clip(y, act_min, act_max);
+    }
+    return;
+#endif
     /* Generic: the reference in int64, for parameters add_params never makes. */
     for (int32_t i = 0; i < n; i++) {
         const int64_t a = rq64((int64_t)(input1[i] - input1_zp) * ((int64_t)1 << left_shift),

@@ -85,8 +85,10 @@ static __attribute__((noinline)) void conv_im2col(
     const int32_t depth = k_h * k_w * in_c, pixels = out_h * out_w;
     /* The FC scratch first keeps it 8-byte aligned; the patches need no alignment. */
     int8_t *cols = (int8_t *)scratch + tf_fully_connected_s8_scratch_bytes(depth);
-    const int32_t mode =
-        tf_fully_connected_s8_mode(shift, output_zp, act_min, act_max, depth, out_c);
+    int32_t mode = tf_fully_connected_s8_mode(shift, output_zp, act_min, act_max, depth, out_c);
+#if TF_ROUNDING_TFLITE
+    mode = mode && tf_fully_connected_s8_tflite_fast(bias, depth, out_c) ? mode : 0;
+#endif
     if (mode != 0 && in_c % 4 == 0 && pixels >= TF_CONV_PIXELS) {
         /* Whole tiles built from the input (the last one overlaps the one before). */
         for (int32_t p = 0; p < pixels; p += TF_CONV_PIXELS) {

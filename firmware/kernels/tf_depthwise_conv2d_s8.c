@@ -40,6 +40,9 @@ typedef struct {
  * instead of a 64-bit shift (same result). */
 static inline int32_t requantize_fast(int32_t acc, int32_t multiplier, int32_t shift)
 {
+#if TF_ROUNDING_TFLITE /* TFLite's double rounding has no such shortcut */
+    return tf_requantize(acc, multiplier, shift);
+#endif
     const int32_t t = (int32_t)(((int64_t)acc * multiplier) >> 31);
     return ((t >> (-1 - shift)) + 1) >> 1;
 }
@@ -64,9 +67,14 @@ static void finish_table(const dw_params_t *p, const int32_t *acc, int32_t c, in
 #endif
     for (; i < n; i++) {
         const int32_t *e = t + 4 * i;
+#if TF_ROUNDING_TFLITE /* {M, c, n, 0}: intmath.tflite_requant_table */
+        const int32_t h = tf_srdhm(acc[i], e[0]);
+        out[i] = (int8_t)tf_sat_s8((h + e[1] - (int32_t)((uint32_t)h >> 31)) >> e[2]);
+#else
         const int64_t sum = (int64_t)((uint64_t)(int64_t)e[2] << 32 | (uint32_t)e[1]) +
                             (int64_t)acc[i] * e[0];
         out[i] = (int8_t)tf_sat_s8((int32_t)(sum >> 32) >> e[3]);
+#endif
     }
     if (p->act_min > -128 || p->act_max < 127) {
         for (i = 0; i < n; i++) {

@@ -18,7 +18,10 @@
  *                                    smlal_requant_table): the same requantization in two
  *                                    instructions, ((hi:lo + acc * M) >> 32) >> sh (SMLAL,
  *                                    ASR; zero point included); the code generator passes
- *                                    it when every shift allows (in [-22, -1])
+ *                                    it when every shift allows (in [-22, -1]). Built
+ *                                    with TF_ROUNDING_TFLITE (tf_math.h), {M, c, n, 0}
+ *                                    instead (intmath.tflite_requant_table): TFLite's
+ *                                    rounding, (SRDHM(acc, M) + c - (h < 0)) >> n
  *   output  [out_h][out_w][channels] int8, out_h = tf_conv2d_out_size(in_h, k_h, stride,
  *                                    pad_top, pad_bottom), out_w likewise (tf_conv2d_s8.h)
  *

@@ -10,6 +10,7 @@
  * flags, and call nothing. "// stack: <function> <bytes>": the entry point's deepest stack
  * use, for the firmware's static stack bound.
  */
+#include "tf_config.h"
 #include "tf_dsp.h"
 
 #if TF_ARM_DSP_ASM
@@ -257,6 +258,27 @@ tf_dw_dot_groups:
 // stack: tf_dw_requant_pairs 36
 tf_dw_requant_pairs:
     push    {r4-r11, lr}
+#if TF_ROUNDING_TFLITE
+    /* {M, c, n, 0} per channel (intmath.tflite_requant_table): h = SRDHM(acc, M) =
+     * (acc M + 2^30) >> 31, then SSAT8((h + c - (h < 0)) >> n); one channel a step. */
+    lsl     r3, r3, #1
+2:
+    ldr     r4, [r0], #4
+    ldmia   r1!, {r5-r8}                 /* M c n 0 */
+    smull   r9, r10, r4, r5
+    adds    r9, r9, #0x40000000
+    adc     r10, r10, #0
+    lsl     r10, r10, #1
+    orr     r10, r10, r9, lsr #31
+    add     r9, r10, r6
+    sub     r9, r9, r10, lsr #31
+    asr     r9, r9, r7
+    ssat    r9, #8, r9
+    strb    r9, [r2], #1
+    subs    r3, r3, #1
+    bne     2b
+    pop     {r4-r11, pc}
+#endif
 1:
     ldmia   r0!, {r4, r5}
     ldmia   r1!, {r6-r12, lr}            /* M0 lo0 hi0 sh0 M1 lo1 hi1 sh1 */

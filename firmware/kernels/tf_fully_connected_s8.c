@@ -57,10 +57,29 @@ int32_t tf_fully_connected_s8_mode(const int32_t *shift, int32_t output_zp, int3
 static inline int32_t fast_out(int32_t acc, int32_t mult, int32_t shift, int32_t z2, int32_t mode,
                                int32_t lo, int32_t hi)
 {
+#if TF_ROUNDING_TFLITE /* TFLite's double rounding (the assembly's epilogue: see there) */
+    const int32_t v = tf_requantize(acc, mult, shift) + (z2 >> 1);
+#else
     const int32_t sh = -1 - shift;
     const int32_t v = tf_smmla(acc, mult, z2 * (int32_t)(1u << (sh - 1))) >> sh;
+#endif
     return mode == MODE_FAST ? tf_sat_s8(v) : tf_clamp(v, lo, hi);
 }
+
+#if TF_ROUNDING_TFLITE
+int32_t tf_fully_connected_s8_tflite_fast(const int32_t *bias, int32_t k, int32_t m)
+{
+    /* |acc| <= |bias| + k 128^2 must stay below 2^31 - 2^24: the epilogue adds up to 2^23 to
+     * SRDHM(acc, M), |SRDHM| <= |acc|, in 32 bits. */
+    const int64_t room = ((int64_t)1 << 31) - ((int64_t)1 << 24) - (int64_t)k * 128 * 128;
+    for (int32_t j = 0; j < m; j++) {
+        if ((bias[j] < 0 ? -(int64_t)bias[j] : (int64_t)bias[j]) >= room) {
+            return 0;
+        }
+    }
+    return 1;
+}
+#endif
 
 /* ---------------------------------------------------------------------------------------------
  * Generic path (tf_fully_connected_s8_generic): any requantization parameters (tf_requantize
@@ -611,7 +630,10 @@ void tf_fully_connected_s8(const int8_t *input, const int8_t *weights, const int
                            int32_t act_min, int32_t act_max, int32_t n, int32_t k, int32_t m,
                            int8_t *output, void *scratch)
 {
+    int32_t mode = fc_mode(shift, output_zp, act_min, act_max, k, m);
+#if TF_ROUNDING_TFLITE
+    mode = mode && tf_fully_connected_s8_tflite_fast(bias, k, m) ? mode : MODE_GENERIC;
+#endif
     tf_fully_connected_s8_run(input, weights, bias, multiplier, shift, output_zp, act_min,
-                              act_max, n, k, m, output, scratch,
-                              fc_mode(shift, output_zp, act_min, act_max, k, m));
+                              act_max, n, k, m, output, scratch, mode);
 }

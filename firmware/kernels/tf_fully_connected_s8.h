@@ -53,6 +53,9 @@ void tf_fully_connected_s8(const int8_t *input, const int8_t *weights, const int
  * tf_fully_connected_s8_generic always takes the generic path. All give the same outputs. */
 int32_t tf_fully_connected_s8_mode(const int32_t *shift, int32_t output_zp, int32_t act_min,
                                    int32_t act_max, int32_t k, int32_t m);
+/* Built with TF_ROUNDING_TFLITE (tf_math.h), the fast path's epilogue rounds as TFLite; it
+ * also needs |bias| + k 128^2 < 2^31 - 2^24 (every real layer): 1 when so. */
+int32_t tf_fully_connected_s8_tflite_fast(const int32_t *bias, int32_t k, int32_t m);
 void tf_fully_connected_s8_run(const int8_t *input, const int8_t *weights, const int32_t *bias,
                                const int32_t *multiplier, const int32_t *shift,
                                int32_t output_zp, int32_t act_min, int32_t act_max, int32_t n,

@@ -23,6 +23,7 @@
  * SXTB16(x ror 8) = (x1, x3) as int16 pairs; a weight word gets the same, so one group of one
  * token against one row is two SMLADs.
  */
+#include "tf_config.h"
 #include "tf_dsp.h"
 
 #if TF_ARM_DSP_ASM
@@ -116,6 +117,50 @@
     FC_MAC  \a1, r2, r3, \a1
     .endm
 
+#if TF_ROUNDING_TFLITE
+    /* TFLite's rounding (tf_math.h; shifts in [-24, -2], fc_mode): h = SRDHM(acc, M) =
+     * (acc M + 2^30) >> 31, then (h + 2^(n-1) - (h < 0)) >> n, n = -shift (ties away from
+     * zero), + output_zp. Constants: M in r11, n in r10, 2^(n-1) in r2, zp in r3 (from
+     * z2 = 2 zp + 1); r1 a temporary; r0: the next row's multiplier. */
+    .macro FC_PARAMS
+    ldm     lr, {r0-r2}
+    ldr     r11, [r0], #4
+    ldr     r10, [r1], #4
+    strd    r0, r1, [lr]
+    rsb     r10, r10, #0
+    asr     r3, r2, #1
+    sub     r1, r10, #1
+    movs    r2, #1
+    lsl     r2, r2, r1
+    .endm
+
+    .macro FC_TFL r
+    smull   r1, \r, \r, r11
+    adds    r1, r1, #0x40000000
+    adc     \r, \r, #0
+    lsl     \r, \r, #1
+    orr     \r, \r, r1, lsr #31
+    add     r1, \r, r2
+    sub     r1, r1, \r, lsr #31
+    asr     \r, r1, r10
+    add     \r, \r, r3
+    .endm
+
+    .macro FC_SAT r
+    FC_TFL  \r
+    ssat    \r, #8, \r
+    .endm
+
+    /* Clamp r to [r1, r3] (loaded after every FC_TFL of the row). */
+    .macro FC_CLAMP r
+    cmp     \r, r1
+    it      lt
+    movlt   \r, r1
+    cmp     \r, r3
+    it      gt
+    movgt   \r, r3
+    .endm
+#else
     /* The row's requantization constants: M in r11, sh in r10, c in r2; r0: the next row's
      * multiplier (pm and ps move on by one row). */
     .macro FC_PARAMS
@@ -145,6 +190,7 @@
     it      gt
     movgt   \r, r3
     .endm
+#endif
 
     /* The row's outputs, token t at out + t m + j: pa (r1) takes tokens 0..T/2-1, pb (r2)
      * the others, m - 1 (r3) and 2m - 1 (r10) apart after the post-increment. */
@@ -217,6 +263,18 @@
     /* the epilogues; lr: the state */
 .L\name\()_eg:
     FC_PARAMS
+#if TF_ROUNDING_TFLITE
+    FC_TFL  r4
+    FC_TFL  r5
+    .if \T >= 4
+    FC_TFL  r6
+    FC_TFL  r7
+    .endif
+    .if \T == 6
+    FC_TFL  r8
+    FC_TFL  r9
+    .endif
+#endif
     ldrd    r1, r3, [lr, #40]
     FC_CLAMP r4
     FC_CLAMP r5
@@ -359,6 +417,25 @@
     SOLO_ROW r5
     .endm
 
+#if TF_ROUNDING_TFLITE
+    /* One row's requantization as TFLite (FC_TFL): M in rm, the shift in rs (becomes n),
+     * z2 in r2; r8 and r11 temporaries. */
+    .macro SOLO_REQ rm, rs, acc
+    smull   r8, \acc, \acc, \rm
+    adds    r8, r8, #0x40000000
+    adc     \acc, \acc, #0
+    lsl     \acc, \acc, #1
+    orr     \acc, \acc, r8, lsr #31
+    rsb     \rs, \rs, #0
+    sub     r8, \rs, #1
+    movs    r11, #1
+    lsl     r8, r11, r8
+    add     r8, \acc, r8
+    sub     r8, r8, \acc, lsr #31
+    asr     \acc, r8, \rs
+    add     \acc, \acc, r2, asr #1
+    .endm
+#else
     /* One row's requantization: M in rm, the shift in rs (becomes sh), z2 in r2. */
     .macro SOLO_REQ rm, rs, acc
     mvn     \rs, \rs
@@ -367,6 +444,7 @@
     smmla   \acc, \acc, \rm, r8
     asr     \acc, \acc, \rs
     .endm
+#endif
 
     .macro SOLO_PARAMS
     ldm     lr, {r0-r2}
@@ -717,6 +795,37 @@ tf_fc_extend_token:
  */
 #define GS 24                            /* the state, from the tile's end */
 
+#if TF_ROUNDING_TFLITE
+/* TFLite's MultiplyByQuantizedMultiplier (tf_math.h): h = SRDHM(a << left, M) =
+ * (a M + 2^30) >> 31 (SMULL, ADDS, ADC, then the two words' bits 31..62), then for s <= 0 a
+ * rounding shift by n = -s with ties away from zero: (h + 2^(n-1) - (h < 0)) >> n.
+ * Registers: r9 M, r10 n (s <= 0) or left (s > 0), r2 2^(n-1), r8 2^(n-1) - 1 (0, 0 for
+ * n = 0), lr output_zp. */
+    .macro GEN_TFL_HIGH a, x
+    smull   r11, r12, \x, r9
+    adds    r11, r11, #0x40000000
+    adc     r12, r12, #0
+    lsl     r12, r12, #1
+    orr     \a, r12, r11, lsr #31
+    .endm
+
+    .macro GEN_RQ_TFL a
+    GEN_TFL_HIGH \a, \a
+    cmp     \a, #0
+    ite     ge
+    addge   \a, \a, r2
+    addlt   \a, \a, r8
+    asr     \a, \a, r10
+    add     \a, \a, lr
+    .endm
+
+    .macro GEN_RQ_TFL_LEFT a
+    lsl     \a, \a, r10
+    GEN_TFL_HIGH \a, \a
+    add     \a, \a, lr
+    .endm
+#endif
+
     /* Requantize accumulator a, m <= 32 (r8: 2^n, r10: m, r2: 32 - m), + output_zp. */
     .macro GEN_RQ_LO a
     smull   r11, r12, \a, r9
@@ -795,6 +904,28 @@ tf_fc_gen_tile:
     ldr     r2, [r3, #GS + 16]
     ldr     r10, [r2, r1, lsl #2]        /* shift[j] */
     ldr     lr, [r3, #GS + 20]           /* output_zp */
+#if TF_ROUNDING_TFLITE
+    cmp     r10, #0
+    bgt     .Lgt_tfl_left
+    rsb     r10, r10, #0                 /* n = -s */
+    movs    r2, #1
+    lsl     r2, r2, r10
+    lsr     r2, r2, #1                   /* 2^(n-1), 0 for n = 0 */
+    subs    r8, r2, #1
+    it      lt
+    movlt   r8, #0
+    GEN_RQ_TFL r4
+    GEN_RQ_TFL r5
+    GEN_RQ_TFL r6
+    GEN_RQ_TFL r7
+    b       .Lgt_clamp
+.Lgt_tfl_left:                           /* s > 0: no rounding shift */
+    GEN_RQ_TFL_LEFT r4
+    GEN_RQ_TFL_LEFT r5
+    GEN_RQ_TFL_LEFT r6
+    GEN_RQ_TFL_LEFT r7
+    b       .Lgt_clamp
+#endif
     rsb     r10, r10, #31                /* m */
     subs    r2, r10, #32
     bgt     .Lgt_hi

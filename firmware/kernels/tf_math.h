@@ -8,16 +8,45 @@
  * as Q31 and shift in [-31, 30], positive = left:
  *
  *     tf_requantize(x, M, s) = (((int64)x * M) >> (30 - s)) + 1) >> 1
+ *
+ * A model imported from TensorFlow Lite is built with TF_ROUNDING_TFLITE = 1 (its folder's
+ * tf_model_config.h, written with its model.c): tf_requantize is then TFLite's double
+ * rounding, MultiplyByQuantizedMultiplier (intmath.requantize_tflite), and the kernels leave
+ * their single-rounding fast forms for their generic paths. The engine's own models are
+ * built with 0 and compile to exactly what they did before.
  */
 #ifndef TF_MATH_H
 #define TF_MATH_H
 
 #include <stdint.h>
 
+#include "tf_config.h"
+
+/* gemmlowp's SaturatingRoundingDoublingHighMul for b >= 0 (a multiplier): its nudge and
+ * truncating division come to floor((a b + 2^30) / 2^31), ties towards +inf. */
+static inline int32_t tf_srdhm(int32_t a, int32_t b)
+{
+    return (int32_t)(((int64_t)a * (int64_t)b + (1 << 30)) >> 31);
+}
+
+/* gemmlowp's RoundingDivideByPOT: x / 2^e rounded, ties away from zero (0 <= e <= 31). */
+static inline int32_t tf_rdbpot(int32_t x, int32_t e)
+{
+    const int32_t mask = (int32_t)((1u << e) - 1u); /* 32-bit: no library shift */
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0);
+    return (x >> e) + (remainder > threshold);
+}
+
 static inline int32_t tf_requantize(int32_t x, int32_t multiplier, int32_t shift)
 {
+#if TF_ROUNDING_TFLITE
+    const int32_t left = shift > 0 ? shift : 0;
+    return tf_rdbpot(tf_srdhm((int32_t)((uint32_t)x << left), multiplier), left - shift);
+#else
     const int64_t prod = (int64_t)x * (int64_t)multiplier;
     return (int32_t)(((prod >> (30 - shift)) + 1) >> 1);
+#endif
 }
 
 static inline int32_t tf_clamp(int32_t x, int32_t lo, int32_t hi)

@@ -55,9 +55,57 @@ static inline int8_t sm_out(int32_t e, int32_t up, int32_t recip)
     return (int8_t)tf_sat_s8(tf_smmla(e << up, recip, SM_ROUND) >> 21);
 }
 
+#if TF_ROUNDING_TFLITE
+/* gemmlowp's SaturatingRoundingMultiplyByPOT for 0 < e < 31. */
+static inline int32_t sat_shl(int32_t x, int32_t e)
+{
+    const int64_t v = (int64_t)x * ((int64_t)1 << e);
+    return v > INT32_MAX ? INT32_MAX : (v < INT32_MIN ? INT32_MIN : (int32_t)v);
+}
+
+/* gemmlowp's 1 / (1 + a) for a in [0, 1) (Q0.31): Newton-Raphson in Q2.29 from
+ * 48/17 - 32/17 d, d = (1 + a) / 2, three steps. */
+static int32_t one_over_one_plus_x(int32_t a)
+{
+    const int32_t half = (int32_t)(((int64_t)a + INT32_MAX + 1) / 2);
+    int32_t x = 1515870810 + tf_srdhm(half, -1010580540);
+    for (int32_t i = 0; i < 3; i++) {
+        x += sat_shl(tf_srdhm(x, (1 << 29) - tf_srdhm(half, x)), 2);
+    }
+    return sat_shl(x, 1);
+}
+
+/* TFLite Micro's softmax (ops/tflm.py softmax_tflite): EXP holds exp(-beta s k) in Q0.31;
+ * the Q12.19 sum's reciprocal scales every e_i to Q0.8. */
+static void softmax_tflite(const int8_t *input, const int32_t *exp_table, int32_t rows,
+                           int32_t n, int8_t *output)
+{
+    for (int32_t row = 0; row < rows; row++) {
+        const int8_t *x = input + row * n;
+        int8_t *out = output + row * n;
+        const int32_t *base = exp_table + row_max(x, n); /* EXP[m - x] = base[-x] */
+        int32_t sum = 0;
+        for (int32_t i = 0; i < n; i++) {
+            sum += tf_rdbpot(base[-x[i]], 12);
+        }
+        const int32_t headroom = __builtin_clz((uint32_t)sum); /* sum >= EXP[0] >> 12 > 0 */
+        const int32_t recip =
+            one_over_one_plus_x((int32_t)(((uint32_t)sum << headroom) - (1u << 31)));
+        const int32_t down = 12 - headroom + 23;
+        for (int32_t i = 0; i < n; i++) {
+            out[i] = (int8_t)tf_sat_s8(tf_rdbpot(tf_srdhm(recip, base[-x[i]]), down) - 128);
+        }
+    }
+}
+#endif
+
 void tf_softmax_s8(const int8_t *input, const int32_t *exp_table, int32_t rows, int32_t n,
                    int8_t *output)
 {
+#if TF_ROUNDING_TFLITE
+    softmax_tflite(input, exp_table, rows, n, output);
+    return;
+#endif
     for (int32_t row = 0; row < rows; row++) {
         const int8_t *x = input + row * n;
         int8_t *out = output + row * n;

@@ -14,7 +14,13 @@
  *   out_i = clamp(tf_requantize(e_i, r, 9 - L) - 128, -128, 127)    (~ round(256 e_i / sum) - 128)
  * r starts from a single-precision quotient corrected with exact integer products (tf_math.h).
  *
- * Reference: tinyformer/engine/ops/softmax.py (softmax, softmax_exp_table).
+ * Built with TF_ROUNDING_TFLITE (a model imported from TensorFlow Lite), it is TFLite Micro's
+ * softmax instead: exp_table holds exp(-beta * input_scale * k) as Q0.31 (0 below its
+ * diff_min), the row's Q12.19 sum of exps is inverted by gemmlowp's Newton-Raphson and each
+ * output is RDBPOT(SRDHM(1/sum, e_i), n + 23) - 128; rows of up to 511 (ops/tflm.py).
+ *
+ * Reference: tinyformer/engine/ops/softmax.py (softmax, softmax_exp_table),
+ * tinyformer/engine/ops/tflm.py (softmax_tflite, softmax_exp_table_tflite).
  */
 #ifndef TF_SOFTMAX_S8_H
 #define TF_SOFTMAX_S8_H

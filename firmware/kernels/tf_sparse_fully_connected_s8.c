@@ -235,6 +235,15 @@ static int32_t plan(tf_sfc_plan_t *pl, const uint8_t *weights, const int32_t *bi
             e[4] = kind;
         }
     }
+#if TF_ROUNDING_TFLITE
+    /* The assembly's TFLite form (tf_sparse_fully_connected_s8_arm.S) adds up to 2^29 to
+     * SRDHM(acc, M), |SRDHM| <= |acc|, in 32 bits, and has no dead channel (zp at any
+     * shift): |bias| + k 128^2 < 2^30 and every multiplier live. */
+    const int64_t room = ((int64_t)1 << 30) - (int64_t)k * 128 * 128;
+    for (int32_t j = 0; j < m && fast; j++) {
+        fast = multiplier[j] != 0 && (bias[j] < 0 ? -(int64_t)bias[j] : bias[j]) < room;
+    }
+#endif
     pl->fast = fast;
     const int32_t total = 4 * pl->kp; /* TILE * kp * 2 bytes in words */
     for (int32_t i = widened_words(k); i < total; i++) {
@@ -257,7 +266,8 @@ int32_t tf_sparse_fc_s8_plan(tf_sfc_plan_t *pl, const uint8_t *weights, const in
 static inline int8_t finish(const tf_sfc_plan_t *pl, int32_t j, int32_t acc)
 {
     int32_t v;
-#if !TF_ARM_DSP_ASM /* on ARM a fast plan never gets here, and its table holds code addresses */
+#if !TF_ARM_DSP_ASM && !TF_ROUNDING_TFLITE /* on ARM a fast plan never gets here, and its
+                                             * table holds code addresses */
     if (pl->fast) {
         const int32_t *e = pl->rq + TAB_HEAD + TAB_ROW * j;
         const int32_t hi = (int32_t)(((int64_t)acc * e[0]) >> 32);

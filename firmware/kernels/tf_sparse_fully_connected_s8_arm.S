@@ -34,9 +34,16 @@
  * The one-token routines (tf_sfc_one_b<B>, partial tiles) walk the same stream with one
  * accumulator and read bias, multiplier and shift directly (no table needed).
  */
+#include "tf_config.h"
 #include "tf_dsp.h"
 
 #if TF_ARM_DSP_ASM
+
+/* TF_ROUNDING_TFLITE (tf_config.h): every requantization rounds as TFLite's
+ * MultiplyByQuantizedMultiplier, from the same table: h = SRDHM(acc, M) = (acc M + 2^30) >> 31
+ * (SMULL, ADDS, ADC, LSL, ORR), then with n = -shift = sh + 1 and 2 rc = (2 zp + 1) 2^(n-1)
+ * = 2^(n-1) + zp 2^n: (h + 2 rc - (h < 0)) >> n, the rounding shift with ties away from
+ * zero plus zp (the plan keeps |h| + |2 rc| below 2^31). */
 
     .syntax unified
     .thumb
@@ -184,11 +191,26 @@
     /* An empty row, first tile: v = its output becomes the row's bias, its kind empty. */
 \name\()_pempty:
     ldrd    r9, r10, [r8, #8]            /* M, rc */
+#if TF_ROUNDING_TFLITE                   /* r0, r1: free (the row stores r7) */
+    smull   r0, r1, r7, r9
+    adds    r0, r0, #0x40000000
+    adc     r1, r1, #0
+    lsl     r1, r1, #1
+    orr     r1, r1, r0, lsr #31
+    add     r0, r1, r10, lsl #1
+    sub     r0, r0, r1, lsr #31
+    rbit    r11, r10
+    clz     r11, r11
+    add     r11, r11, #2                 /* n = sh + 1 */
+    asr     r0, r0, r11
+    ssat    r7, #8, r0
+#else
     smmla   r9, r7, r9, r10
     rbit    r11, r10
     clz     r11, r11                     /* sh - 1: rc = (2 zp + 1) 2^(sh - 1) */
     asr     r9, r9, r11
     ssat    r7, #8, r9, asr #1
+#endif
     adr.w   r9, \name\()_empty
     orr     r9, r9, #1
     strd    r7, r9, [r8]
@@ -210,12 +232,25 @@
      * ASR #sh), store them, go on to the next row. r8: the next row's slot. */
     .macro TF_SFC_RQ sh
 tf_sfc_rq\sh:
+#if TF_ROUNDING_TFLITE
+    .irp t, 0, 1, 2, 3, 4, 5, 6, 7
+    smull   r9, r10, r\t, r11
+    adds    r9, r9, #0x40000000
+    adc     r10, r10, #0
+    lsl     r10, r10, #1
+    orr     r10, r10, r9, lsr #31
+    add     r9, r10, r12, lsl #1
+    sub     r9, r9, r10, lsr #31
+    ssat    r\t, #8, r9, asr #(\sh + 1)
+    .endr
+#else
     .irp t, 0, 1, 2, 3, 4, 5, 6, 7
     smmla   r\t, r\t, r11, r12
     .endr
     .irp t, 0, 1, 2, 3, 4, 5, 6, 7
     ssat    r\t, #8, r\t, asr #\sh
     .endr
+#endif
     TF_SFC_STORE r0, r1, r2, r3, r4, r5, r6, r7
     .endm
 
@@ -278,11 +313,25 @@ tf_sfc_rq\sh:
 \name\()_requant:
     ldr     r7, [r12], #4
     ldr     r8, [lr], #4
+#if TF_ROUNDING_TFLITE
+    rsb     r8, r8, #0                   /* n */
+    smull   r6, r10, r4, r7
+    adds    r6, r6, #0x40000000
+    adc     r10, r10, #0
+    lsl     r10, r10, #1
+    orr     r10, r10, r6, lsr #31        /* h */
+    sub     r6, r8, #1
+    lsl     r6, r9, r6                   /* (2 zp + 1) 2^(n-1) */
+    add     r4, r10, r6
+    sub     r4, r4, r10, lsr #31
+    asr     r4, r4, r8
+#else
     mvn     r8, r8                       /* sh */
     lsl     r6, r9, r8
     asr     r6, r6, #1                   /* rc */
     smmla   r4, r4, r7, r6
     asr     r4, r4, r8
+#endif
     ssat    r4, #8, r4
     strb    r4, [r1], #1
     b       \name\()_row

@@ -21,6 +21,7 @@ from tinyformer.compiler.profile import layer_profile
 from tinyformer.compiler.stackusage import predicted_stack_bytes
 from tinyformer.engine import ir
 from tinyformer.engine.codegen import generate, plan_graph
+from tinyformer.engine.tflite_import import import_tflite
 from tinyformer.engine.work import graph_macs
 
 
@@ -42,10 +43,14 @@ class CompileReport:
 
 
 def compile_model(ir_path: Path, out_dir: Path, board: str = DEFAULT_BOARD) -> CompileReport:
-    graph = ir.load(ir_path)
+    """Compile an IR file, or a ``.tflite`` model (imported first, into OUT/model.tfir)."""
     out_dir = Path(out_dir)
+    tflite = Path(ir_path).suffix == ".tflite"
+    graph = import_tflite(Path(ir_path)) if tflite else ir.load(ir_path)  # refused: no OUT
     out_dir.mkdir(parents=True, exist_ok=True)
-    if Path(ir_path).resolve() != (out_dir / "model.tfir").resolve():
+    if tflite:
+        ir.save(graph, out_dir / "model.tfir")
+    elif Path(ir_path).resolve() != (out_dir / "model.tfir").resolve():
         shutil.copyfile(ir_path, out_dir / "model.tfir")
     plan = plan_graph(graph)
     cmodel = generate(graph, plan)

@@ -62,6 +62,7 @@ class ElfInfo:
                 self._symbols = self._function_symbols(elf)
                 self.model_hash = self._model_hash(elf)
                 self.stack_layout = self._stack_layout(elf)
+                self.preload_region = self._preload_region(elf)
         except (OSError, ELFError) as exc:
             raise FirmwareBuildError(f"cannot read firmware ELF {self.path}: {exc}") from exc
         self._starts = [s[0] for s in self._symbols]
@@ -125,6 +126,19 @@ class ElfInfo:
             top,
             fault_stack_bytes=fault_stack[0]["st_size"] if fault_stack else 0,
         )
+
+    @staticmethod
+    def _preload_region(elf: ELFFile) -> tuple[int, int]:
+        """(address, bytes) of the memory an emulator may fill with inputs before boot
+        (TF_MSG_LOAD, sections.ld); 0 bytes on silicon or in a firmware without it."""
+        table = _symbols(elf)
+        if table is None:
+            return 0, 0
+        found = [table.get_symbol_by_name(n) for n in ("__tf_preload_start", "__tf_preload_end")]
+        if not all(found):
+            return 0, 0
+        start, end = (syms[0]["st_value"] for syms in found if syms)
+        return start, max(end - start, 0)
 
     def describe_pc(self, pc: int) -> str:
         """'0x00000abc (tf_model_run+0x12)' when a function contains pc."""

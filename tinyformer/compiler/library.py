@@ -26,6 +26,7 @@ from tinyformer.compiler.driver import compile_report
 from tinyformer.compiler.firmware import FIRMWARE_DIR
 from tinyformer.compiler.stackusage import CallGraph
 from tinyformer.engine import ir
+from tinyformer.engine.cmodel import CONFIG_HEADER
 from tinyformer.engine.codegen import generate, plan_graph
 
 KERNELS = FIRMWARE_DIR / "kernels"
@@ -241,6 +242,7 @@ def export_library(folder: Path, api: str = DEFAULT_API) -> LibraryReport:
         write_atomic_text(API_HEADER.format(api=api, name=graph.name, guard=guard), out / header)
     write_atomic_text(source, out / f"{stem}.c")
     write_atomic_text(HOOKS_C, out / "tf_model_hooks.c")
+    write_atomic_text(cmodel.config(), out / CONFIG_HEADER)  # the kernels' build switches
     archive = f"lib{api}.a"
     write_atomic_text(MAKEFILE.format(name=graph.name, archive=archive), out / "Makefile")
     write_atomic_text(CMAKE.format(name=graph.name, api=api), out / "CMakeLists.txt")

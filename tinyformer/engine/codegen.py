@@ -8,7 +8,7 @@ import numpy as np
 
 from tinyformer.engine.cmodel import CArray, CModel
 from tinyformer.engine.graph import Graph, Node, c_identifier
-from tinyformer.engine.opset import opdef
+from tinyformer.engine.opset import opdef, rounding
 from tinyformer.engine.planner import MemoryPlan, Step, plan_memory
 from tinyformer.engine.validate import check_graph
 
@@ -75,4 +75,5 @@ def generate(graph: Graph, plan: MemoryPlan | None = None) -> CModel:
         constants=ctx.constants,
         layers=layers,
         layer_constant_bytes=layer_bytes,
+        rounding=rounding(graph),
     )

@@ -13,14 +13,21 @@ ties rounded towards +inf:
 
     requantize(x, M, s) = ((x * M) >> (30 - s) + 1) >> 1        (s <= 30)
 
-``firmware/kernels/tf_math.h`` implements exactly the same functions in C.
+Models imported from TensorFlow Lite carry TFLite Micro's own semantics instead
+(``graph.meta["rounding"] == "tflite"``, :func:`requantize_tflite`): its reference kernels
+round twice, a rounding doubling high multiply then a rounding shift, ties away from zero.
+
+``firmware/kernels/tf_math.h`` implements exactly the same functions in C (the TFLite form
+when the firmware is built with ``TF_ROUNDING_TFLITE``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 INT8_MIN, INT8_MAX = -128, 127
 INT16_MIN, INT16_MAX = -32768, 32767
@@ -94,9 +101,106 @@ def requantize(x: np.ndarray, multiplier: np.ndarray | int, shift: np.ndarray | 
     return ((prod >> total) + 1) >> 1
 
 
+@functools.cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def int_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` of integer arrays as int64, exactly, through float64 BLAS: 10-40x numpy's
+    integer matmul, which is a plain loop. Exact while every partial sum is an integer below
+    2**53: entries below 2**16 (int8 values less a zero point are below 2**9) and a depth
+    below 2**21. One BLAS thread: the reference runs beside an emulator that takes a core,
+    and BLAS threads spinning for a busy core made it 20x slower, not faster."""
+    if a.shape[-1] >= 2**21:
+        raise ValueError(f"matmul depth {a.shape[-1]} is too deep for exact float64 sums")
+    with _blas().limit(limits=1, user_api="blas"):
+        product = np.asarray(a, np.float64) @ np.asarray(b, np.float64)
+    return product.astype(np.int64)
+
+
+def rounding_doubling_high_mul(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
+    """gemmlowp's SaturatingRoundingDoublingHighMul: round(a * b / 2^31), ties away from
+    zero, in int32 (INT32_MIN * INT32_MIN saturates to INT32_MAX)."""
+    a = np.asarray(a, np.int64)
+    b = np.asarray(b, np.int64)
+    prod = a * b
+    nudge = np.where(prod >= 0, 1 << 30, 1 - (1 << 30))
+    total = prod + nudge
+    # C's division truncates towards zero; numpy's // floors.
+    high = np.where(total >= 0, total >> 31, -((-total) >> 31))
+    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, high)
+
+
+def rounding_divide_by_pot(x: np.ndarray, exponent: np.ndarray | int) -> np.ndarray:
+    """gemmlowp's RoundingDivideByPOT: x / 2^exponent rounded, ties away from zero."""
+    x = np.asarray(x, np.int64)
+    e = np.asarray(exponent, np.int64)
+    mask = (np.int64(1) << e) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> e) + (remainder > threshold)
+
+
+def requantize_tflite(
+    x: np.ndarray, multiplier: np.ndarray | int, shift: np.ndarray | int
+) -> np.ndarray:
+    """TFLite's MultiplyByQuantizedMultiplier: the left part of the shift first (saturating
+    to int32, as the int32 product wraps in C only beyond it), then a rounding doubling high
+    multiply, then a rounding right shift. Broadcasts as :func:`requantize`."""
+    s = np.asarray(shift, np.int64)
+    shifted = np.asarray(x, np.int64) << np.maximum(s, 0)
+    wrapped = (shifted + 2**31) % 2**32 - 2**31  # int32 arithmetic, as the C does
+    return rounding_divide_by_pot(
+        rounding_doubling_high_mul(wrapped, multiplier), np.maximum(-s, 0)
+    )
+
+
+def quantize_multiplier_tflite(real: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplier: frexp, the mantissa rounded half away from zero to Q31
+    (std::round), shifts below -31 flush to (0, 0), above 30 saturate."""
+    if real < 0 or not math.isfinite(real):
+        raise ValueError(f"multiplier must be finite and >= 0, got {real}")
+    if real == 0.0:
+        return 0, 0
+    mantissa, exponent = math.frexp(real)
+    q = math.floor(mantissa * (1 << 31) + 0.5)
+    if q == 1 << 31:
+        q //= 2
+        exponent += 1
+    if exponent < MIN_SHIFT:
+        return 0, 0
+    if exponent > MAX_SHIFT:
+        return INT32_MAX, MAX_SHIFT
+    return int(q), int(exponent)
+
+
 def saturate(x: np.ndarray, lo: int = INT8_MIN, hi: int = INT8_MAX) -> np.ndarray:
     """Clamp to [lo, hi]."""
     return np.clip(x, lo, hi)
+
+
+def tflite_requant_table(
+    multiplier: np.ndarray, shift: np.ndarray, output_zp: int, acc_bound: int
+) -> np.ndarray | None:
+    """Per channel (M, c, n, 0), int32 [C][4], for the kernels' TFLite requantization from a
+    table (:func:`requantize_tflite` + output_zp, ties as TFLite):
+
+        h = (x M + 2^30) >> 31,   out = (h + c - (h < 0)) >> n
+
+    with n = -shift and c = (2 output_zp + 1) 2^(n-1) = 2^(n-1) + output_zp 2^n: the rounding
+    shift's tie rule and the zero point in one add, exact while |h| + |c| < 2^31, so for
+    accumulators within +-``acc_bound`` < 2^30 (|h| <= |x|) and n in [1, 22]. None when a
+    channel does not qualify or output_zp is not int8.
+    """
+    n = -np.asarray(shift, np.int64).reshape(-1)
+    m = np.asarray(multiplier, np.int64).reshape(-1)
+    if not INT8_MIN <= output_zp <= INT8_MAX or acc_bound >= 1 << 30:
+        return None
+    if np.any((n < 1) | (n > 22)):
+        return None
+    c = (2 * output_zp + 1) * (np.int64(1) << (n - 1))
+    return np.stack([m, c, n, np.zeros_like(n)], axis=1).astype(np.int32)
 
 
 def smlal_requant_table(

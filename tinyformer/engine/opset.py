@@ -22,9 +22,16 @@ Ops, their inputs and attributes (activations int8 NHWC without batch: [H][W][C]
                                                            shift output_zp
     avgpool           x [H][W][C]                          kernel[kh,kw] stride padding
                                                            act_min act_max
+    maxpool           x [H][W][C]                          as avgpool
     global_avgpool    x [H][W][C] or [T][C] -> [C]         act_min act_max
+    mean              x [H][W][C] -> [C]                   input_zp output_zp multiplier shift
+                                                           (TFLite's MEAN: requantized sum)
     transpose         x                                    shape[4] perm[4] inner
     reshape           x                                    (same bytes, new shape)
+
+A graph imported from TensorFlow Lite has ``meta["rounding"] == "tflite"``: its requantizations
+round as TFLite Micro's do and its softmax is TFLite's (``ops/tflm.py``); the firmware is then
+built with ``TF_ROUNDING_TFLITE`` (:func:`rounding`).
 
 conv2d and linear weights may be stored block-sparse (``Tensor.encoding == "block-rle"``);
 they then lower to the block-sparse kernels, with the same integer semantics.
@@ -51,7 +58,10 @@ from tinyformer.engine.intmath import (
     INT32_MAX,
     MAX_SHIFT,
     MIN_SHIFT,
+    requantize,
+    requantize_tflite,
     smlal_requant_table,
+    tflite_requant_table,
 )
 from tinyformer.engine.ops.conv import (
     conv2d,
@@ -73,8 +83,9 @@ from tinyformer.engine.ops.matmul import (
     bmm_scratch_bytes,
 )
 from tinyformer.engine.ops.norm import G_LIMIT, MAX_D, layernorm, layernorm_affine
-from tinyformer.engine.ops.pool import avgpool, global_avgpool
+from tinyformer.engine.ops.pool import avgpool, global_avgpool, maxpool
 from tinyformer.engine.ops.softmax import softmax
+from tinyformer.engine.ops.tflm import SOFTMAX_MAX_ROW, mean, softmax_tflite
 from tinyformer.engine.opspec import Attr, Int, Invalid, OneOf, Operand, int_list, optional
 from tinyformer.engine.sparse_format import BLOCKS
 
@@ -102,6 +113,18 @@ class OpDef:
     operands: tuple[Operand, ...]  # the inputs, in order; every op has one output
     attrs: Mapping[str, Attr]
     output_shape: OutputShape
+
+
+ROUNDINGS = ("single", "tflite")  # graph.meta["rounding"]; absent means "single"
+
+
+def rounding(graph: Graph) -> str:
+    """The graph's integer semantics: the engine's single rounding or TFLite Micro's."""
+    return str(graph.meta.get("rounding", "single"))
+
+
+def _requant(graph: Graph) -> Callable[..., np.ndarray]:
+    return requantize_tflite if rounding(graph) == "tflite" else requantize
 
 
 def is_sparse(graph: Graph, name: str) -> bool:
@@ -240,6 +263,7 @@ def _linear_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndar
         np.asarray(a["multiplier"]),
         np.asarray(a["shift"]),
         *_act(a),
+        requant=_requant(graph),
     )
     return [out.reshape(_shape(graph, node.outputs[0]))]
 
@@ -308,6 +332,7 @@ def _conv_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarra
         int(a.get("stride", 1)),
         _padding(a),
         *_act(a),
+        requant=_requant(graph),
     )
     return [out]
 
@@ -363,9 +388,14 @@ def _conv_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], s
     x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.outputs[0])
     rest = f"{a['input_zp']}, {a['output_zp']}, {int(a.get('stride', 1))}, {pads}, {lo}, {hi}, {y}"
     if node.op == "depthwise_conv2d":
-        bias = ctx.const(node.name + "_b", depthwise_bias(weights, _bias(graph, node)))
+        bias_v = depthwise_bias(weights, _bias(graph, node))
+        bias = ctx.const(node.name + "_b", bias_v)
         wc = ctx.const(node.name + "_w", depthwise_weights_s16(weights))
-        table = smlal_requant_table(a["multiplier"], a["shift"], int(a["output_zp"]))
+        if rounding(graph) == "single":
+            table = smlal_requant_table(a["multiplier"], a["shift"], int(a["output_zp"]))
+        else:  # |acc| <= |bias| + taps * 255 * 128
+            bound = int(np.abs(np.asarray(bias_v, np.int64)).max()) + kh * kw * 255 * 128
+            table = tflite_requant_table(a["multiplier"], a["shift"], int(a["output_zp"]), bound)
         rq = (
             f"{_requant_args(node, ctx)}, NULL"
             if table is None
@@ -412,7 +442,10 @@ def _add_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray
     a = node.attrs
     lo, hi = _act(a)
     params = {key: int(a[key]) for key in _ADD_KEYS}
-    return [add(ins[0], ins[1], **params, act_min=lo, act_max=hi, left_shift=a["left_shift"])]
+    return [
+        add(ins[0], ins[1], **params, act_min=lo, act_max=hi, left_shift=a["left_shift"],
+            requant=_requant(graph))
+    ]  # fmt: skip
 
 
 def _add_shape(node: Node, graph: Graph) -> tuple[int, ...]:
@@ -468,13 +501,18 @@ def _layernorm_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[st
 
 
 def _softmax_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
-    return [softmax(ins[0], ins[1])]
+    return [(softmax_tflite if rounding(graph) == "tflite" else softmax)(ins[0], ins[1])]
 
 
 def _softmax_shape(node: Node, graph: Graph) -> tuple[int, ...]:
     _expect_shape(node, graph, 1, (256,))
     table = graph.tensors[node.inputs[1]].const.astype(np.int64)
     n = _shape(graph, node.inputs[0])[-1]
+    if rounding(graph) == "tflite":  # Q0.31 exps; the shift by the sum's size within 31
+        longest = SOFTMAX_MAX_ROW
+        if table.min() < 0 or n > longest:
+            raise Invalid(_operand(node, 1), f"entries must be >= 0, rows <= {longest} long")
+        return _same_shape(node, graph)
     # A row's sum of table entries must be a positive int32 (one reciprocal per row).
     if table.min() < 0 or table[0] < 1 or n * int(table.max()) > INT32_MAX:
         raise Invalid(_operand(node, 1), f"entries must be >= 0, [0] >= 1, {n} x max <= 2^31 - 1")
@@ -611,7 +649,8 @@ def _matmul_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str],
 def _avgpool_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
     a = node.attrs
     kh, kw = a["kernel"]
-    return [avgpool(ins[0], int(kh), int(kw), int(a["stride"]), _padding(a), *_act(a))]
+    fn = avgpool if node.op == "avgpool" else maxpool
+    return [fn(ins[0], int(kh), int(kw), int(a["stride"]), _padding(a), *_act(a))]
 
 
 def _avgpool_shape(node: Node, graph: Graph) -> tuple[int, ...]:
@@ -626,11 +665,12 @@ def _avgpool_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str]
     kh, kw = a["kernel"]
     pads = ", ".join(str(p) for p in _padding(a))
     lo, hi = _act(a)
+    kernel = f"tf_{node.op}_s8"  # tf_avgpool_s8, tf_maxpool_s8: the same arguments
     code = (
-        f"    tf_avgpool_s8({ctx.ptr(node.inputs[0])}, {h}, {w}, {c}, {kh}, {kw}, "
+        f"    {kernel}({ctx.ptr(node.inputs[0])}, {h}, {w}, {c}, {kh}, {kw}, "
         f"{int(a['stride'])}, {pads}, {lo}, {hi}, {ctx.ptr(node.outputs[0])});"
     )
-    return ["tf_avgpool_s8.h"], code
+    return [f"{kernel}.h"], code
 
 
 def _gap_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
@@ -650,6 +690,30 @@ def _gap_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], st
         f"{shape[-1]}, {lo}, {hi}, {ctx.ptr(node.outputs[0])});"
     )
     return ["tf_global_avgpool_s8.h"], code
+
+
+def _mean_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
+    a = node.attrs
+    zp_in, zp_out, m, s = (int(a[key]) for key in ("input_zp", "output_zp", "multiplier", "shift"))
+    return [mean(ins[0], zp_in, zp_out, m, s, requant=_requant(graph))]
+
+
+def _mean_shape(node: Node, graph: Graph) -> tuple[int, ...]:
+    h, w, c = _input_shape(node, graph, 0, rank=3)
+    if h * w * 255 > INT32_MAX:
+        raise Invalid(_operand(node, 0), f"{h} x {w} pixels overflow the int32 sum")
+    return (c,)
+
+
+def _mean_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
+    a = node.attrs
+    h, w, c = _shape(graph, node.inputs[0])
+    params = ", ".join(str(int(a[key])) for key in ("input_zp", "output_zp", "multiplier", "shift"))
+    code = (
+        f"    tf_mean_s8({ctx.ptr(node.inputs[0])}, {h * w}, {c}, {params}, "
+        f"{ctx.ptr(node.outputs[0])});"
+    )
+    return ["tf_mean_s8.h"], code
 
 
 def _transpose_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
@@ -767,8 +831,21 @@ OPS: dict[str, OpDef] = {
                               "stride": Attr(_COUNT)},
         output_shape=_avgpool_shape,
     ),
+    "maxpool": OpDef(
+        _avgpool_ref, _avgpool_emit,
+        operands=(_X,), attrs={"kernel": Attr(Int(1, INT32_MAX, 2)), **_WINDOW, **_ACT,
+                              "stride": Attr(_COUNT)},
+        output_shape=_avgpool_shape,
+    ),
     "global_avgpool": OpDef(
         _gap_ref, _gap_emit, operands=(_X,), attrs=_ACT, output_shape=_gap_shape
+    ),
+    "mean": OpDef(
+        _mean_ref, _mean_emit,
+        operands=(_X,),
+        attrs={"input_zp": Attr(_ZP), "output_zp": Attr(_ZP), "multiplier": Attr(_Q31),
+               "shift": Attr(_SHIFT)},
+        output_shape=_mean_shape,
     ),
     "transpose": OpDef(
         _transpose_ref, _transpose_emit,

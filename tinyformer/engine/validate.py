@@ -23,7 +23,7 @@ import numpy as np
 
 from tinyformer.engine import sparse_format
 from tinyformer.engine.graph import DTYPES, Graph, IRFormatError, Node, Tensor, c_identifier
-from tinyformer.engine.opset import OPS
+from tinyformer.engine.opset import OPS, ROUNDINGS
 from tinyformer.engine.opspec import Invalid, check_attrs, is_int
 
 MAX_NAME = 200
@@ -172,6 +172,10 @@ def check_graph(graph: Graph) -> None:
         raise IRFormatError("graph tensors and meta must be objects")
     if not isinstance(graph.nodes, list):
         raise IRFormatError("graph nodes must be a list")
+    if graph.meta.get("rounding", "single") not in ROUNDINGS:
+        raise IRFormatError(
+            f"meta.rounding {graph.meta['rounding']!r:.40} is not one of {ROUNDINGS}"
+        )
     for key, t in graph.tensors.items():
         check_tensor(key, t)
     _check_io(graph)

@@ -44,3 +44,7 @@ class TargetFault(HilError):
 
 class TargetUnavailable(HilError):
     """The target cannot be used on this machine (tool missing, no probe)."""
+
+
+class DataMismatch(HilError):
+    """Test data the model was not made for: another input shape or number of classes."""

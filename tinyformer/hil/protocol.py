@@ -31,6 +31,7 @@ class Msg(IntEnum):
     READ = 0x04
     RESET = 0x05
     PING = 0x06
+    LOAD = 0x07
     INFO_R = 0x81
     ACK = 0x82
     RUN_R = 0x83
@@ -319,6 +320,10 @@ class FaultInfo:
 
 def input_payload(offset: int, data: bytes) -> bytes:
     return struct.pack("<I", offset) + data
+
+
+def load_payload(index: int) -> bytes:
+    return struct.pack("<I", index)
 
 
 def run_payload(input_data: bytes) -> bytes:

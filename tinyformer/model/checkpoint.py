@@ -48,9 +48,11 @@ def save_checkpoint(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     rng: dict[str, Any],
     history: list[dict[str, Any]],
+    scaler: dict[str, Any] | None = None,
 ) -> None:
     """Write the state after ``epoch`` epochs atomically: a crash leaves the previous
-    checkpoint whole. ``schedule``: the settings a resumed run must share."""
+    checkpoint whole. ``schedule``: the settings a resumed run must share; ``scaler``: the
+    mixed-precision gradient scaler's state (empty on the CPU)."""
     torch_file.save(
         {
             "format": CHECKPOINT_FORMAT,
@@ -63,6 +65,7 @@ def save_checkpoint(
             "scheduler": scheduler.state_dict(),
             "rng": rng,
             "history": history,
+            "scaler": scaler or {},
         },
         path,
     )
@@ -89,13 +92,18 @@ def check_resume(
     """Refuse a checkpoint of another space or other settings (the run would not be exact)."""
     if state["space"] != space.to_dict():
         raise CheckpointError(f"{path}: checkpoint is for a different search space")
-    old = state["train_config"]
-    diff = sorted(k for k in schedule if old.get(k) != schedule[k])
+    check_settings(state["train_config"], schedule, path, "use a new checkpoint path")
+
+
+def check_settings(old: dict[str, Any], new: dict[str, Any], path: Path, instead: str) -> None:
+    """Refuse to resume the run saved in ``path`` (settings ``old``) with other settings:
+    one line naming each change, and ``instead`` what to do."""
+    diff = sorted(k for k in new if old.get(k) != new[k])
     if diff:
-        changes = ", ".join(f"{k}: {old.get(k)!r} -> {schedule[k]!r}" for k in diff)
+        changes = ", ".join(f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in diff)
         raise CheckpointError(
-            f"{path}: cannot resume with different settings ({changes}); use a new checkpoint "
-            "path or the original settings"
+            f"{path}: cannot resume with different settings ({changes}); {instead} or the "
+            "original settings"
         )
 
 

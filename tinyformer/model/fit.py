@@ -24,6 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tinyformer.data.datasets import ImageDataset, Transform, iterate_batches, num_batches
+from tinyformer.model.device import Precision
 
 # forward and backward of one batch (x, y); returns the loss to report
 StepFn = Callable[[torch.Tensor, torch.Tensor], float]
@@ -96,20 +97,26 @@ def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torc
 
 
 def supervised_step(
-    model: nn.Module, label_smoothing: float, teacher: nn.Module | None = None
+    model: nn.Module,
+    label_smoothing: float,
+    teacher: nn.Module | None = None,
+    precision: Precision | None = None,
 ) -> StepFn:
     """Label cross-entropy; with a ``teacher`` (eval mode) the mean of it and the
-    cross-entropy to the teacher's soft predictions (distillation)."""
+    cross-entropy to the teacher's soft predictions (distillation). ``precision``: autocast
+    and the scaled backward (give fit the same one)."""
+    amp = precision or Precision("cpu", enabled=False)
 
     def step(x: torch.Tensor, y: torch.Tensor) -> float:
-        logits = model(x)
-        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-        if teacher is not None:
-            with torch.no_grad():
-                target = teacher(x).softmax(dim=-1)
-            loss = 0.5 * loss + 0.5 * soft_cross_entropy(logits, target)
+        with amp.autocast():
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+            if teacher is not None:
+                with torch.no_grad():
+                    target = teacher(x).softmax(dim=-1)
+                loss = 0.5 * loss + 0.5 * soft_cross_entropy(logits, target)
         check_finite(loss)
-        loss.backward()
+        amp.backward(loss)
         return loss.item()
 
     return step
@@ -139,11 +146,14 @@ def fit(
     stop_epoch: int | None = None,
     desc: str = "epoch",
     progress: bool = False,
+    precision: Precision | None = None,
 ) -> list[dict[str, Any]]:
     """Epochs ``start_epoch`` (a resumed run's) up to ``epochs`` (or ``stop_epoch``: a
     time-boxed call) of ``steps`` batches of ``train`` (default: all full batches); returns
     their history rows (epoch, loss, the hooks' metrics, seconds). ``progress`` shows a
-    per-step bar labelled ``desc``."""
+    per-step bar labelled ``desc`` on a terminal (none when output goes to a file or pipe).
+    ``precision``: the step function's (mixed precision: its scaler steps the optimizer)."""
+    amp = precision or Precision("cpu", enabled=False)
     device = next(model.parameters()).device
     images, labels = train.tensors(device)
     full = num_batches(len(train), batch_size, drop_last=True)
@@ -158,16 +168,14 @@ def fit(
             drop_last=True, max_batches=steps,
         )  # fmt: skip
         bar = tqdm(batches, total=steps, desc=f"{desc} {epoch + 1}/{epochs}",
-                   disable=not progress, leave=False)  # fmt: skip
+                   disable=None if progress else True, leave=False)  # fmt: skip
         total = 0.0
         for x, y in bar:
             for hook in hooks:
                 hook.before_step(step)
             optimizer.zero_grad(set_to_none=True)
             loss = step_fn(x, y)
-            if grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
+            amp.step(optimizer, model, grad_clip)
             for hook in hooks:
                 hook.after_step(step)
             scheduler.step()

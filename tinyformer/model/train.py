@@ -15,7 +15,6 @@ uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from tinyformer.model.checkpoint import (
     set_rng_state,
 )
 from tinyformer.model.config import SubnetConfig, SupernetSpace
+from tinyformer.model.device import Precision, configure_threads, resolve_device
 from tinyformer.model.fit import (
     Hook,
     Progress,
@@ -47,8 +47,9 @@ from tinyformer.model.fit import (
 from tinyformer.model.subnet import Subnet
 from tinyformer.model.supernet import Supernet
 
-# Fields that may change between a run and its resumption (they do not change the math).
-RUNTIME_FIELDS = ("device", "num_threads", "progress", "stop_after_epochs")
+# Fields that may change between a run and its resumption (on one device they do not change
+# the math; a run resumed on another device, or with the other precision, continues inexactly).
+RUNTIME_FIELDS = ("device", "amp", "num_threads", "progress", "stop_after_epochs")
 CALIB_SEED = 12345  # calibration batches come from their own generator, not the training one
 
 
@@ -76,7 +77,8 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None
     calib_batches: int = 8
     device: str = "auto"
-    num_threads: int | None = None
+    amp: bool = True  # mixed precision on CUDA (float16 autocast + GradScaler)
+    num_threads: int | None = None  # CPU threads (default: tinyformer.model.device)
     progress: bool = True
     stop_after_epochs: int | None = None  # end this call early (time-boxed jobs); resume later
 
@@ -92,24 +94,6 @@ class TrainResult:
     resumed_from_epoch: int = 0
 
 
-def resolve_device(spec: str = "auto") -> torch.device:
-    """``auto``: CUDA when available, else CPU; an explicit unavailable device is an error."""
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(spec)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but CUDA is not available")
-    return device
-
-
-def configure_threads(num_threads: int | None) -> int:
-    """Use the given count, else every core this process may run on (cgroups / taskset)."""
-    if num_threads is None:
-        num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    torch.set_num_threads(max(1, num_threads))
-    return torch.get_num_threads()
-
-
 def sandwich_configs(space: SupernetSpace, rng: np.random.Generator, n: int) -> list[SubnetConfig]:
     """[largest, smallest, n random]: the subnets trained in one step."""
     return [space.largest(), space.smallest(), *(space.sample(rng) for _ in range(n))]
@@ -121,20 +105,24 @@ def sandwich_step(
     y: torch.Tensor,
     configs: list[SubnetConfig],
     cfg: TrainConfig,
+    precision: Precision | None = None,
 ) -> float:
     """Accumulate gradients of all ``configs`` (the first is the teacher); returns its loss."""
-    logits = supernet(x, configs[0])
-    loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+    amp = precision or Precision("cpu", enabled=False)
+    with amp.autocast():
+        logits = supernet(x, configs[0])
+        loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
     check_finite(loss)
-    loss.backward()
-    teacher = logits.detach().softmax(dim=-1)
+    amp.backward(loss)
+    teacher = logits.detach().float().softmax(dim=-1)
     for sub_cfg in configs[1:]:
-        out = supernet(x, sub_cfg)
-        if cfg.distill:
-            sub_loss = soft_cross_entropy(out, teacher)
-        else:
-            sub_loss = F.cross_entropy(out, y, label_smoothing=cfg.label_smoothing)
-        sub_loss.backward()
+        with amp.autocast():
+            out = supernet(x, sub_cfg)
+            if cfg.distill:
+                sub_loss = soft_cross_entropy(out, teacher)
+            else:
+                sub_loss = F.cross_entropy(out, y, label_smoothing=cfg.label_smoothing)
+        amp.backward(sub_loss)
     return loss.item()
 
 
@@ -214,9 +202,10 @@ class _SupernetEpoch(Hook):
         history: list[dict[str, Any]],
         save: Path | None,
         rngs: tuple[np.random.Generator, torch.Generator],
+        precision: Precision,
     ) -> None:
         self.supernet, self.data, self.cfg, self.scheduler = supernet, data, cfg, scheduler
-        self.history, self.save, self.rngs = history, save, rngs
+        self.history, self.save, self.rngs, self.precision = history, save, rngs, precision
 
     def end_epoch(self, epoch: int, row: dict[str, Any]) -> None:
         row["lr"] = self.scheduler.get_last_lr()[0]
@@ -233,7 +222,7 @@ class _SupernetEpoch(Hook):
             save_checkpoint(
                 self.save, self.supernet.space, self.cfg.schedule_dict(), epoch + 1,
                 self.supernet, self.scheduler.optimizer, self.scheduler, rng_state(*self.rngs),
-                self.history,
+                self.history, self.precision.state_dict(),
             )  # fmt: skip
 
 
@@ -263,6 +252,7 @@ def train_supernet(
     if device.type == "cpu":
         configure_threads(cfg.num_threads)
     supernet.to(device)
+    precision = Precision.for_device(device, cfg.amp)
     space = supernet.space
     if (data.image_size, data.in_channels, data.num_classes) != (
         space.image_size,
@@ -296,24 +286,28 @@ def train_supernet(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"], np_rng, gen)
+        precision.load_state_dict(state.get("scaler"))
         result.history = list(state["history"])
         start = result.resumed_from_epoch = int(state["epoch"])
 
     stop = None if cfg.stop_after_epochs is None else start + cfg.stop_after_epochs
 
     def step(x: torch.Tensor, y: torch.Tensor) -> float:
-        return sandwich_step(supernet, x, y, sandwich_configs(space, np_rng, cfg.num_random), cfg)
+        configs = sandwich_configs(space, np_rng, cfg.num_random)
+        return sandwich_step(supernet, x, y, configs, cfg, precision)
 
     hooks: list[Hook] = [Progress(_epoch_line)] if cfg.progress else []
     hooks.append(
-        _SupernetEpoch(supernet, data, cfg, scheduler, result.history, ckpt, (np_rng, gen))
+        _SupernetEpoch(
+            supernet, data, cfg, scheduler, result.history, ckpt, (np_rng, gen), precision
+        )
     )
     fit(
         supernet, train_split, cfg.epochs, optimizer, scheduler, step, gen,
         batch_size=cfg.batch_size, steps=steps,
         augment=default_augment(data.name, data.image_size) if cfg.augment else None,
         grad_clip=cfg.grad_clip, hooks=hooks, start_epoch=start, stop_epoch=stop,
-        progress=cfg.progress,
+        progress=cfg.progress, precision=precision,
     )  # fmt: skip
     supernet.eval()
     return result

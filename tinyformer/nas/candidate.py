@@ -17,7 +17,7 @@ import torch
 
 from tinyformer.engine.ir import Graph
 from tinyformer.engine.storage import encode_weights
-from tinyformer.model.config import SubnetConfig
+from tinyformer.model.config import SubnetConfig, SupernetSpace
 from tinyformer.model.subnet import Subnet
 from tinyformer.prune.blocks import engine_rows
 from tinyformer.prune.masks import prune
@@ -56,3 +56,11 @@ def config_graph(config: SubnetConfig, plan: Plan | None = None, seed: int = 0) 
             point.observe(NOMINAL_RANGE)
     model.freeze()
     return encode_weights(to_graph(model.eval(), "candidate"))
+
+
+def space_graph(dataset: str, sparsity: float = 0.0, block: int = 4, seed: int = 0) -> Graph:
+    """The largest subnet of ``dataset``'s default space with random weights, every prunable
+    layer at ``sparsity`` in ``block``-row blocks: a model of that scale for benchmarks."""
+    config = SupernetSpace.for_dataset(dataset).largest()
+    plan = {name: (block, sparsity) for name in prunable_layers(config)} if sparsity else None
+    return config_graph(config, plan, seed)

@@ -26,6 +26,11 @@ class SearchOptions:
     prune_epochs: int = 10
     finetune_epochs: int = 5
     qat_epochs: int = 5
+    # where and how visibly training runs (tinyformer.model.device)
+    device: str = "auto"
+    threads: int | None = None
+    amp: bool = True
+    progress: bool = True
 
     def __post_init__(self) -> None:
         """Refuse settings that cannot run before anything trains (one clear line)."""
@@ -36,6 +41,8 @@ class SearchOptions:
             if getattr(self, name) < low:
                 flag = name.replace("_", "-")
                 raise ValueError(f"--{flag} must be at least {low}, got {getattr(self, name)}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {self.threads}")
         if self.max_latency is not None and not self.max_latency > 0:
             raise ValueError(f"--max-latency must be positive, got {self.max_latency}")
 

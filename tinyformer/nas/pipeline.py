@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from tinyformer.atomic_write import write_atomic_text
 from tinyformer.compiler.driver import compile_model, firmware_in
@@ -22,6 +23,7 @@ from tinyformer.data import load_dataset
 from tinyformer.hil.accuracy import evaluate_on_target
 from tinyformer.hil.targets.base import Target
 from tinyformer.model import Supernet, SupernetSpace, TrainConfig, train_supernet
+from tinyformer.model.device import resolve_device
 from tinyformer.nas.fitness import SupernetFitness
 from tinyformer.nas.genome import Candidate
 from tinyformer.nas.options import SearchOptions
@@ -53,7 +55,7 @@ def search(
     out: Path,
     results: Path,
     resume: bool = False,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = tqdm.write,
     fresh: bool = False,
 ) -> tuple[Candidate, Path]:
     """SuperNAS, supernet training (checkpointed, resumable) and SparseNAS; the winner.
@@ -63,6 +65,7 @@ def search(
     out = Path(out)
     if resume and fresh:
         raise ValueError("--resume continues the run in OUT, --fresh replaces it: pick one")
+    resolve_device(opts.device)  # an unusable --device before anything runs
     if fresh:
         for name in PRODUCTS:
             path = out / name
@@ -94,7 +97,11 @@ def search(
     log(f"SuperNAS chose {space.name} ({space.num_subnets():,} subnets); see {space_file}")
     ckpt = out / "supernet.pt"
     start = time.perf_counter()
-    cfg = TrainConfig(epochs=opts.supernet_epochs, seed=opts.seed, progress=False)
+    cfg = TrainConfig(
+        epochs=opts.supernet_epochs, seed=opts.seed, device=opts.device, amp=opts.amp,
+        num_threads=opts.threads, progress=opts.progress,
+    )  # fmt: skip
+    log(f"training the supernet ({opts.supernet_epochs} epochs)")
     initial = initial_supernet(space, opts.seed)
     supernet = train_supernet(initial, data, cfg, checkpoint=ckpt, resume=True).supernet
     log(f"supernet trained ({opts.supernet_epochs} epochs) in {time.perf_counter() - start:.0f} s")
@@ -116,6 +123,7 @@ def search(
         results,
         opts.workers,
         log,
+        opts.progress,
     )
     best = nas.best(nas.run(resume=resume))
     check = out / "search" / LATENCY_CHECK
@@ -137,13 +145,14 @@ def demo(
     out: Path,
     results: Path,
     resume: bool = False,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = tqdm.write,
     fresh: bool = False,
 ) -> dict:
     """Search, then fine-tune the winner with pruning + QAT, deploy it, evaluate on target."""
     from tinyformer.prune import SparsityPlan
     from tinyformer.quant.evaluate import model_input
     from tinyformer.quant.pipeline import PipelineConfig, run_pipeline
+    from tinyformer.quant.train_state import TRAIN_STATE
 
     t0 = time.perf_counter()
     cand, ckpt = search(opts, target, out, results, resume, log, fresh)
@@ -163,7 +172,12 @@ def demo(
             finetune_epochs=opts.finetune_epochs,
             qat_epochs=opts.qat_epochs,
             seed=opts.seed,
+            device=opts.device,
+            amp=opts.amp,
+            num_threads=opts.threads,
+            progress=opts.progress,
         ),
+        resume=resume and (out / "model" / TRAIN_STATE).exists(),
     )
     log(f"pruned + QAT: int8 test accuracy {trained.metrics['qat_test_acc']:.4f}")
     report = compile_model(trained.paths["model"], out / "firmware", target.board)

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from tinyformer.atomic_write import write_atomic_text
 from tinyformer.boards import DEFAULT_BOARD, FLASH_BUDGET, RAM_BUDGET
@@ -167,7 +168,8 @@ class SparseNAS:
         out_dir: Path,
         results: Path,
         workers: int = 2,
-        log: Callable[[str], None] = print,
+        log: Callable[[str], None] = tqdm.write,
+        progress: bool = True,
     ) -> None:
         self.settings = settings
         self.space = SupernetSpace.from_dict(settings.space)
@@ -177,6 +179,7 @@ class SparseNAS:
         self.store = SampleStore(results)
         self.workers = workers
         self.log = log
+        self.progress = progress  # bars on a terminal only (tqdm's disable=None)
         self.state_path = self.out / SEARCH_STATE
         self.unit = "instructions" if target.count_source.startswith("qemu") else "cycles"
 
@@ -235,7 +238,9 @@ class SparseNAS:
             )
             for k in todo
         }
-        for key in todo:
+        bar = tqdm(todo, desc=f"generation {state.generation}: candidates", unit="cand",
+                   disable=None if self.progress else True, leave=False)  # fmt: skip
+        for key in bar:
             start = time.perf_counter()
             cand = Candidate.from_dict(state.candidates[key])
             accuracy = self.fitness(cand)
@@ -330,7 +335,11 @@ class SparseNAS:
         # Spawned, not forked: candidate graphs run torch, whose thread pool hangs in a child
         # forked from a parent that used it (the demo trains the supernet first).
         spawn = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=spawn) as pool:
+        generations = tqdm(
+            total=self.settings.generations, initial=state.generation, desc="SparseNAS",
+            unit="generation", disable=None if self.progress else True, leave=False,
+        )  # fmt: skip
+        with generations, ProcessPoolExecutor(self.workers, mp_context=spawn) as pool:
             while state.generation < self.settings.generations:
                 self._evaluate_new(state, pool)
                 self._measure_top(state)
@@ -346,6 +355,7 @@ class SparseNAS:
                 self._set_population(state, self._next_population(state, rng))
                 state.rng = rng.bit_generator.state
                 state.save(self.state_path)
+                generations.update()
         self.report(state)
         return state
 

@@ -8,15 +8,14 @@ import torch
 
 from tinyformer.data.datasets import ImageDataset
 from tinyformer.engine.ir import Graph
-from tinyformer.engine.reference import outputs as reference_outputs
+from tinyformer.engine.reference import outputs_many
 from tinyformer.quant.input_file import model_input
 from tinyformer.quant.qmodules import QuantSubnet
 
 
 def reference_logits(graph: Graph, images: np.ndarray) -> np.ndarray:
     """int8 logits [N, classes] of the numpy reference interpreter on uint8 NHWC images."""
-    x = model_input(images)
-    return np.stack([reference_outputs(graph, sample) for sample in x]).reshape(len(x), -1)
+    return outputs_many(graph, model_input(images))
 
 
 def agreement(model: QuantSubnet, graph: Graph, split: ImageDataset) -> dict[str, float]:

@@ -19,6 +19,9 @@ this module only orchestrates. Files written to ``out_dir``: ``subnet.pt`` (the 
 subnet, ``model.save_subnet`` format), ``plan.json``, ``config.json``, ``qat.pt``
 (:mod:`tinyformer.quant.checkpoint`), ``model.tfir``, ``metrics.json`` (accuracies,
 agreement (:mod:`tinyformer.quant.evaluate`), sparsity, sizes, timings) and ``history.csv``.
+While it runs, ``train_state.pt`` holds the state after the last completed epoch, so an
+interrupted run resumes (:mod:`tinyformer.quant.train_state`); a finished run removes it. On
+CUDA the float and pruning phases run in mixed precision (:mod:`tinyformer.model.device`).
 
 :func:`train_digits_model` is the embedded default (digits, block 4, 75 % sparsity):
 under a minute on two CPU cores (measured: 99.2 % float, 98.9 % int8 test accuracy at
@@ -39,6 +42,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from tinyformer.atomic_write import write_atomic_text
 from tinyformer.data import (
@@ -52,22 +56,19 @@ from tinyformer.engine import ir
 from tinyformer.engine.ir import Graph
 from tinyformer.model.checkpoint import load_supernet
 from tinyformer.model.config import SubnetConfig, SupernetSpace
+from tinyformer.model.device import Precision, configure_threads, resolve_device
 from tinyformer.model.fit import Hook, Progress, adamw_warmup_cosine, fit, supervised_step
 from tinyformer.model.subnet import Subnet, load_subnet, save_subnet
-from tinyformer.model.train import (
-    calibrated_subnet,
-    calibration_inputs,
-    configure_threads,
-    evaluate,
-    resolve_device,
-)
+from tinyformer.model.train import calibrated_subnet, calibration_inputs, evaluate
 from tinyformer.prune import (
     GradualPruner,
     GradualSchedule,
     LayerSparsity,
     SparsityPlan,
+    apply_masks,
     enforce_masks,
     masks_from_zeros,
+    masks_of,
     overall_sparsity,
     sparsity_report,
 )
@@ -75,6 +76,7 @@ from tinyformer.quant.checkpoint import is_qat_checkpoint, load_qat, save_qat
 from tinyformer.quant.evaluate import agreement, weight_bytes
 from tinyformer.quant.export import export
 from tinyformer.quant.qmodules import QuantSubnet
+from tinyformer.quant.train_state import TrainState, rng_state, set_rng_state
 
 
 @dataclass
@@ -107,7 +109,8 @@ class PipelineConfig:
     prune_updates_per_epoch: int = 4
     seed: int = 0
     device: str = "auto"
-    num_threads: int | None = None
+    amp: bool = True  # mixed precision on CUDA (float and pruning phases; QAT is float32)
+    num_threads: int | None = None  # CPU threads (default: tinyformer.model.device)
     progress: bool = False
     encode: bool = True  # store weights dense or block-sparse per the engine's cost model
     name: str | None = None  # graph name (default tinyformer_<dataset>)
@@ -128,6 +131,12 @@ class PipelineConfig:
         d["plan"] = None if self.plan is None else self.plan.to_dict()
         return d
 
+    def resume_dict(self) -> dict[str, Any]:
+        """The settings a resumed run must share with the interrupted one (not where or how
+        visibly it runs: on one device those do not change the math)."""
+        runtime = ("device", "amp", "num_threads", "progress")
+        return {k: v for k, v in self.to_dict().items() if k not in runtime}
+
 
 @dataclass
 class PipelineResult:
@@ -138,7 +147,56 @@ class PipelineResult:
 
 # ----------------------------------------------------------------------------- phases
 # Each phase is the one loop (tinyformer.model.fit) with this pipeline's optimizer settings
-# and the phase's hooks.
+# and the phase's hooks. A ``_Run`` carries what the phases share and checkpoints it.
+
+
+class _Run:
+    """One run's shared state: the models, the batch generator, history, metrics and the
+    checkpoint (``OUT/train_state.pt``) written after every epoch of every phase."""
+
+    def __init__(
+        self,
+        cfg: PipelineConfig,
+        state: TrainState,
+        gen: torch.Generator,
+        precision: Precision,
+        config: SubnetConfig,
+        subnet: Subnet,
+        metrics: dict[str, Any],
+    ) -> None:
+        self.cfg, self.state, self.gen, self.precision = cfg, state, gen, precision
+        self.config, self.subnet = config, subnet
+        self.teacher: nn.Module | None = None
+        self.qmodel: QuantSubnet | None = None
+        self.pruner: GradualPruner | None = None
+        saved = state.saved or {}
+        self.history: list[dict[str, Any]] = list(saved.get("history", []))
+        self.metrics: dict[str, Any] = dict(saved.get("metrics", metrics))
+        self.timings: dict[str, float] = dict(saved.get("timings", {}))
+
+    def save(
+        self,
+        phase: str,
+        epoch: int,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+    ) -> None:
+        self.state.save(phase, epoch, {
+            "config": self.config.to_dict(),
+            "subnet": self.subnet.state_dict(),
+            "subnet_masks": masks_of(self.subnet),
+            "teacher": None if self.teacher is None else self.teacher.state_dict(),
+            "qat": None if self.qmodel is None else self.qmodel.state_dict(),
+            "qat_masks": {} if self.qmodel is None else masks_of(self.qmodel),
+            "pruner_fraction": None if self.pruner is None else self.pruner.fraction,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": self.precision.state_dict(),
+            "rng": rng_state(self.gen),
+            "history": self.history,
+            "metrics": self.metrics,
+            "timings": self.timings,
+        })  # fmt: skip
 
 
 class _EnforceMasks(Hook):
@@ -179,70 +237,93 @@ class _Validate(Hook):
         row["sparsity"] = overall_sparsity(self.model)["sparsity"]
 
 
+class _Checkpoint(Hook):
+    """The epoch's row joins the run's history, then the whole run is saved."""
+
+    def __init__(
+        self,
+        run: _Run,
+        phase: str,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+    ) -> None:
+        self.run, self.phase, self.optimizer, self.scheduler = run, phase, optimizer, scheduler
+
+    def after_epoch(self, epoch: int, row: dict[str, Any]) -> None:
+        self.run.history.append({"phase": self.phase, **row})
+        self.run.save(self.phase, epoch + 1, self.optimizer, self.scheduler)
+
+
 def train_phase(
+    run: _Run,
     model: nn.Module,
     data: DatasetSplits,
     epochs: int,
     lr: float,
-    cfg: PipelineConfig,
-    generator: torch.Generator,
     phase: str,
     hooks: Sequence[Hook] = (),
-    teacher: nn.Module | None = None,
-) -> list[dict[str, Any]]:
-    """``epochs`` of AdamW + warmup-cosine on ``data.train``; masks enforced after every step.
+    mixed: bool = True,
+) -> None:
+    """``epochs`` of AdamW + warmup-cosine on ``data.train``; masks enforced after every step;
+    from the checkpoint's epoch when the run stopped inside this phase.
 
-    ``hooks`` run before the pipeline's own (masks, validation, progress). With a ``teacher``
-    (the dense float model, eval mode) the loss is the mean of the label cross-entropy and the
-    cross-entropy to the teacher's soft predictions (distillation). Returns one history row
-    per epoch (phase, epoch, loss, val accuracy, sparsity, seconds).
+    ``hooks`` run before the pipeline's own (masks, validation, progress, checkpoint). With
+    the run's teacher (the dense float model, eval mode) the loss is the mean of the label
+    cross-entropy and the cross-entropy to the teacher's soft predictions (distillation).
+    ``mixed``: the run's mixed precision (CUDA) applies. Each epoch adds a history row to the
+    run (phase, epoch, loss, val accuracy, sparsity, seconds).
     """
     if epochs <= 0:
-        return []
+        return
+    cfg = run.cfg
     steps = num_batches(len(data.train), cfg.batch_size, drop_last=True)
     optimizer, scheduler = adamw_warmup_cosine(
         model, lr, cfg.weight_decay, epochs * steps, min(steps, epochs * steps // 10), 0.01
     )
+    precision = run.precision if mixed else Precision("cpu", enabled=False)
+    start = 0
+    saved = run.state.resumes(phase)
+    if saved is not None:
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        precision.load_state_dict(saved["scaler"])
+        set_rng_state(saved["rng"], run.gen)
+        start = saved["epoch"]
     own: list[Hook] = [_EnforceMasks(model), _Validate(model, data.val)]
     if cfg.progress:
         own.append(Progress(lambda row: (
             f"{phase} epoch {row['epoch']}: loss {row['loss']:.4f}, val acc "
             f"{row['val_acc']:.4f}, sparsity {row['sparsity']:.3f} ({row['seconds']:.1f} s)"
         )))  # fmt: skip
-    rows = fit(
+    own.append(_Checkpoint(run, phase, optimizer, scheduler))
+    fit(
         model, data.train, epochs, optimizer, scheduler,
-        supervised_step(model, cfg.label_smoothing, teacher), generator,
+        supervised_step(model, cfg.label_smoothing, run.teacher, precision), run.gen,
         batch_size=cfg.batch_size,
         augment=default_augment(data.name, data.image_size) if cfg.augment else None,
-        grad_clip=5.0, hooks=[*hooks, *own], desc=phase, progress=cfg.progress,
+        grad_clip=5.0, hooks=[*hooks, *own], start_epoch=start, desc=phase,
+        progress=cfg.progress, precision=precision,
     )  # fmt: skip
-    return [{"phase": phase, **row} for row in rows]
 
 
-def prune_gradually(
-    subnet: Subnet,
-    data: DatasetSplits,
-    plan: SparsityPlan,
-    cfg: PipelineConfig,
-    gen: torch.Generator,
-    teacher: nn.Module | None = None,
-) -> list[dict[str, Any]]:
+def prune_gradually(run: _Run, data: DatasetSplits, plan: SparsityPlan) -> None:
     """Cubic schedule over ``prune_epochs``, then ``finetune_epochs`` at the final sparsity."""
+    cfg = run.cfg
     steps = num_batches(len(data.train), cfg.batch_size, drop_last=True)
     total = (cfg.prune_epochs + cfg.finetune_epochs) * steps
     end = cfg.prune_epochs * steps
     every = max(1, steps // max(1, cfg.prune_updates_per_epoch))
-    pruner = GradualPruner(subnet, plan, GradualSchedule(0, end, every))
+    pruner = run.pruner = GradualPruner(run.subnet, plan, GradualSchedule(0, end, every))
+    saved = run.state.resumes("prune")
+    if saved is not None:  # the masks are the subnet's, restored with it
+        pruner.fraction = saved["pruner_fraction"]
     if total == 0:
         pruner.finish()
-        return []
+        return
     epochs = cfg.prune_epochs + cfg.finetune_epochs
-    history = train_phase(
-        subnet, data, epochs, cfg.prune_lr, cfg, gen, "prune", [_PruneOnSchedule(pruner)], teacher
-    )
+    train_phase(run, run.subnet, data, epochs, cfg.prune_lr, "prune", [_PruneOnSchedule(pruner)])
     if pruner.fraction < 1.0:
         pruner.finish()
-    return history
 
 
 @torch.no_grad()
@@ -256,25 +337,26 @@ def calibrate(model: QuantSubnet, split: ImageDataset, batches: int, batch_size:
     model.eval()
 
 
-def quantization_aware_training(
-    subnet: Subnet,
-    data: DatasetSplits,
-    plan: SparsityPlan,
-    cfg: PipelineConfig,
-    gen: torch.Generator,
-    teacher: nn.Module | None = None,
-) -> tuple[QuantSubnet, list[dict[str, Any]]]:
-    model = QuantSubnet.from_subnet(subnet.eval(), plan)
-    calibrate(model, data.train, cfg.calib_batches, cfg.batch_size)
+def quantization_aware_training(run: _Run, data: DatasetSplits, plan: SparsityPlan) -> QuantSubnet:
+    """QAT in float32: fake quantization's rounding is the integer graph's only in float32."""
+    cfg = run.cfg
+    model = run.qmodel = QuantSubnet.from_subnet(run.subnet.eval(), plan)
     observe = cfg.qat_epochs // 2 if cfg.observe_epochs is None else cfg.observe_epochs
-    if observe <= 0:
-        model.freeze()
-    history = train_phase(
-        model, data, cfg.qat_epochs, cfg.qat_lr, cfg, gen, "qat",
-        [_FreezeObservers(model, observe)], teacher,
+    saved = run.state.resumes("qat")
+    if saved is None:
+        calibrate(model, data.train, cfg.calib_batches, cfg.batch_size)
+        if observe <= 0:
+            model.freeze()
+    else:  # observed ranges and masks as the interrupted run left them
+        model.load_state_dict(saved["qat"])
+        apply_masks(model, saved["qat_masks"])
+        model.set_observing(saved["epoch"] < observe)
+    train_phase(
+        run, model, data, cfg.qat_epochs, cfg.qat_lr, "qat", [_FreezeObservers(model, observe)],
+        mixed=False,
     )  # fmt: skip
     model.freeze()
-    return model.eval(), history
+    return model.eval()
 
 
 # ----------------------------------------------------------------------------- the pipeline
@@ -308,24 +390,18 @@ def _write_history(rows: list[dict[str, Any]], path: Path) -> None:
     write_atomic_text(buf.getvalue(), path)
 
 
-def run_pipeline(out_dir: str | Path, cfg: PipelineConfig | None = None) -> PipelineResult:
-    """Train, prune, QAT and export one model (module docstring); returns paths and metrics."""
-    cfg = cfg or PipelineConfig()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
-    device = resolve_device(cfg.device)
-    if device.type == "cpu":
-        configure_threads(cfg.num_threads)
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    data = load_dataset(cfg.dataset, cfg.root, cfg.image_size, cfg.channels)
-    timings: dict[str, float] = {}
+def _start(
+    cfg: PipelineConfig, data: DatasetSplits, state: TrainState, device: torch.device
+) -> tuple[SubnetConfig, Subnet, dict[str, Any]]:
+    """The float model to train: the saved one (resumed), a supernet's subnet, or a new one."""
     metrics: dict[str, Any] = {"dataset": data.name, "settings": cfg.to_dict()}
-
-    # 1. float model
-    t0 = time.perf_counter()
-    if cfg.supernet is not None:
+    saved = state.saved
+    if saved is not None:
+        config = SubnetConfig.from_dict(saved["config"])
+        subnet = Subnet.from_config(config).to(device)
+        subnet.load_state_dict(saved["subnet"])
+        apply_masks(subnet, saved["subnet_masks"])
+    elif cfg.supernet is not None:
         supernet = load_supernet(cfg.supernet, device)
         config = resolve_config(cfg.config, data, supernet.space)
         supernet.space.validate(config)
@@ -334,22 +410,62 @@ def run_pipeline(out_dir: str | Path, cfg: PipelineConfig | None = None) -> Pipe
     else:
         config = resolve_config(cfg.config, data)
         subnet = Subnet.from_config(config).to(device)
-    history = train_phase(subnet, data, cfg.epochs, cfg.lr, cfg, gen, "float")
-    metrics["float_val_acc"] = evaluate(subnet, data.val)
-    metrics["float_test_acc"] = evaluate(subnet, data.test)
-    timings["float"] = time.perf_counter() - t0
+    return config, subnet, metrics
+
+
+def run_pipeline(
+    out_dir: str | Path, cfg: PipelineConfig | None = None, resume: bool = False
+) -> PipelineResult:
+    """Train, prune, QAT and export one model (module docstring); returns paths and metrics.
+
+    After every epoch the run is saved to ``OUT/train_state.pt``; ``resume`` continues an
+    interrupted run from there (same settings required; :mod:`tinyformer.quant.train_state`).
+    """
+    cfg = cfg or PipelineConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        configure_threads(cfg.num_threads)
+    state = TrainState(out, cfg.resume_dict(), resume)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    data = load_dataset(cfg.dataset, cfg.root, cfg.image_size, cfg.channels)
+    config, subnet, metrics = _start(cfg, data, state, device)
+    run = _Run(cfg, state, gen, Precision.for_device(device, cfg.amp), config, subnet, metrics)
+    metrics, timings = run.metrics, run.timings
+    if state.saved is not None:
+        metrics["resumed_after"] = state.where
+        if cfg.progress:
+            tqdm.write(f"resuming {out} after {state.where}")
+
+    # 1. float model
+    if not state.reached("prune"):
+        t0 = time.perf_counter()
+        train_phase(run, subnet, data, cfg.epochs, cfg.lr, "float")
+        metrics["float_val_acc"] = evaluate(subnet, data.val)
+        metrics["float_test_acc"] = evaluate(subnet, data.test)
+        timings["float"] = time.perf_counter() - t0
+    if cfg.distill:  # the dense float model teaches pruning and QAT
+        if state.saved is not None and state.reached("prune"):
+            run.teacher = Subnet.from_config(config).to(device)
+            run.teacher.load_state_dict(state.saved["teacher"])
+        else:
+            run.teacher = copy.deepcopy(subnet)
+        run.teacher.eval()
 
     # 2. gradual block pruning with fine-tuning
-    t0 = time.perf_counter()
     plan = cfg.plan or SparsityPlan.uniform(subnet, cfg.sparsity, cfg.block)
     plan.check(subnet)
-    teacher = copy.deepcopy(subnet).eval() if cfg.distill else None
-    history += prune_gradually(subnet, data, plan, cfg, gen, teacher)
-    metrics["pruned_val_acc"] = evaluate(subnet, data.val)
-    metrics["pruned_test_acc"] = evaluate(subnet, data.test)
-    metrics["sparsity"] = overall_sparsity(subnet)
-    metrics["layers"] = sparsity_report(subnet, plan)
-    timings["prune"] = time.perf_counter() - t0
+    if not state.reached("qat"):
+        t0 = time.perf_counter()
+        prune_gradually(run, data, plan)
+        metrics["pruned_val_acc"] = evaluate(subnet, data.val)
+        metrics["pruned_test_acc"] = evaluate(subnet, data.test)
+        metrics["sparsity"] = overall_sparsity(subnet)
+        metrics["layers"] = sparsity_report(subnet, plan)
+        timings["prune"] = time.perf_counter() - t0
     paths = {
         "subnet": out / "subnet.pt",
         "plan": plan.save(out / "plan.json"),
@@ -360,9 +476,7 @@ def run_pipeline(out_dir: str | Path, cfg: PipelineConfig | None = None) -> Pipe
 
     # 3. QAT
     t0 = time.perf_counter()
-    qmodel, qat_history = quantization_aware_training(subnet, data, plan, cfg, gen, teacher)
-    history += qat_history
-    qmodel = qmodel.cpu()
+    qmodel = quantization_aware_training(run, data, plan).cpu()
     metrics["qat_val_acc"] = evaluate(qmodel, data.val)
     metrics["qat_test_acc"] = evaluate(qmodel, data.test)
     with qmodel.simulated():
@@ -393,8 +507,9 @@ def run_pipeline(out_dir: str | Path, cfg: PipelineConfig | None = None) -> Pipe
     paths["metrics"] = out / "metrics.json"
     paths["history"] = out / "history.csv"
     write_atomic_text(json.dumps(metrics, indent=2) + "\n", paths["metrics"])
-    _write_history(history, paths["history"])
-    return PipelineResult(paths, metrics, history)
+    _write_history(run.history, paths["history"])
+    state.finish()
+    return PipelineResult(paths, metrics, run.history)
 
 
 def train_digits_model(out_dir: str | Path, seed: int = 0, **overrides: Any) -> PipelineResult:

@@ -24,6 +24,7 @@ ReLU and ReLU6 are fused as the clamp range [act_min, act_max] of the producing 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -81,17 +82,18 @@ def add(
     act_min: int = INT8_MIN,
     act_max: int = INT8_MAX,
     left_shift: int = LEFT_SHIFT,
+    requant: Callable[..., np.ndarray] = requantize,
 ) -> np.ndarray:
     """Residual add of two int8 tensors of the same shape (module docstring)."""
     if np.shape(x1) != np.shape(x2):
         raise ValueError(f"add needs equal shapes, got {np.shape(x1)} and {np.shape(x2)}")
     if not 0 <= left_shift <= 22:  # (x - zp) << left_shift must stay below 2**30
         raise ValueError(f"left_shift {left_shift} out of range")
-    a = requantize((np.asarray(x1, np.int64) - input1_zp) << left_shift, input1_multiplier,
+    a = requant((np.asarray(x1, np.int64) - input1_zp) << left_shift, input1_multiplier,
                    input1_shift)  # fmt: skip
-    b = requantize((np.asarray(x2, np.int64) - input2_zp) << left_shift, input2_multiplier,
+    b = requant((np.asarray(x2, np.int64) - input2_zp) << left_shift, input2_multiplier,
                    input2_shift)  # fmt: skip
-    out = requantize(a + b, output_multiplier, output_shift) + int(output_zp)
+    out = requant(a + b, output_multiplier, output_shift) + int(output_zp)
     return saturate(out, act_min, act_max).astype(np.int8)
 
 

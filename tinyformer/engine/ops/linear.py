@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from tinyformer.engine.intmath import INT8_MAX, INT8_MIN, requantize, saturate
+from tinyformer.engine.intmath import INT8_MAX, INT8_MIN, int_matmul, requantize, saturate
 from tinyformer.engine.kernel_headers import FC_TILE
 
 
@@ -40,13 +42,15 @@ def fully_connected(
     shift: np.ndarray,
     act_min: int = INT8_MIN,
     act_max: int = INT8_MAX,
+    requant: Callable[..., np.ndarray] = requantize,
 ) -> np.ndarray:
     """x [n, k] int8, weights [m, k] int8, bias [m] int32 -> [n, m] int8.
 
-    out = clamp(requantize(sum_i (x_i - input_zp) * w_ji + b_j) + output_zp).
+    out = clamp(requant(sum_i (x_i - input_zp) * w_ji + b_j) + output_zp), ``requant`` the
+    model's requantization (the engine's or TFLite's, :mod:`tinyformer.engine.intmath`).
     """
-    acc = (np.asarray(x, np.int64) - int(input_zp)) @ np.asarray(weights, np.int64).T
+    acc = int_matmul(np.asarray(x, np.int64) - int(input_zp), np.asarray(weights).T)
     if bias is not None:
         acc = acc + np.asarray(bias, np.int64)
-    out = requantize(acc, multiplier, shift) + int(output_zp)
+    out = requant(acc, multiplier, shift) + int(output_zp)
     return saturate(out, act_min, act_max).astype(np.int8)

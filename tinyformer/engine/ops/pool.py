@@ -10,7 +10,10 @@ where ``count`` is the number of in-bounds taps: padded positions are left out o
 sum and the count (TFLite's AveragePool with SAME padding). Global average pooling averages
 every token: [H][W][C] or [T][C] -> [C].
 
-``firmware/kernels/tf_avgpool_s8.{c,h}`` and ``tf_global_avgpool_s8.{c,h}`` implement these.
+Max pooling (:func:`maxpool`) takes each window's largest in-bounds value.
+
+``firmware/kernels/tf_avgpool_s8.{c,h}``, ``tf_maxpool_s8.{c,h}`` and
+``tf_global_avgpool_s8.{c,h}`` implement these.
 """
 
 from __future__ import annotations
@@ -44,6 +47,21 @@ def avgpool(
     if np.any(counts == 0):
         raise ValueError("a pooling window lies entirely in the padding")
     return saturate(round_div(sums, counts), act_min, act_max).astype(np.int8)
+
+
+def maxpool(
+    x: np.ndarray,
+    k_h: int,
+    k_w: int,
+    stride: int,
+    padding: Padding = (0, 0, 0, 0),
+    act_min: int = INT8_MIN,
+    act_max: int = INT8_MAX,
+) -> np.ndarray:
+    """x [H][W][C] int8 -> [Ho][Wo][C] int8: the max of each window's in-bounds values
+    (padding, filled with int8's minimum, never wins), clamped as TFLite's MaxPool2D."""
+    win = patches(np.asarray(x, np.int64), k_h, k_w, stride, padding, INT8_MIN)
+    return saturate(win.max(axis=(2, 3)), act_min, act_max).astype(np.int8)
 
 
 def global_avgpool(x: np.ndarray, act_min: int = INT8_MIN, act_max: int = INT8_MAX) -> np.ndarray:

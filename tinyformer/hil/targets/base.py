@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager
 
 from tinyformer.compiler.firmware import Firmware
 from tinyformer.hil.client import DeviceClient, SerialPort
+from tinyformer.hil.errors import HilError
 
 
 class Target(ABC):
@@ -32,8 +33,24 @@ class Target(ABC):
         return max(self.min_run_timeout, 10 * firmware.expected_count / self.counts_per_second)
 
     @abstractmethod
+    def check(self) -> None:
+        """Raise TargetUnavailable when this target cannot be used here, without starting
+        anything (an emulator: its program; a board: its port and probe)."""
+
+    @abstractmethod
     def session(self, firmware: Firmware) -> AbstractContextManager[DeviceClient]:
         """Start ``firmware`` and yield a client connected to it; stop it on exit."""
+
+    def preload_bytes(self, firmware: Firmware) -> int:
+        """How many bytes of inputs this target can place in the firmware's preload region
+        before boot, for LOAD (tf_protocol.h); 0: inputs go over the serial link."""
+        return 0
+
+    def preloaded_session(
+        self, firmware: Firmware, data: bytes
+    ) -> AbstractContextManager[DeviceClient]:
+        """``session`` with ``data`` in the firmware's preload region (preload_bytes)."""
+        raise HilError(f"the {self.name} target cannot preload inputs: send them with INPUT")
 
     def connect(self, link: SerialPort, firmware: Firmware, where: str) -> DeviceClient:
         """A client for ``firmware`` on ``link`` (this target's timeouts, the ELF's symbols for

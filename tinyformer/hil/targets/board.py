@@ -59,7 +59,7 @@ class BoardTarget(Target):
     def __repr__(self) -> str:
         return (
             f"BoardTarget(port={self.port!r}, probe_id={self.probe_id!r}, "
-            f"pyocd_target={self.pyocd_target!r})"
+            f"pyocd_target={self.pyocd_target!r}, pack={self.pack!r})"
         )
 
     @contextlib.contextmanager
@@ -70,6 +70,7 @@ class BoardTarget(Target):
             )
         if not Path(firmware.elf).is_file():
             raise HilError(f"firmware ELF {firmware.elf} does not exist: build it first")
+        self._check_pack()
         with contextlib.ExitStack() as stack:
             link = self._open_port()
             stack.callback(link.close)
@@ -107,10 +108,20 @@ class BoardTarget(Target):
             options["frequency"] = self.frequency
         return options
 
-    def _open_probe(self) -> Any:
-        """An open pyOCD session on exactly one probe, or TargetUnavailable."""
+    def check(self) -> None:
+        """TargetUnavailable unless the port opens and exactly one probe matches; nothing is
+        flashed, halted or reset."""
+        self._check_pack()
+        self._open_port().close()
+        self._find_probe()
+
+    def _check_pack(self) -> None:
+        if self.pack and not Path(self.pack).is_file():
+            raise TargetUnavailable(f"CMSIS pack {self.pack} does not exist: give its path")
+
+    def _find_probe(self) -> str:
+        """The unique id of the one probe that matches, or TargetUnavailable."""
         try:
-            from pyocd.core import exceptions as pyocd_errors
             from pyocd.core.helpers import ConnectHelper
         except ImportError:
             raise TargetUnavailable("pyOCD is not installed: pip install pyocd") from None
@@ -132,7 +143,14 @@ class BoardTarget(Target):
             raise TargetUnavailable(
                 f"{len(probes)} debug probes found ({ids}): choose one with --probe <unique id>"
             )
-        uid = probes[0].unique_id
+        return str(probes[0].unique_id)
+
+    def _open_probe(self) -> Any:
+        """An open pyOCD session on exactly one probe, or TargetUnavailable."""
+        from pyocd.core import exceptions as pyocd_errors
+        from pyocd.core.helpers import ConnectHelper
+
+        uid = self._find_probe()
         session = ConnectHelper.session_with_chosen_probe(
             blocking=False,
             return_first=True,

@@ -2,7 +2,8 @@
 
 QEMU runs with ``-icount shift=0`` (one instruction per virtual ns, so SysTick counts
 instructions), ``-semihosting`` (the firmware exits QEMU after a fault) and its UART on a TCP
-server socket (see ``emulator``).
+server socket (see ``emulator``). Inputs for many inferences can be loaded into the board's
+16 MB PSRAM before boot (QEMU's generic loader), where LOAD copies them at memory speed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from tinyformer.hil.errors import HilError, LinkError, TargetTimeout, TargetUnav
 from tinyformer.hil.lossy_link import LinkFaults, LossyProxy
 from tinyformer.hil.targets import emulator
 from tinyformer.hil.targets.base import Target
+
+Preload = tuple[Path, int]  # a file and the guest address it is loaded at
 
 
 class QemuTarget(Target):
@@ -58,14 +61,45 @@ class QemuTarget(Target):
             "-kernel", str(elf),
         ]  # fmt: skip
 
-    @contextlib.contextmanager
-    def session(self, firmware: Firmware) -> Iterator[DeviceClient]:
-        if firmware.board != self.board:
-            raise HilError(f"QEMU runs {self.board} builds, this firmware is for {firmware.board}")
+    def check(self) -> None:
         if shutil.which(self.qemu) is None:
             raise TargetUnavailable(f"{self.qemu} is not installed: run `make setup`")
+
+    @staticmethod
+    def loader(preload: Preload) -> list[str]:
+        """QEMU options that place a file at a guest address before boot (and on reset)."""
+        file, address = preload
+        return ["-device", f"loader,file={file},addr=0x{address:x},force-raw=on"]
+
+    def preload_bytes(self, firmware: Firmware) -> int:
+        return firmware.info.preload_region[1]
+
+    @contextlib.contextmanager
+    def preloaded_session(self, firmware: Firmware, data: bytes) -> Iterator[DeviceClient]:
+        address, size = firmware.info.preload_region
+        if len(data) > size:
+            raise HilError(
+                f"{len(data):,} bytes of inputs do not fit the firmware's preload region "
+                f"({size:,} bytes)"
+            )
+        with tempfile.NamedTemporaryFile(prefix="tinyformer-preload-") as f:
+            f.write(data)
+            f.flush()
+            with self._session(firmware, (Path(f.name), address)) as client:
+                yield client
+
+    @contextlib.contextmanager
+    def session(self, firmware: Firmware) -> Iterator[DeviceClient]:
+        with self._session(firmware, None) as client:
+            yield client
+
+    @contextlib.contextmanager
+    def _session(self, firmware: Firmware, preload: Preload | None) -> Iterator[DeviceClient]:
+        if firmware.board != self.board:
+            raise HilError(f"QEMU runs {self.board} builds, this firmware is for {firmware.board}")
+        self.check()
         with tempfile.TemporaryFile() as log:
-            proc, link = self._start(firmware.elf, log)
+            proc, link = self._start(firmware.elf, log, preload)
             try:
                 try:
                     client = self.connect(link, firmware, "QEMU's UART socket")
@@ -93,7 +127,9 @@ class QemuTarget(Target):
         if proc.poll() is not None:
             raise HilError(f"QEMU exited: {emulator.describe_exit(log)}") from None
 
-    def _start(self, elf: Path, log: BinaryIO) -> tuple[subprocess.Popen[bytes], serial.SerialBase]:
+    def _start(
+        self, elf: Path, log: BinaryIO, preload: Preload | None
+    ) -> tuple[subprocess.Popen[bytes], serial.SerialBase]:
         """Launch QEMU on a socket we bound and connect to it.
 
         QEMU inherits the listening socket, so the port is held from bind to exit and no
@@ -103,7 +139,7 @@ class QemuTarget(Target):
         """
         with emulator.listening_socket() as server:
             proc = emulator.spawn(
-                self.command(elf, server.fileno()),
+                self.command(elf, server.fileno()) + (self.loader(preload) if preload else []),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -102,14 +102,17 @@ class RenodeTarget(Target):
     def command(self, script: Path) -> list[str]:
         return [self.renode, "--disable-xwt", "--console", "-e", f"include @{script.resolve()}"]
 
+    def check(self) -> None:
+        if shutil.which(self.renode) is None:
+            raise TargetUnavailable(NOT_INSTALLED)
+
     @contextlib.contextmanager
     def session(self, firmware: Firmware) -> Iterator[DeviceClient]:
         if firmware.board != self.board:
             raise HilError(
                 f"Renode runs {self.board} builds, this firmware is for {firmware.board}"
             )
-        if shutil.which(self.renode) is None:
-            raise TargetUnavailable(NOT_INSTALLED)
+        self.check()
         with tempfile.TemporaryFile() as log:
             proc, link, script, port = self._start(Path(firmware.elf), log)
             try:

@@ -1,0 +1,208 @@
+"""TensorFlow Lite Micro's integer semantics, where they differ from the engine's own.
+
+An imported ``.tflite`` model runs with ``graph.meta["rounding"] == "tflite"``: every
+requantization is TFLite's double rounding (:func:`~tinyformer.engine.intmath.requantize_tflite`),
+softmax is its gemmlowp fixed-point form (:func:`softmax_tflite`) and MEAN one requantization
+of the sum (:func:`mean`). The pointwise int8 ops (LOGISTIC, QUANTIZE
+int8 -> int8, ...) are functions of one int8 value: the importer evaluates TFLite Micro's
+integer code for all 256 inputs here (``*_table``) and the engine runs them as ``lut``.
+
+gemmlowp fixed point: a raw int32 with ``I`` integer bits stands for raw / 2^(31 - I);
+products are rounding doubling high multiplies, rescales saturating shifts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from tinyformer.engine.intmath import (
+    INT8_MAX,
+    INT8_MIN,
+    INT32_MAX,
+    INT32_MIN,
+    quantize_multiplier_tflite,
+    requantize_tflite,
+    rounding_divide_by_pot,
+    rounding_doubling_high_mul,
+    saturate,
+)
+
+SOFTMAX_DIFF_BITS = 5  # the exp's input: Q5.26
+SOFTMAX_ACCUM_BITS = 12  # the sum of exps: Q12.19
+# Rows below 2^(31 - 19 - 3) keep the sum below 2^28 and the output's shift within 31 bits.
+SOFTMAX_MAX_ROW = 511
+LOGISTIC_INPUT_BITS = 4
+
+
+def _srdhm(a: int, b: int) -> int:
+    return int(rounding_doubling_high_mul(np.array(a), b))
+
+
+def _rdbpot(x: int, e: int) -> int:
+    return int(rounding_divide_by_pot(np.array(x), e))
+
+
+def _sat_shift_left(x: np.ndarray | int, e: int) -> np.ndarray:
+    """gemmlowp's SaturatingRoundingMultiplyByPOT for e > 0."""
+    return np.clip(np.asarray(x, np.int64) << e, INT32_MIN, INT32_MAX)
+
+
+def _exp_quarter(a: int) -> int:
+    """exp on [-1/4, 0) (Q0.31 in and out): Taylor around -1/8."""
+    x = a + (1 << 28)
+    x2 = _srdhm(x, x)
+    x3 = _srdhm(x2, x)
+    x4 = _srdhm(x2, x2)
+    poly = _rdbpot(_srdhm(_rdbpot(x4, 2) + x3, 715827883) + x2, 1)
+    return 1895147668 + _srdhm(1895147668, x + poly)
+
+
+_EXP_BARREL = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
+               (2, 39332535), (3, 720401), (4, 242))  # fmt: skip
+
+
+def exp_on_negative_values(a: int, integer_bits: int) -> int:
+    """gemmlowp's exp of a <= 0 (raw, ``integer_bits`` integer bits) as Q0.31."""
+    frac = 31 - integer_bits
+    quarter = 1 << (frac - 2)
+    mod = (a & (quarter - 1)) - quarter
+    result = _exp_quarter(int(_sat_shift_left(mod, integer_bits)))
+    remainder = mod - a
+    for exponent, multiplier in _EXP_BARREL:
+        if integer_bits > exponent and remainder & (1 << (frac + exponent)):
+            result = _srdhm(result, multiplier)
+    return INT32_MAX if a == 0 else result
+
+
+def one_over_one_plus_x(a: np.ndarray) -> np.ndarray:
+    """gemmlowp's 1 / (1 + x) for x in [0, 1), Q0.31 raw in and out, elementwise:
+    Newton-Raphson from 48/17 - 32/17 d, three steps, in Q2.29."""
+    a = np.asarray(a, np.int64)
+    total = a + INT32_MAX
+    half = np.where(total >= 0, (total + 1) >> 1, -((-(total - 1)) >> 1))  # RoundingHalfSum
+    x = 1515870810 + rounding_doubling_high_mul(half, -1010580540)
+    for _ in range(3):
+        err = (1 << 29) - rounding_doubling_high_mul(half, x)
+        x = x + _sat_shift_left(rounding_doubling_high_mul(x, err), 2)
+    return _sat_shift_left(x, 1)
+
+
+def _clz32(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.int64)
+    bits = np.vectorize(lambda v: int(v).bit_length(), otypes=[np.int64])(x & 0xFFFFFFFF)
+    return 32 - bits
+
+
+# -- softmax ----------------------------------------------------------------------------------
+
+
+def softmax_params(input_scale: float, beta: float) -> tuple[int, int, int]:
+    """(input_multiplier, input_left_shift, diff_min) as TFLite Micro's Prepare computes them
+    (PreprocessSoftmaxScaling, CalculateInputRadius) from the float32 scale and beta."""
+    real = min(beta * input_scale * float(1 << (31 - SOFTMAX_DIFF_BITS)), 2.0**31 - 1.0)
+    multiplier, left_shift = quantize_multiplier_tflite(real)
+    if left_shift < 0:
+        raise ValueError(f"softmax input scale {input_scale} x beta {beta} is too small")
+    radius = (
+        ((1 << SOFTMAX_DIFF_BITS) - 1) * float(1 << (31 - SOFTMAX_DIFF_BITS)) / (1 << left_shift)
+    )
+    return multiplier, left_shift, -math.floor(radius)
+
+
+def softmax_exp_table_tflite(input_scale: float, beta: float) -> np.ndarray:
+    """EXP[k], k = 0..255: TFLite's exp(beta * scale * -k) as Q0.31, 0 where -k < diff_min
+    (those inputs are left out of the sum and output -128, as a 0 here does)."""
+    multiplier, left_shift, diff_min = softmax_params(input_scale, beta)
+    table = np.zeros(256, np.int64)
+    for k in range(256):
+        if -k >= diff_min:
+            rescaled = _srdhm(-k * (1 << left_shift), multiplier)
+            table[k] = exp_on_negative_values(rescaled, SOFTMAX_DIFF_BITS)
+    return table.astype(np.int32)
+
+
+def softmax_tflite(x: np.ndarray, exp_table: np.ndarray) -> np.ndarray:
+    """x [..., N] int8 -> int8 (scale 1/256, zp -128), TFLite Micro's reference softmax:
+
+    e_i   = EXP[max - x_i]
+    sum   = sum_i RDBPOT(e_i, 12)                          (Q12.19)
+    r, n  = GetReciprocal(sum): 1 / (sum 2^-n) in Q0.31, n = 12 - clz(sum)
+    out_i = clamp(RDBPOT(SRDHM(r, e_i), n + 23) - 128)
+    """
+    x = np.asarray(x, np.int64)
+    e = np.asarray(exp_table, np.int64)[x.max(axis=-1, keepdims=True) - x]
+    total = rounding_divide_by_pot(e, SOFTMAX_ACCUM_BITS).sum(axis=-1, keepdims=True)
+    headroom = _clz32(total)
+    bits = SOFTMAX_ACCUM_BITS - headroom
+    minus_one = ((total << headroom) & 0xFFFFFFFF) - (1 << 31)
+    recip = one_over_one_plus_x(minus_one)
+    out = rounding_divide_by_pot(rounding_doubling_high_mul(recip, e), bits + 23) + INT8_MIN
+    return saturate(out).astype(np.int8)
+
+
+# -- mean -------------------------------------------------------------------------------------
+
+
+def mean_params(multiplier: int, shift: int, count: int) -> tuple[int, int]:
+    """TFLite's integer MEAN folds 1 / count into the requantization of the sum (M, s of
+    input_scale / output_scale): M' = floor(M 2^k / count), s' = s - k, with
+    k = min(floor(log2 count), 32, 31 + s)."""
+    k = min(count.bit_length() - 1, 32, 31 + shift)
+    return (multiplier << k) // count, shift - k
+
+
+def mean(
+    x: np.ndarray,
+    input_zp: int,
+    output_zp: int,
+    multiplier: int,
+    shift: int,
+    requant: Callable[..., np.ndarray] = requantize_tflite,
+) -> np.ndarray:
+    """x [H][W][C] -> [C]: clamp(requant(sum over H, W of (x - input_zp), M, s) + output_zp),
+    with (M, s) from :func:`mean_params`."""
+    rows = np.asarray(x, np.int64).reshape(-1, x.shape[-1])
+    acc = requant((rows - int(input_zp)).sum(axis=0), multiplier, shift)
+    return saturate(acc + int(output_zp)).astype(np.int8)
+
+
+# -- pointwise ops as 256-entry tables --------------------------------------------------------
+
+_INT8 = np.arange(INT8_MIN, INT8_MAX + 1, dtype=np.int64)
+
+
+def requantize_table(input_scale: float, input_zp: int, output_scale: float, output_zp: int):
+    """QUANTIZE int8 -> int8 (TFLite's Requantize): MBQM(x - zp_in, M, s) + zp_out."""
+    multiplier, shift = quantize_multiplier_tflite(input_scale / output_scale)
+    out = requantize_tflite(_INT8 - input_zp, multiplier, shift) + output_zp
+    return saturate(out).astype(np.int8)
+
+
+def logistic_table(input_scale: float, input_zp: int) -> np.ndarray:
+    """LOGISTIC int8 (output scale 1/256, zp -128): the input to Q4.27 by a multiplier and a
+    left shift, gemmlowp's logistic, rounded to Q0.8; saturated beyond the input radius."""
+    mantissa, left_shift = math.frexp(input_scale * float(1 << (31 - LOGISTIC_INPUT_BITS)))
+    multiplier = math.floor(mantissa * (1 << 31) + 0.5)
+    radius = math.floor(
+        ((1 << LOGISTIC_INPUT_BITS) - 1)
+        * float(1 << (31 - LOGISTIC_INPUT_BITS))
+        / (1 << left_shift)
+    )
+    out = np.empty(256, np.int64)
+    for i, q in enumerate(_INT8):
+        v = int(q) - input_zp
+        if v <= -radius:
+            out[i] = INT8_MIN
+        elif v >= radius:
+            out[i] = INT8_MAX
+        else:
+            a = int(requantize_tflite(np.array(v), multiplier, left_shift))
+            pos = int(
+                one_over_one_plus_x(np.array(exp_on_negative_values(-abs(a), LOGISTIC_INPUT_BITS)))
+            )
+            y = 1 << 30 if a == 0 else (pos if a > 0 else INT32_MAX - pos)
+            out[i] = min(max(_rdbpot(y, 23) + INT8_MIN, INT8_MIN), INT8_MAX)
+    return out.astype(np.int8)
