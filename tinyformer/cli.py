@@ -45,7 +45,11 @@ def _version(value: bool) -> None:
     from tinyformer.compiler.firmware import build_id
     from tinyformer.compiler.source_hash import firmware_id
 
-    ids = f"git {build_id()}, firmware {firmware_id()}"
+    try:
+        fw = firmware_id()
+    except ToolError as exc:  # e.g. no cost-model fit to generate the probe models' C with
+        fw = f"unknown ({exc})"
+    ids = f"git {build_id()}, firmware {fw}"
     console.print(f"tinyformer {version('tinyformer')} ({ids})")
     raise typer.Exit()
 
