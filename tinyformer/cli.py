@@ -45,7 +45,11 @@ def _version(value: bool) -> None:
     from tinyformer.compiler.firmware import build_id
     from tinyformer.compiler.source_hash import firmware_id
 
-    ids = f"git {build_id()}, firmware {firmware_id()}"
+    try:
+        fw = firmware_id()
+    except ToolError as exc:  # e.g. no cost-model fit to generate the probe models' C with
+        fw = f"unknown ({exc})"
+    ids = f"git {build_id()}, firmware {fw}"
     console.print(f"tinyformer {version('tinyformer')} ({ids})")
     raise typer.Exit()
 
@@ -523,6 +527,7 @@ BENCHES = (
     "imported",
     "cluster",
     "farm",
+    "sparse-cost",
 )
 
 
@@ -556,7 +561,9 @@ def bench(
     imported: .tflite models (ResNet-8 dense and block-pruned, DS-CNN, MobileNet-style) and
     TFLite rounding's cost per kernel: results/imported_models.csv.
     cluster: evaluate on 1 and 2 target workers (results/cluster.csv). farm: a simulated farm
-    of 1..64 targets, candidates measured per hour (results/farm.csv, farm.png)."""
+    of 1..64 targets, candidates measured per hour (results/farm.csv, farm.png).
+    sparse-cost: the engine's cost model (dense or block-sparse storage) fitted on QEMU counts
+    of the FC and conv kernels: results/sparse_cost_calls.csv, engine/fitted/sparse_cost.json."""
     if what == "train":  # the host's CPU or GPU: no target
         from tinyformer.model.train_bench import TRAINING_BENCH, bench_training
 
@@ -633,6 +640,15 @@ def bench(
         table = bench_cmsis_nn(tgt, cmsis_nn, results)
         console.print(table.drop(columns=["time"]).to_string(index=False))
         console.print(f"-> {results / CMSIS_NN_BENCH}")
+    elif what == "sparse-cost":
+        from tinyformer.perf.sparse_cost_bench import CALLS, bench_sparse_cost
+
+        fit = bench_sparse_cost(tgt, results, progress=console.print)
+        for kernel, e in fit.error.items():
+            console.print(
+                f"{kernel}: {e.calls} calls, error mean {e.mean_pct:.2f} % max {e.max_pct:.2f} %"
+            )
+        console.print(f"-> {results / CALLS}, fit {fit.kernel_sources} of the kernel sources")
     else:
         raise ValueError(f"unknown benchmark {what!r}; available: {', '.join(BENCHES)}")
 
