@@ -14,7 +14,9 @@ Every finished evaluation is written to the checkpoint at once, so ``resume`` lo
 repeats none. Measurements are checkpointed with their generation: ``resume`` repeats those
 of an unfinished one, and a repeat replaces the samples it stored (``SAMPLE_KEY``) instead
 of counting them twice. Feasible = flash <= budget, peak SRAM <= budget, latency <= target
-(measured when measured, else predicted).
+(measured when measured, else predicted). A candidate that cannot fit (refused before the
+build, or by the linker) is evaluated with what it needs, over the budget: infeasible, never
+measured, and ranked after every feasible one.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ import pandas as pd
 from tinyformer.atomic_write import write_atomic_text
 from tinyformer.boards import DEFAULT_BOARD, FLASH_BUDGET, RAM_BUDGET
 from tinyformer.compiler.driver import compile_model, firmware_in
+from tinyformer.compiler.errors import DoesNotFitError
 from tinyformer.engine import ir
+from tinyformer.engine.codegen import plan_graph
 from tinyformer.hil.measure import measure
 from tinyformer.hil.targets.base import Target
 from tinyformer.model.config import SupernetSpace
@@ -142,8 +146,17 @@ def _budget_worker(args: tuple[dict, str, str, int]) -> tuple[dict, float]:
     cand = Candidate.from_dict(cand_dict)
     work_dir = Path(work)
     graph = config_graph(cand.config, cand.plan_dict(), seed)
-    report = compile_model(ir.save(graph, work_dir / "model.tfir"), work_dir / "fw", board)
-    return asdict(report), time.perf_counter() - start
+    try:
+        report = asdict(
+            compile_model(ir.save(graph, work_dir / "model.tfir"), work_dir / "fw", board)
+        )
+    except DoesNotFitError as exc:  # infeasible, not a crash: its needs, over the budgets
+        report = {
+            "flash_bytes": exc.flash_bytes,
+            "arena_bytes": plan_graph(graph).arena_bytes,
+            "predicted_peak_sram_bytes": exc.ram_bytes,
+        }
+    return report, time.perf_counter() - start
 
 
 def pareto_front(evals: list[Evaluation]) -> list[Evaluation]:
