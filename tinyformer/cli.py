@@ -409,6 +409,9 @@ def search(
         int, typer.Option(help="candidates measured per generation")
     ] = SearchOptions.top_k,
     supernet_epochs: int = SearchOptions.supernet_epochs,
+    space_samples: Annotated[
+        int, typer.Option(help="subnets SuperNAS draws to score each candidate space")
+    ] = SearchOptions.space_samples,
     seed: Annotated[int, typer.Option(min=0)] = SearchOptions.seed,
     resume: Annotated[bool, typer.Option(help="continue from the checkpoint in OUT")] = False,
     fresh: FreshOpt = False,
@@ -422,6 +425,7 @@ def search(
         image_size=image_size,
         channels=channels,
         supernet_epochs=supernet_epochs,
+        space_samples=space_samples,
         population=population,
         generations=generations,
         top_k=top_k,

@@ -24,6 +24,11 @@ from tinyformer.engine.planner import MemoryPlan
 
 FIRMWARE_BASE_FLASH = 3_536
 FLASH_PER_LAYER_MIN = 16  # tf_model_run's call of one layer: at least a load and a branch
+# Every kernel linked in (28,673 B of code in firmware/kernels measured) and a generous call
+# per layer (60 B measured): the most the code can add, for estimates that must not
+# overpromise (SuperNAS)
+KERNELS_FLASH_MAX = 30_000
+FLASH_PER_LAYER_MAX = 96
 FIRMWARE_STATIC_RAM = 6_332
 RAM_PER_LAYER = 4  # the layer's instruction/cycle counter
 
@@ -32,6 +37,7 @@ RAM_PER_LAYER = 4  # the layer's instruction/cycle counter
 class BudgetEstimate:
     constants_bytes: int  # weights as stored, folded biases, requantization tables
     flash_min_bytes: int  # the flash the firmware takes at least
+    flash_max_bytes: int  # ... and at most
     static_ram_bytes: int  # .bss: arena + counters + firmware buffers (to 16 bytes)
     ram_region_bytes: int  # what the linker places in RAM: static + the reserved stack
 
@@ -43,6 +49,10 @@ def estimate(graph: Graph, plan: MemoryPlan, cmodel: CModel, stack_size: int) ->
     return BudgetEstimate(
         constants_bytes=constants,
         flash_min_bytes=constants + FIRMWARE_BASE_FLASH + FLASH_PER_LAYER_MIN * layers,
+        flash_max_bytes=constants
+        + FIRMWARE_BASE_FLASH
+        + KERNELS_FLASH_MAX
+        + FLASH_PER_LAYER_MAX * layers,
         static_ram_bytes=static,
         ram_region_bytes=static + stack_size,
     )
