@@ -341,15 +341,25 @@ def demo(
     results: ResultsOpt = Path("results"),
     resume: Annotated[bool, typer.Option(help="continue an interrupted demo")] = False,
     fresh: FreshOpt = False,
+    dataset: Annotated[
+        str, typer.Option(help="digits (embedded) or cifar10 (with --root)")
+    ] = "digits",
+    root: RootOpt = None,
 ) -> None:
-    """The main job on digits: SuperNAS, supernet, SparseNAS, prune + QAT, firmware, target."""
+    """The main job (digits, or CIFAR-10 from --root): SuperNAS, supernet, SparseNAS,
+    prune + QAT, firmware, evaluation on the target."""
+    from dataclasses import replace
+
     from tinyformer.nas.pipeline import demo as run_demo
 
+    if dataset not in ("digits", "cifar10"):
+        raise ValueError(f"demo runs on digits or cifar10, not {dataset!r}")
+    opts = replace(QUICK, dataset=dataset, root=None if root is None else str(root))
     tgt = _target(target, port, probe, pyocd_target, run_timeout)
-    summary = run_demo(QUICK, tgt, out, results, resume, fresh=fresh)
+    summary = run_demo(opts, tgt, out, results, resume, fresh=fresh)
     summary.pop("config")
     _summary_table(summary, f"TinyFormer demo ({out})")
-    console.print(f"recorded in {results / 'digits_model.csv'}")
+    console.print(f"recorded in {results / f'{dataset}_model.csv'}")
 
 
 @app.command()

@@ -396,6 +396,9 @@ class SparseNAS:
         shutil.copyfile(self._work_dir(best.key) / "model.tfir", chosen / "model.tfir")
         shutil.copytree(self._work_dir(best.key) / "fw", chosen / "fw", dirs_exist_ok=True)
         write_atomic_text(json.dumps(asdict(best), indent=2), chosen / "candidate.json")
+        cand = Candidate.from_dict(best.candidate)  # what `train --config --plan` takes
+        cand.config.save(chosen / "config.json")
+        cand.sparsity_plan().save(chosen / "plan.json")
         self._plot(table, best)
         return best
 
