@@ -26,6 +26,7 @@ from tinyformer.engine.demo import demo_graph
 from tinyformer.engine.graph import Graph, IRFormatError, Tensor
 from tinyformer.engine.intmath import INT32_MAX, quantize_multipliers
 from tinyformer.engine.reference import outputs
+from tinyformer.engine.validate import check_graph
 from tinyformer.hil.measure import measure
 from tinyformer.model.config import SubnetConfig, SupernetSpace
 from tinyformer.nas.candidate import config_graph, prunable_layers
@@ -136,9 +137,9 @@ def test_int32_accumulator_and_32_bit_offsets_at_the_edge(build_firmware, target
     (a wrap would give -128), one more is refused in one line. The 800 KB weight blob and its
     20,000-byte rows take the kernel's offsets far past 16 bits."""
     with pytest.raises(IRFormatError, match=r"accumulator reaches 2,147,483,648 .* over 2\*\*31"):
-        _accumulator_edge(20_000, 40, over=1).validate()
+        check_graph(_accumulator_edge(20_000, 40, over=1))
     graph = _accumulator_edge(20_000, 40, over=0)
-    graph.validate()
+    check_graph(graph)
     x = np.full((1, 20_000), -128, np.int8)
     expected = outputs(graph, x)
     assert (expected == 100).all()  # 2**31 - 1 requantized; a wrapped sum would give -128
