@@ -145,3 +145,28 @@ def test_int32_accumulator_and_32_bit_offsets_at_the_edge(build_firmware, target
     assert (expected == 100).all()  # 2**31 - 1 requantized; a wrapped sum would give -128
     m = measure(target, build_firmware(graph), x.tobytes())
     assert np.array_equal(np.frombuffer(m.output, np.int8).reshape(expected.shape), expected)
+
+
+def test_search_marks_over_budget_candidates_infeasible(target, tmp_path: Path) -> None:
+    """A space half of whose members cannot fit (a 320-channel stem at 32x32 needs a 320 KB
+    activation): the search evaluates them as infeasible, with what they need, measures only
+    the others, and picks among them although the fitness prefers the big ones."""
+    from driver import fitness
+
+    from tinyformer.model.blocks.mbconv import MBConvStageSpace
+    from tinyformer.nas.search import SearchSettings, SparseNAS
+
+    space = SupernetSpace(
+        name="cifar10-overflowing", image_size=32, in_channels=3, num_classes=10,
+        stem_widths=(8, 320), stem_kernel=3,
+        stages=(MBConvStageSpace((1,), (16,), (3,), (2,), stride=2),),
+    )  # fmt: skip
+    settings = SearchSettings(space=space.to_dict(), population=4, generations=1, top_k=2, seed=3)
+    nas = SparseNAS(settings, fitness, target, tmp_path / "s", tmp_path / "r", workers=1)
+    state = nas.run()
+    over = [e for e in state.evaluated.values() if e.candidate["config"]["stem_width"] == 320]
+    fits = [e for e in state.evaluated.values() if e not in over]
+    assert over and fits
+    assert all(e.peak_sram_bytes > RAM_BUDGET and e.measured is None for e in over)
+    assert not any(nas.feasible(e) for e in over)
+    assert nas.best(state).candidate["config"]["stem_width"] == 8
