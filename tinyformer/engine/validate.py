@@ -29,6 +29,7 @@ from tinyformer.engine.opspec import Invalid, check_attrs, is_int
 MAX_NAME = 200
 MAX_RANK = 8
 MAX_BYTES = 2**31 - 1  # sizes and arena offsets are int32 in the generated C
+MAX_NODES = 2**16 - 1  # tf_model.h's n_layers and the RUN reply's layer count are u16
 _INT8 = range(-128, 128)
 
 
@@ -172,6 +173,11 @@ def check_graph(graph: Graph) -> None:
         raise IRFormatError("graph tensors and meta must be objects")
     if not isinstance(graph.nodes, list):
         raise IRFormatError("graph nodes must be a list")
+    if len(graph.nodes) > MAX_NODES:
+        raise IRFormatError(
+            f"{len(graph.nodes):,} nodes: the firmware numbers layers in 16 bits "
+            f"(at most {MAX_NODES:,})"
+        )
     for key, t in graph.tensors.items():
         check_tensor(key, t)
     _check_io(graph)
