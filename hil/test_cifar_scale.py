@@ -4,8 +4,9 @@ The real CIFAR-10 cannot be fetched here, so the data is the stand-in of
 ``tinyformer.data.cifar_standin``, handed over as the downloaded ``cifar-10-python.tar.gz``.
 A small model of the CIFAR-10 shape is trained (a short schedule), compiled, run and
 evaluated through the CLI, and a short ``search --dataset cifar10`` runs on SuperNAS's
-CIFAR-10 spaces. Then a model that fills the board: the CIFAR-10 space's largest subnet at
-75 % block sparsity, bit-exact, its predicted peak SRAM within 2 % of the measured one.
+CIFAR-10 spaces. Then a model that fills the board: the largest subnet of the space SuperNAS
+picks, at 75 % block sparsity, bit-exact, its predicted peak SRAM within 2 % of the measured
+one; an int32 accumulator at its edge; a search over candidates that cannot fit.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from tinyformer.engine.validate import check_graph
 from tinyformer.hil.measure import measure
 from tinyformer.model.config import SubnetConfig, SupernetSpace
 from tinyformer.nas.candidate import config_graph, prunable_layers
+from tinyformer.nas.supernas import candidate_spaces
 from tinyformer.prune import DEFAULT_SKIP, SparsityPlan
 
 CLI = [sys.executable, "-m", "tinyformer.cli"]
@@ -99,9 +101,12 @@ def test_cifar10_search(pytestconfig, archive: Path, tmp_path: Path) -> None:
 
 
 def test_board_filling_cifar10_model_is_bit_exact(target, tmp_path: Path) -> None:
-    """The CIFAR-10 space's largest subnet at 75 % block sparsity: about half the flash and
-    70 % of the SRAM, ~57 M instructions (the run timeout's pessimistic count covers it)."""
-    largest = SupernetSpace.for_dataset("cifar10").largest()
+    """The largest subnet of the space SuperNAS picks for CIFAR-10 (cifar10-w1-deep: 8
+    samples per space, seed 0) at 75 % block sparsity: 62 % of the flash, 70 % of the SRAM,
+    ~62 M instructions (the run timeout's pessimistic count covers it)."""
+    base = SupernetSpace.for_dataset("cifar10")
+    space = next(s for s in candidate_spaces(base) if s.name == "cifar10-w1-deep")
+    largest = space.largest()
     plan = {k: (4, 0.75) for k in prunable_layers(largest) if k not in DEFAULT_SKIP}
     graph = config_graph(largest, plan)
     report = compile_model(ir.save(graph, tmp_path / "m.tfir"), tmp_path / "fw", target.board)
@@ -113,7 +118,7 @@ def test_board_filling_cifar10_model_is_bit_exact(target, tmp_path: Path) -> Non
     measured = report.static_ram_bytes + m.stack_bytes
     assert 150 * 1024 <= measured <= RAM_BUDGET
     assert abs(report.predicted_peak_sram_bytes - measured) <= 0.02 * measured
-    assert report.flash_bytes > 400 * 1024
+    assert report.flash_bytes > 600 * 1024
     assert fw.expected_count is not None and m.total < fw.expected_count
 
 
