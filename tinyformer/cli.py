@@ -389,20 +389,30 @@ def demo(
     amp: AmpOpt = True,
     progress: ProgressOpt = True,
     ray: RayOpt = None,
+    dataset: Annotated[
+        str, typer.Option(help="digits (embedded) or cifar10 (with --root)")
+    ] = "digits",
+    root: RootOpt = None,
 ) -> None:
-    """The main job on digits: SuperNAS, supernet, SparseNAS, prune + QAT, firmware, target."""
+    """The main job (digits, or CIFAR-10 from --root): SuperNAS, supernet, SparseNAS,
+    prune + QAT, firmware, evaluation on the target."""
     from dataclasses import replace
 
     from tinyformer.cluster.runtime import ray_session
     from tinyformer.nas.pipeline import demo as run_demo
 
+    if dataset not in ("digits", "cifar10"):
+        raise ValueError(f"demo runs on digits or cifar10, not {dataset!r}")
+    opts = replace(
+        QUICK, dataset=dataset, root=None if root is None else str(root), device=device,
+        threads=threads, amp=amp, progress=progress,
+    )  # fmt: skip
     tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
-    opts = replace(QUICK, device=device, threads=threads, amp=amp, progress=progress)
     with ray_session(ray):
         summary = run_demo(opts, tgt, out, results, resume, fresh=fresh)
     summary.pop("config")
     _summary_table(summary, f"TinyFormer demo ({out})")
-    console.print(f"recorded in {results / 'digits_model.csv'}")
+    console.print(f"recorded in {results / f'{dataset}_model.csv'}")
 
 
 @app.command()
@@ -480,6 +490,9 @@ def search(
         int, typer.Option(help="candidates measured per generation")
     ] = SearchOptions.top_k,
     supernet_epochs: int = SearchOptions.supernet_epochs,
+    space_samples: Annotated[
+        int, typer.Option(help="subnets SuperNAS draws to score each candidate space")
+    ] = SearchOptions.space_samples,
     seed: Annotated[int, typer.Option(min=0)] = SearchOptions.seed,
     resume: Annotated[bool, typer.Option(help="continue from the checkpoint in OUT")] = False,
     fresh: FreshOpt = False,
@@ -499,6 +512,7 @@ def search(
         image_size=image_size,
         channels=channels,
         supernet_epochs=supernet_epochs,
+        space_samples=space_samples,
         population=population,
         generations=generations,
         top_k=top_k,

@@ -226,6 +226,37 @@ def _check_requant(node: Node, graph: Graph, channels: int) -> None:
     if len(node.inputs) > 2:
         _expect_shape(node, graph, 2, (channels,))
     _check_act(node)
+    _check_accumulator(node, graph, channels)
+
+
+def _check_accumulator(node: Node, graph: Graph, channels: int) -> None:
+    """No input can overflow the int32 accumulator of a linear / conv: per output channel,
+    |bias| + max|x - input_zp| * sum|w| <= 2**31 - 1. The C kernels add in int32 and wrap
+    (SMLAD), so a final sum outside int32 would silently differ from the reference. The
+    weights are only read when the data-free bound (every |w| = 128) does not already prove
+    it: up to 65,000 weights per output with a small bias (the CIFAR-10 spaces' widest: 640).
+    It also bounds the input zero point folded into the bias (|input_zp| <= the span)."""
+    zp = int(node.attrs["input_zp"])
+    span = max(127 - zp, zp + 128)  # the largest |x - input_zp| of an int8 x
+    bias = _bias(graph, node)
+    b = np.zeros(channels, np.int64) if bias is None else np.abs(bias.astype(np.int64))
+    taps = math.prod(_shape(graph, node.inputs[1])) // channels  # weights per output
+    if int(b.max()) + span * 128 * taps <= INT32_MAX:
+        return
+    w = np.abs(weights_of(graph, node.inputs[1]).astype(np.int64))
+    per_out = (
+        w.reshape(-1, channels).sum(0)
+        if node.op == "depthwise_conv2d"
+        else w.reshape(channels, -1).sum(1)
+    )
+    worst = b + span * per_out
+    j = int(worst.argmax())
+    if worst[j] > INT32_MAX:
+        raise Invalid(
+            _operand(node, 2 if bias is not None else 1),
+            f"output channel {j}: the int32 accumulator reaches {int(worst[j]):,} for some "
+            f"input (|bias| {int(b[j]):,} + {span} x sum|w| {int(per_out[j]):,}), over 2**31 - 1",
+        )
 
 
 def _same_shape(node: Node, graph: Graph) -> tuple[int, ...]:
