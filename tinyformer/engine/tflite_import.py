@@ -28,6 +28,7 @@ from tinyformer.engine.intmath import INT8_MAX, INT8_MIN, quantize_multiplier_tf
 from tinyformer.engine.ops.conv import same_padding
 from tinyformer.engine.ops.elementwise import LEFT_SHIFT
 from tinyformer.engine.ops.tflm import (
+    hard_swish_table,
     logistic_table,
     mean_params,
     requantize_table,
@@ -481,6 +482,156 @@ class _Importer:
         y = f"{name}_out"
         self.tensors[y] = Tensor(y, self.tensors[x].shape, "int8", out_t.scale, out_t.zp)
         self.add_node("softmax", name, [x, self.const(name, "exp", table)], y)
+        self.write(op.outputs[0], y, name)
+
+    def op_hard_swish(self, op: Any, name: str) -> None:
+        x_t, out_t = self.activation(op.inputs[0]), self.activation(op.outputs[0])
+        try:
+            table = hard_swish_table(x_t.scale, x_t.zp, out_t.scale, out_t.zp)
+        except ValueError as exc:
+            raise self.fail(str(exc)) from None
+        self._lut(op, name, table)
+
+    def _operands(self, op: Any) -> tuple[str, str]:
+        """The two activations of a binary op (a constant operand is refused by name)."""
+        for i in op.inputs[:2]:
+            if self.tensor(i).data is not None:
+                raise self.fail(f"input tensor {i} is a constant: only activations are supported")
+        return self.ir_tensor(op.inputs[0]), self.ir_tensor(op.inputs[1])
+
+    def op_sub(self, op: Any, name: str) -> None:
+        o = self._options(op, "options")
+        a, b = self._operands(op)
+        a_t, b_t, out_t = (self.activation(i) for i in (*op.inputs[:2], op.outputs[0]))
+        f32 = np.float32
+        twice_max = f32(2) * max(f32(a_t.scale), f32(b_t.scale))  # TFLM's SUB: float32
+        m1, s1 = quantize_multiplier_tflite(float(f32(a_t.scale) / twice_max))
+        m2, s2 = quantize_multiplier_tflite(float(f32(b_t.scale) / twice_max))
+        mo, so = quantize_multiplier_tflite(
+            float(twice_max / (f32(1 << LEFT_SHIFT) * f32(out_t.scale)))
+        )
+        self._binary(
+            op, name, "sub", a, b,
+            input1_zp=a_t.zp, input1_multiplier=m1, input1_shift=s1,
+            input2_zp=b_t.zp, input2_multiplier=m2, input2_shift=s2,
+            output_zp=out_t.zp, output_multiplier=mo, output_shift=so, left_shift=LEFT_SHIFT,
+            **self.act_range(o.fusedActivationFunction, out_t),
+        )  # fmt: skip
+
+    def op_mul(self, op: Any, name: str) -> None:
+        o = self._options(op, "options")
+        a, b = self._operands(op)
+        a_t, b_t, out_t = (self.activation(i) for i in (*op.inputs[:2], op.outputs[0]))
+        m, s = quantize_multiplier_tflite(a_t.scale * b_t.scale / out_t.scale)
+        self._binary(
+            op, name, "mul", a, b, input1_zp=a_t.zp, input2_zp=b_t.zp, output_zp=out_t.zp,
+            multiplier=m, shift=s, **self.act_range(o.fusedActivationFunction, out_t),
+        )  # fmt: skip
+
+    def _binary(self, op: Any, name: str, kind: str, a: str, b: str, **attrs: Any) -> None:
+        shapes = self.tensors[a].shape, self.tensors[b].shape
+        try:
+            shape = tuple(int(v) for v in np.broadcast_shapes(*shapes))
+        except ValueError:
+            raise self.fail(f"shapes {shapes[0]} and {shapes[1]} do not broadcast") from None
+        if len(shape) > 4:
+            raise self.fail(f"output shape {shape}: more than 4 dimensions")
+        out_t = self.activation(op.outputs[0])
+        y = f"{name}_out"
+        self.tensors[y] = Tensor(y, shape, "int8", out_t.scale, out_t.zp)
+        self.add_node(kind, name, [a, b], y, **attrs)
+        self.write(op.outputs[0], y, name)
+
+    def op_concatenation(self, op: Any, name: str) -> None:
+        o = self._options(op, "options")
+        out_t = self.activation(op.outputs[0])
+        if o.fusedActivationFunction:
+            raise self.fail("a fused activation on CONCATENATION is not supported")
+        parts = []
+        for i in op.inputs:
+            self.same_quant(self.activation(i), out_t, "concatenating")
+            parts.append(self.ir_tensor(i))
+        rank = len(out_t.shape)
+        axis = int(o.axis) + rank if o.axis < 0 else int(o.axis)
+        dropped = rank - len(self.ir_shape(out_t.shape))  # the batch dimension
+        if not dropped <= axis < rank:
+            raise self.fail(f"axis {o.axis} of a {rank}-D output is not supported")
+        y = parts[0]
+        for k, part in enumerate(parts[1:]):  # pairwise: each step appends one input
+            a, b = self.tensors[y].shape, self.tensors[part].shape
+            step = f"{name}_{k}"
+            out = f"{step}_out"
+            shape = (*a[: axis - dropped], a[axis - dropped] + b[axis - dropped],
+                     *a[axis - dropped + 1 :])  # fmt: skip
+            self.tensors[out] = Tensor(out, shape, "int8", out_t.scale, out_t.zp)
+            self.add_node("concat", step, [y, part], out, axis=axis - dropped)
+            y = out
+        self.write(op.outputs[0], y, name)
+
+    def _permute(self, x: str, perm: tuple[int, ...], name: str) -> str:
+        """``x`` transposed by ``perm`` (numpy's), as the engine's 4-D transpose."""
+        shape = self.tensors[x].shape
+        if list(perm) == list(range(len(perm))):
+            return x
+        pad = 4 - len(shape)
+        t = self.tensors[x]
+        out = f"{name}_t"
+        self.tensors[out] = Tensor(
+            out, tuple(shape[p] for p in perm), "int8", t.scale, t.zero_point
+        )
+        self.add_node(
+            "transpose", name, [x], out, shape=[1] * pad + list(shape),
+            perm=list(range(pad)) + [p + pad for p in perm], inner=1,
+        )  # fmt: skip
+        return out
+
+    def op_transpose(self, op: Any, name: str) -> None:
+        x_t, out_t = self.activation(op.inputs[0]), self.activation(op.outputs[0])
+        self.same_quant(x_t, out_t, "TRANSPOSE")
+        perm_t = self.tensor(op.inputs[1]).data
+        rank = len(x_t.shape)
+        if perm_t is None or sorted(int(p) for p in perm_t.ravel()) != list(range(rank)):
+            raise self.fail("the permutation must be a constant permutation of the dimensions")
+        perm = [int(p) for p in perm_t.ravel()]
+        x = self.ir_tensor(op.inputs[0])
+        dropped = rank - len(self.tensors[x].shape)
+        if dropped and perm[0] != 0:
+            raise self.fail("a transpose that moves the batch dimension is not supported")
+        perm = [p - dropped for p in perm[dropped:]]
+        if len(perm) > 4:
+            raise self.fail(f"a {len(perm)}-D transpose is not supported (4-D at most)")
+        self.write(op.outputs[0], self._permute(x, tuple(perm), name), name)
+
+    def op_batch_matmul(self, op: Any, name: str) -> None:
+        """[B][M][K] x [B][K][N] (adj flags transpose the last two): the engine's matmul_qk
+        with B heads, its operands transposed to [M][B*K] and [N][B*K]."""
+        o = self._options(op, "options")
+        a_t, b_t, out_t = (self.activation(i) for i in (*op.inputs[:2], op.outputs[0]))
+        a, b = self._operands(op)
+        shapes = [self.tensors[t].shape for t in (a, b)]
+        if any(len(s) not in (2, 3) for s in shapes) or len(shapes[0]) != len(shapes[1]):
+            raise self.fail(f"operands {shapes[0]} and {shapes[1]}: [B][M][K] x [B][K][N] only")
+        if len(shapes[0]) == 3 and shapes[0][0] != shapes[1][0]:
+            raise self.fail(f"batches {shapes[0][0]} and {shapes[1][0]} differ (no broadcast)")
+        three = len(shapes[0]) == 3
+        # lhs to [M][B][K], rhs to [N][B][K]: (batch, row, col) of each operand
+        lhs: tuple[int, ...] = (1, 0, 2) if not o.adjX else (2, 0, 1)
+        rhs: tuple[int, ...] = (1, 0, 2) if o.adjY else (2, 0, 1)
+        if not three:
+            lhs, rhs = (0, 1) if not o.adjX else (1, 0), (0, 1) if o.adjY else (1, 0)
+        q = self._permute(a, lhs, name + "_lhs")
+        k = self._permute(b, rhs, name + "_rhs")
+        heads = shapes[0][0] if three else 1
+        q = self.reshape(q, (self.tensors[q].shape[0], math.prod(self.tensors[q].shape[1:])),
+                         name + "_q")  # fmt: skip
+        k = self.reshape(k, (self.tensors[k].shape[0], math.prod(self.tensors[k].shape[1:])),
+                         name + "_k")  # fmt: skip
+        m, s = quantize_multiplier_tflite(a_t.scale * b_t.scale / out_t.scale)
+        y = f"{name}_out"
+        shape = (heads, self.tensors[q].shape[0], self.tensors[k].shape[0])
+        self.tensors[y] = Tensor(y, shape, "int8", out_t.scale, out_t.zp)
+        self.add_node("matmul_qk", name, [q, k], y, heads=heads, q_zp=a_t.zp, k_zp=b_t.zp,
+                      multiplier=m, shift=s, output_zp=out_t.zp)  # fmt: skip
         self.write(op.outputs[0], y, name)
 
 

@@ -266,6 +266,56 @@ class Builder:
         self.op(OPS.QUANTIZE, [x], [out])
         return out
 
+    def requantize_to(self, x, scale, zp):
+        """QUANTIZE int8 -> int8 onto the given quantization."""
+        out = self.act(self.real[id(x)], scale, zp, shape=x.shape)
+        self.op(OPS.QUANTIZE, [x], [out])
+        return out
+
+    def _binary(self, code, kind, options, a, b, y):
+        out = self.calibrated(y, shape=np.broadcast_shapes(a.shape, b.shape))
+        self.op(code, [a, b], [out], kind, options)
+        return out
+
+    def mul(self, a, b):
+        y = self.real[id(a)] * self.real[id(b)]
+        return self._binary(OPS.MUL, fb.BuiltinOptions.MulOptions, fb.MulOptionsT(), a, b, y)
+
+    def sub(self, a, b):
+        y = self.real[id(a)] - self.real[id(b)]
+        return self._binary(OPS.SUB, fb.BuiltinOptions.SubOptions, fb.SubOptionsT(), a, b, y)
+
+    def concat(self, parts, axis):
+        """CONCATENATION (TFLite needs one quantization: the parts must share it)."""
+        y = np.concatenate([self.real[id(p)] for p in parts], axis=axis - 1 if axis > 0 else axis)
+        out = self.act(y, *self.q(parts[0]))
+        opts = fb.ConcatenationOptionsT(axis=axis)
+        self.op(OPS.CONCATENATION, list(parts), [out], fb.BuiltinOptions.ConcatenationOptions,
+                opts)  # fmt: skip
+        return out
+
+    def transpose(self, x, perm):
+        y = self.real[id(x)][None].transpose(perm)[0]
+        out = self.act(y, *self.q(x))
+        self.op(OPS.TRANSPOSE, [x, self.const(np.array(perm, np.int32), fb.TensorType.INT32)],
+                [out])  # fmt: skip
+        return out
+
+    def hard_swish(self, x):
+        xr = self.real[id(x)]
+        out = self.calibrated(xr * np.clip(xr + 3, 0, 6) / 6)
+        self.op(OPS.HARD_SWISH, [x], [out])
+        return out
+
+    def batch_matmul(self, a, b, adj_x=False, adj_y=False):
+        ar, br = self.real[id(a)], self.real[id(b)]
+        y = np.swapaxes(ar, -1, -2) if adj_x else ar
+        y = y @ (np.swapaxes(br, -1, -2) if adj_y else br)
+        opts = fb.BatchMatMulOptionsT(adjX=adj_x, adjY=adj_y)
+        out = self.calibrated(y)
+        self.op(OPS.BATCH_MATMUL, [a, b], [out], fb.BuiltinOptions.BatchMatMulOptions, opts)
+        return out
+
     def build(self, output: me.Tensor) -> bytes:
         self.sg.outputs.append(output)
         return bytes(self.model.build())
@@ -332,10 +382,29 @@ def mobilenet(seed: int = 0) -> bytes:
     return b.build(b.logistic(b.dense(y, 8, per_channel=True)))
 
 
+def op_mix(seed: int = 0) -> bytes:
+    """TRANSPOSE, BATCH_MATMUL (two heads, as attention's scores and values, and 2-D with
+    adj_x), HARD_SWISH, MUL and SUB (same shapes and broadcast over tokens and channels),
+    CONCATENATION (three parts, and along the channels)."""
+    b = Builder(seed)
+    x = b.input((8, 16), 0.05, 3)
+    heads = b.reshape(x, (1, 2, 8, 8))
+    scores = b.batch_matmul(heads, b.transpose(heads, (0, 1, 3, 2)), adj_y=True)
+    values = b.batch_matmul(scores, b.hard_swish(heads))
+    y = b.reshape(b.transpose(values, (0, 2, 1, 3)), (1, 8, 16))
+    y = b.mul(y, x)
+    y = b.sub(y, b.reshape(b.dense(x, 16), (1, 1, 16)))
+    y = b.mul(y, b.reshape(b.dense(x, 8), (1, 8, 1)))
+    y = b.batch_matmul(y, b.batch_matmul(x, b.hard_swish(x), adj_x=True))  # y (x^T h)
+    y = b.concat([y, b.requantize_to(x, *b.q(y)), y], axis=1)
+    return b.build(b.concat([y, b.requantize_to(b.hard_swish(y), *b.q(y))], axis=-1))
+
+
 MODELS: dict[str, Callable[..., bytes]] = {
     "resnet8": resnet8,
     "ds_cnn": ds_cnn,
     "mobilenet": mobilenet,
+    "op_mix": op_mix,
 }
 
 

@@ -206,3 +206,126 @@ def logistic_table(input_scale: float, input_zp: int) -> np.ndarray:
             y = 1 << 30 if a == 0 else (pos if a > 0 else INT32_MAX - pos)
             out[i] = min(max(_rdbpot(y, 23) + INT8_MIN, INT8_MIN), INT8_MAX)
     return out.astype(np.int8)
+
+
+# -- broadcasting binary ops, concatenation ---------------------------------------------------
+
+
+def sub(
+    x1: np.ndarray,
+    x2: np.ndarray,
+    input1_zp: int,
+    input1_multiplier: int,
+    input1_shift: int,
+    input2_zp: int,
+    input2_multiplier: int,
+    input2_shift: int,
+    output_zp: int,
+    output_multiplier: int,
+    output_shift: int,
+    act_min: int = INT8_MIN,
+    act_max: int = INT8_MAX,
+    left_shift: int = 20,
+    requant: Callable[..., np.ndarray] = requantize_tflite,
+) -> np.ndarray:
+    """TFLite's int8 SUB, broadcasting (numpy's rules): ADD's scheme
+    (``ops/elementwise.py``) with the second rescaled input subtracted."""
+    a = requant((np.asarray(x1, np.int64) - input1_zp) << left_shift, input1_multiplier,
+                input1_shift)  # fmt: skip
+    b = requant((np.asarray(x2, np.int64) - input2_zp) << left_shift, input2_multiplier,
+                input2_shift)  # fmt: skip
+    out = requant(a - b, output_multiplier, output_shift) + int(output_zp)
+    return saturate(out, act_min, act_max).astype(np.int8)
+
+
+def mul(
+    x1: np.ndarray,
+    x2: np.ndarray,
+    input1_zp: int,
+    input2_zp: int,
+    output_zp: int,
+    multiplier: int,
+    shift: int,
+    act_min: int = INT8_MIN,
+    act_max: int = INT8_MAX,
+    requant: Callable[..., np.ndarray] = requantize_tflite,
+) -> np.ndarray:
+    """TFLite's int8 MUL, broadcasting: clamp(requant((x1 - zp1)(x2 - zp2), M, s) + zp_out)
+    with (M, s) of s1 s2 / s_out."""
+    prod = (np.asarray(x1, np.int64) - input1_zp) * (np.asarray(x2, np.int64) - input2_zp)
+    out = requant(prod, multiplier, shift) + int(output_zp)
+    return saturate(out, act_min, act_max).astype(np.int8)
+
+
+def broadcast_strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
+    """Element strides of a contiguous ``shape`` read as the 4-D ``out`` (numpy's broadcasting,
+    leading dimensions added): 0 along a dimension of size 1 that the output repeats."""
+    padded = (1,) * (4 - len(shape)) + tuple(shape)
+    strides, step = [0] * 4, 1
+    for i in range(3, -1, -1):
+        strides[i] = step if padded[i] > 1 or out[i] == 1 else 0
+        step *= padded[i]
+    return strides
+
+
+def concat(x1: np.ndarray, x2: np.ndarray, axis: int) -> np.ndarray:
+    """CONCATENATION of two int8 tensors of one quantization: the bytes, side by side."""
+    return np.concatenate([x1, x2], axis=axis).astype(np.int8)
+
+
+def _srdhm16(a: int, b: int) -> int:
+    """gemmlowp's SaturatingRoundingDoublingHighMul on int16."""
+    if a == b == -(1 << 15):
+        return (1 << 15) - 1
+    ab = a * b
+    total = ab + ((1 << 14) if ab >= 0 else 1 - (1 << 14))
+    return int(math.copysign(abs(total) >> 15, total))
+
+
+def _rdbpot16(x: int, e: int) -> int:
+    """gemmlowp's RoundingDivideByPOT on int16: its mask wraps to int16 (-1 from e = 16 on,
+    so a non-negative x then rounds up by one)."""
+    mask = ((1 << e) - 1) & 0xFFFF
+    mask -= (mask & 0x8000) << 1
+    return (x >> e) + ((x & mask) > (mask >> 1) + (x < 0))
+
+
+def _sat16(x: int) -> int:
+    return max(-(1 << 15), min((1 << 15) - 1, x))
+
+
+def _int16_multiplier(real: float) -> tuple[int, int]:
+    """QuantizeMultiplier, then DownScaleInt32ToInt16Multiplier (round to Q15)."""
+    m, e = quantize_multiplier_tflite(real)
+    return ((1 << 15) - 1 if m >= INT32_MAX - (1 << 15) else (m + (1 << 15)) >> 16), e
+
+
+def hard_swish_table(
+    input_scale: float, input_zp: int, output_scale: float, output_zp: int
+) -> np.ndarray:
+    """HARD_SWISH int8, TFLite's reference: the input on a 2^7 finer scale, a Q15 'relu-ish'
+    factor in [0, 1] (x rescaled so that 3 is 2^15, saturated, shifted to [0, 1]) times the
+    input on the output scale (a truncating doubling high multiply), then the output shift."""
+    f32 = np.float32
+    hires = f32(1.0 / 128.0) * f32(input_scale)
+    out_m, out_e = _int16_multiplier(float(hires / f32(output_scale)))
+    relu_m, relu_e = _int16_multiplier(float(hires / f32(3.0 / 32768.0)))
+    if out_e > 0:
+        raise ValueError("HARD_SWISH's output scale is below its input scale / 128")
+    out = np.empty(256, np.int64)
+    for i, q in enumerate(_INT8):
+        hi = (int(q) - input_zp) * 128
+        pre = _srdhm16(hi, out_m)
+        relu = hi
+        if relu_e > 0:
+            relu = _sat16(relu << (relu_e - 1))
+        relu = _srdhm16(relu, relu_m)
+        if relu_e > 0:
+            relu = _sat16(relu << 1)
+        if relu_e < 0:
+            relu = _rdbpot16(relu, -relu_e)
+        relu = (relu + (1 << 15)) >> 1
+        prod = relu * pre
+        preshift = (1 << 15) - 1 if relu == pre == -(1 << 15) else int(prod / (1 << 15))
+        out[i] = _rdbpot16(_sat16(preshift), -out_e) + output_zp
+    return saturate(out).astype(np.int8)
