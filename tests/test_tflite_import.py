@@ -8,6 +8,7 @@ QEMU runs the same models in hil/test_tflite_on_qemu.py."""
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -232,3 +233,53 @@ def test_quantize_and_dequantize_at_the_edges_are_dropped() -> None:
     want = np.round(oracle(model, floats) / np.float32(s_out)) + zp_out
     got = np.stack([outputs(graph, q).reshape(-1) for q in xs])
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    ("scale", "zp", "out_scale", "out_zp"),
+    [(0.05, 3, 0.03, -100), (0.2, -20, 0.2, -60), (0.01, 0, 1.5, -120), (0.5, 100, 0.004, 0)],
+)
+def test_hard_swish_table_is_tflite_micros_on_every_input(
+    scale: float, zp: int, out_scale: float, out_zp: int
+) -> None:
+    """HARD_SWISH runs as a table: all 256 inputs, at scales that take its left-shift, right-shift
+    and int16-wrapping paths, against the interpreter."""
+    b = Builder()
+    x = b.input((256,), scale, zp)
+    y = b.act(b.real[id(x)], out_scale, out_zp, shape=x.shape)
+    b.op(fb.BuiltinOperator.HARD_SWISH, [x], [y])
+    model = b.build(y)
+    xs = np.arange(-128, 128, dtype=np.int8)[None]
+    want = oracle(model, xs)
+    assert len(np.unique(want)) >= 2  # the wrapping case: -120 below 0, -119 from 0 on
+    np.testing.assert_array_equal(outputs(import_tflite_bytes(model), xs[0]), want[0])
+
+
+def _concat_of_two_quantizations() -> bytes:
+    b = Builder()
+    x = b.input((4, 8), 0.05, 3)
+    return b.build(b.concat([x, b.hard_swish(x)], axis=1))
+
+
+def _mul_by_constant() -> bytes:
+    b = Builder()
+    x = b.input((4, 8), 0.05, 3)
+    c = b.const(np.ones((1, 4, 8), np.int8), fb.TensorType.INT8, me.Quantization(0.1, 0))
+    return b.build(b._binary(fb.BuiltinOperator.MUL, fb.BuiltinOptions.MulOptions,
+                             fb.MulOptionsT(), x, c, b.real[id(x)]))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_concat_of_two_quantizations, r"operator 1 \(CONCATENATION\): concatenating changes"),
+        (_mul_by_constant, r"operator 0 \(MUL\): input tensor \d+ is a constant"),
+    ],
+    ids=["concat-quantization", "mul-constant"],
+)
+def test_new_ops_refuse_what_they_cannot_run_in_one_line(
+    make: Callable[[], bytes], message: str
+) -> None:
+    with pytest.raises(TFLiteImportError, match=message) as info:
+        import_tflite_bytes(make())
+    assert "\n" not in str(info.value)
