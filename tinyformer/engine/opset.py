@@ -28,8 +28,9 @@ Ops, their inputs and attributes (activations int8 NHWC without batch: [H][W][C]
                                                            (TFLite's MEAN: requantized sum)
     transpose         x                                    shape[4] perm[4] inner
     reshape           x                                    (same bytes, new shape)
-    sub               x1, x2 (broadcasting, <= 4-D)        as add (TFLite's SUB)
-    mul               x1, x2 (broadcasting, <= 4-D)        input1_zp input2_zp output_zp
+    sub, add_broadcast  x1, x2 (broadcasting, <= 4-D;    as add (TFLite's SUB, ADD)
+                      x2 may be a constant)
+    mul               x1, x2 (as sub)                      input1_zp input2_zp output_zp
                                                            multiplier shift act_min act_max
     concat            x1, x2                               axis (one quantization: bytes)
 
@@ -91,12 +92,12 @@ from tinyformer.engine.ops.pool import avgpool, global_avgpool, maxpool
 from tinyformer.engine.ops.softmax import softmax
 from tinyformer.engine.ops.tflm import (
     SOFTMAX_MAX_ROW,
+    add_sub,
     broadcast_strides,
     concat,
     mean,
     mul,
     softmax_tflite,
-    sub,
 )
 from tinyformer.engine.opspec import Attr, Int, Invalid, OneOf, Operand, int_list, optional
 from tinyformer.engine.sparse_format import BLOCKS
@@ -776,11 +777,12 @@ def _reshape_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str]
 # -- TFLite's broadcasting SUB and MUL, CONCATENATION -----------------------------------------
 
 
-def _sub_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
+def _addsub_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
     a = node.attrs
     params = {key: int(a[key]) for key in _ADD_KEYS}
-    return [sub(ins[0], ins[1], **params, act_min=_act(a)[0], act_max=_act(a)[1],
-                left_shift=int(a["left_shift"]), requant=_requant(graph))]  # fmt: skip
+    return [add_sub(ins[0], ins[1], **params, act_min=_act(a)[0], act_max=_act(a)[1],
+                    left_shift=int(a["left_shift"]), subtract=node.op == "sub",
+                    requant=_requant(graph))]  # fmt: skip
 
 
 _MUL_KEYS = ("input1_zp", "input2_zp", "output_zp", "multiplier", "shift")
@@ -811,19 +813,21 @@ def _broadcast_args(node: Node, graph: Graph, ctx: EmitContext) -> str:
     parts = []
     for i, t in enumerate(node.inputs):
         strides = broadcast_strides(_shape(graph, t), dims)
-        parts += [ctx.ptr(t), ctx.const(f"{node.name}_s{i + 1}", _i32(strides))]
+        data = graph.tensors[t].data
+        ptr = ctx.ptr(t) if data is None else ctx.const(f"{node.name}_c{i + 1}", data)
+        parts += [ptr, ctx.const(f"{node.name}_s{i + 1}", _i32(strides))]
     return ", ".join([*parts, ctx.const(node.name + "_dims", _i32(dims))])
 
 
-def _sub_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
+def _addsub_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
     a = node.attrs
     params = ", ".join(str(int(a[key])) for key in _ADD_KEYS)
     lo, hi = _act(a)
     code = (
-        f"    tf_sub_s8({_broadcast_args(node, graph, ctx)}, {params}, {lo}, {hi}, "
-        f"{int(a['left_shift'])}, {ctx.ptr(node.outputs[0])});"
+        f"    tf_addsub_s8({_broadcast_args(node, graph, ctx)}, {params}, {lo}, {hi}, "
+        f"{int(a['left_shift'])}, {int(node.op == 'sub')}, {ctx.ptr(node.outputs[0])});"
     )
-    return ["tf_sub_s8.h"], code
+    return ["tf_addsub_s8.h"], code
 
 
 def _mul_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
@@ -861,6 +865,9 @@ def _concat_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str],
         f"{ctx.ptr(node.outputs[0])});"
     )
     return ["tf_concat_s8.h"], code
+
+
+_EITHER = Operand("x2", either=True)  # a broadcast operand: an activation or int8 constants
 
 
 def _int32_const(role: str) -> Operand:
@@ -959,12 +966,16 @@ OPS: dict[str, OpDef] = {
         operands=(_X,), attrs={}, output_shape=_reshape_shape,
     ),
     "sub": OpDef(
-        _sub_ref, _sub_emit,
-        operands=(Operand("x1"), Operand("x2")), attrs=_ADD, output_shape=_broadcast_shape,
+        _addsub_ref, _addsub_emit,
+        operands=(Operand("x1"), _EITHER), attrs=_ADD, output_shape=_broadcast_shape,
+    ),
+    "add_broadcast": OpDef(
+        _addsub_ref, _addsub_emit,
+        operands=(Operand("x1"), _EITHER), attrs=_ADD, output_shape=_broadcast_shape,
     ),
     "mul": OpDef(
         _mul_ref, _mul_emit,
-        operands=(Operand("x1"), Operand("x2")),
+        operands=(Operand("x1"), _EITHER),
         attrs={"input1_zp": Attr(_ZP), "input2_zp": Attr(_ZP), "output_zp": Attr(_ZP),
                "multiplier": Attr(_Q31), "shift": Attr(_SHIFT), **_ACT},
         output_shape=_broadcast_shape,

@@ -28,10 +28,13 @@ from tinyformer.engine.intmath import INT8_MAX, INT8_MIN, quantize_multiplier_tf
 from tinyformer.engine.ops.conv import same_padding
 from tinyformer.engine.ops.elementwise import LEFT_SHIFT
 from tinyformer.engine.ops.tflm import (
+    add_sub,
     hard_swish_table,
     logistic_table,
     mean_params,
+    mul,
     requantize_table,
+    rsqrt_table,
     softmax_exp_table_tflite,
 )
 from tinyformer.engine.storage import encode_weights
@@ -377,27 +380,6 @@ class _Importer:
         self.add_node("linear", name, inputs, y, **attrs)
         self.write(op.outputs[0], y, name)
 
-    def op_add(self, op: Any, name: str) -> None:
-        o = self._options(op, "options")
-        a_t, b_t, out_t = (self.activation(i) for i in (*op.inputs[:2], op.outputs[0]))
-        a, b = self.ir_tensor(op.inputs[0]), self.ir_tensor(op.inputs[1])
-        if self.tensors[a].shape != self.tensors[b].shape:
-            raise self.fail("broadcasting ADD is not supported (the shapes differ)")
-        twice_max = 2.0 * max(a_t.scale, b_t.scale)
-        m1, s1 = quantize_multiplier_tflite(a_t.scale / twice_max)
-        m2, s2 = quantize_multiplier_tflite(b_t.scale / twice_max)
-        mo, so = quantize_multiplier_tflite(twice_max / ((1 << LEFT_SHIFT) * out_t.scale))
-        y = f"{name}_out"
-        self.tensors[y] = Tensor(y, self.tensors[a].shape, "int8", out_t.scale, out_t.zp)
-        self.add_node(
-            "add", name, [a, b], y,
-            input1_zp=a_t.zp, input1_multiplier=m1, input1_shift=s1,
-            input2_zp=b_t.zp, input2_multiplier=m2, input2_shift=s2,
-            output_zp=out_t.zp, output_multiplier=mo, output_shift=so, left_shift=LEFT_SHIFT,
-            **self.act_range(o.fusedActivationFunction, out_t),
-        )  # fmt: skip
-        self.write(op.outputs[0], y, name)
-
     def _pool(self, op: Any, name: str, kind: str) -> None:
         o = self._options(op, "options")
         x_t, out_t = self.activation(op.inputs[0]), self.activation(op.outputs[0])
@@ -423,22 +405,34 @@ class _Importer:
         self._pool(op, name, "maxpool")
 
     def op_mean(self, op: Any, name: str) -> None:
+        """MEAN over height and width of [1][H][W][C], or over the last axis (LayerNorm's):
+        the channels moved first, then the same requantized sum over them."""
         o = self._options(op, "options")
         x_t, out_t = self.activation(op.inputs[0]), self.activation(op.outputs[0])
         axes = self.tensor(op.inputs[1]).data
-        if (
-            len(x_t.shape) != 4 or axes is None
-            or sorted(int(v) for v in axes.ravel()) != [1, 2]
-        ):  # fmt: skip
-            raise self.fail("only MEAN over height and width of a 4-D tensor is supported")
+        rank = len(x_t.shape)
+        got = sorted(int(v) % rank for v in axes.ravel()) if axes is not None and rank else []
+        last = got == [rank - 1] and rank >= 2 and bool(o.keepDims)
+        if not last and (rank != 4 or got != [1, 2]):
+            raise self.fail(
+                "only MEAN over height and width of a 4-D tensor, or over the last axis with "
+                "keep_dims, is supported"
+            )
         if not o.keepDims and (x_t.scale != out_t.scale or x_t.zp != out_t.zp):
             raise self.fail("MEAN without keep_dims that requantizes runs in float in TFLite")
         x = self.ir_tensor(op.inputs[0])
-        mult, shift = mean_params(
-            *quantize_multiplier_tflite(x_t.scale / out_t.scale), x_t.shape[1] * x_t.shape[2]
-        )
+        if last:
+            shape = self.tensors[x].shape
+            rows = math.prod(shape[:-1])
+            x = self.reshape(x, (rows, shape[-1]), name + "_rows")
+            x = self._permute(x, (1, 0), name + "_cols")
+            x = self.reshape(x, (shape[-1], 1, rows), name + "_hwc")
+            count, channels = shape[-1], rows
+        else:
+            count, channels = x_t.shape[1] * x_t.shape[2], x_t.shape[3]
+        mult, shift = mean_params(*quantize_multiplier_tflite(x_t.scale / out_t.scale), count)
         y = f"{name}_out"
-        self.tensors[y] = Tensor(y, (x_t.shape[3],), "int8", out_t.scale, out_t.zp)
+        self.tensors[y] = Tensor(y, (channels,), "int8", out_t.scale, out_t.zp)
         self.add_node("mean", name, [x], y, input_zp=x_t.zp, output_zp=out_t.zp,
                       multiplier=mult, shift=shift)  # fmt: skip
         self.write(op.outputs[0], y, name)
@@ -450,8 +444,8 @@ class _Importer:
 
     op_reshape = op_squeeze = _layout
 
-    def _lut(self, op: Any, name: str, table: np.ndarray) -> None:
-        x = self.ir_tensor(op.inputs[0])
+    def _lut(self, op: Any, name: str, table: np.ndarray, source: int | None = None) -> None:
+        x = self.ir_tensor(op.inputs[0] if source is None else source)
         out_t = self.activation(op.outputs[0])
         y = f"{name}_out"
         self.tensors[y] = Tensor(y, self.tensors[x].shape, "int8", out_t.scale, out_t.zp)
@@ -484,6 +478,10 @@ class _Importer:
         self.add_node("softmax", name, [x, self.const(name, "exp", table)], y)
         self.write(op.outputs[0], y, name)
 
+    def op_rsqrt(self, op: Any, name: str) -> None:
+        x_t, out_t = self.activation(op.inputs[0]), self.activation(op.outputs[0])
+        self._lut(op, name, rsqrt_table(x_t.scale, x_t.zp, out_t.scale, out_t.zp))
+
     def op_hard_swish(self, op: Any, name: str) -> None:
         x_t, out_t = self.activation(op.inputs[0]), self.activation(op.outputs[0])
         try:
@@ -493,40 +491,77 @@ class _Importer:
         self._lut(op, name, table)
 
     def _operands(self, op: Any) -> tuple[str, str]:
-        """The two activations of a binary op (a constant operand is refused by name)."""
+        """The two activations of BATCH_MATMUL (a constant operand is refused by name)."""
         for i in op.inputs[:2]:
             if self.tensor(i).data is not None:
                 raise self.fail(f"input tensor {i} is a constant: only activations are supported")
         return self.ir_tensor(op.inputs[0]), self.ir_tensor(op.inputs[1])
 
-    def op_sub(self, op: Any, name: str) -> None:
+    def _arith_params(self, kind: str, a_t: _TTensor, b_t: _TTensor, out_t: _TTensor) -> dict:
+        """ADD / SUB / MUL's integer parameters as TFLite Micro's Prepare computes them."""
+        if kind == "mul":
+            m, s = quantize_multiplier_tflite(a_t.scale * b_t.scale / out_t.scale)
+            return {"input1_zp": a_t.zp, "input2_zp": b_t.zp, "output_zp": out_t.zp,
+                    "multiplier": m, "shift": s}  # fmt: skip
+        if kind == "add":  # ADD's Prepare works in double, SUB's in float32
+            twice_max = 2.0 * max(a_t.scale, b_t.scale)
+            reals = (a_t.scale / twice_max, b_t.scale / twice_max,
+                     twice_max / ((1 << LEFT_SHIFT) * out_t.scale))  # fmt: skip
+        else:
+            f32 = np.float32
+            twice = f32(2) * max(f32(a_t.scale), f32(b_t.scale))
+            reals = (float(f32(a_t.scale) / twice), float(f32(b_t.scale) / twice),
+                     float(twice / (f32(1 << LEFT_SHIFT) * f32(out_t.scale))))  # fmt: skip
+        (m1, s1), (m2, s2), (mo, so) = (quantize_multiplier_tflite(r) for r in reals)
+        return {
+            "input1_zp": a_t.zp, "input1_multiplier": m1, "input1_shift": s1,
+            "input2_zp": b_t.zp, "input2_multiplier": m2, "input2_shift": s2,
+            "output_zp": out_t.zp, "output_multiplier": mo, "output_shift": so,
+            "left_shift": LEFT_SHIFT,
+        }  # fmt: skip
+
+    def _arith(self, op: Any, name: str, kind: str) -> None:
+        """ADD, SUB, MUL: same shapes (ADD: the engine's add), broadcasting, or with a constant
+        second operand (MUL and ADD: either); a scalar constant makes the op a table."""
         o = self._options(op, "options")
-        a, b = self._operands(op)
-        a_t, b_t, out_t = (self.activation(i) for i in (*op.inputs[:2], op.outputs[0]))
-        f32 = np.float32
-        twice_max = f32(2) * max(f32(a_t.scale), f32(b_t.scale))  # TFLM's SUB: float32
-        m1, s1 = quantize_multiplier_tflite(float(f32(a_t.scale) / twice_max))
-        m2, s2 = quantize_multiplier_tflite(float(f32(b_t.scale) / twice_max))
-        mo, so = quantize_multiplier_tflite(
-            float(twice_max / (f32(1 << LEFT_SHIFT) * f32(out_t.scale)))
-        )
-        self._binary(
-            op, name, "sub", a, b,
-            input1_zp=a_t.zp, input1_multiplier=m1, input1_shift=s1,
-            input2_zp=b_t.zp, input2_multiplier=m2, input2_shift=s2,
-            output_zp=out_t.zp, output_multiplier=mo, output_shift=so, left_shift=LEFT_SHIFT,
-            **self.act_range(o.fusedActivationFunction, out_t),
-        )  # fmt: skip
+        first, second = op.inputs[0], op.inputs[1]
+        consts = [self.tensor(i).data is not None for i in (first, second)]
+        if all(consts):
+            raise self.fail("both inputs are constants")
+        if consts[0]:
+            if kind == "sub":
+                raise self.fail(f"input tensor {first} is a constant: SUB needs it second")
+            first, second = second, first
+        a_t, b_t, out_t = (self.activation(i) for i in (first, second, op.outputs[0]))
+        attrs = {**self._arith_params(kind, a_t, b_t, out_t),
+                 **self.act_range(o.fusedActivationFunction, out_t)}  # fmt: skip
+        a = self.ir_tensor(first)
+        if b_t.data is not None and b_t.data.size == 1:  # a function of a alone
+            lo, hi = attrs.pop("act_min", INT8_MIN), attrs.pop("act_max", INT8_MAX)
+            xs, c = np.arange(INT8_MIN, INT8_MAX + 1), b_t.data.reshape(1)
+            if kind == "mul":
+                table = mul(xs, c, **attrs, act_min=lo, act_max=hi)
+            else:
+                table = add_sub(xs, c, **attrs, act_min=lo, act_max=hi, subtract=kind == "sub")
+            self._lut(op, name, table, first)
+            return
+        if b_t.data is not None:
+            b = self.const(name, "c", b_t.data.reshape(self.ir_shape(b_t.shape)))
+        else:
+            b = self.ir_tensor(second)
+        same = b_t.data is None and self.tensors[a].shape == self.tensors[b].shape
+        if kind == "add" and not same:
+            kind = "add_broadcast"  # the engine's add takes two activations of one shape
+        self._binary(op, name, kind, a, b, **attrs)
+
+    def op_add(self, op: Any, name: str) -> None:
+        self._arith(op, name, "add")
+
+    def op_sub(self, op: Any, name: str) -> None:
+        self._arith(op, name, "sub")
 
     def op_mul(self, op: Any, name: str) -> None:
-        o = self._options(op, "options")
-        a, b = self._operands(op)
-        a_t, b_t, out_t = (self.activation(i) for i in (*op.inputs[:2], op.outputs[0]))
-        m, s = quantize_multiplier_tflite(a_t.scale * b_t.scale / out_t.scale)
-        self._binary(
-            op, name, "mul", a, b, input1_zp=a_t.zp, input2_zp=b_t.zp, output_zp=out_t.zp,
-            multiplier=m, shift=s, **self.act_range(o.fusedActivationFunction, out_t),
-        )  # fmt: skip
+        self._arith(op, name, "mul")
 
     def _binary(self, op: Any, name: str, kind: str, a: str, b: str, **attrs: Any) -> None:
         shapes = self.tensors[a].shape, self.tensors[b].shape

@@ -316,6 +316,50 @@ class Builder:
         self.op(OPS.BATCH_MATMUL, [a, b], [out], fb.BuiltinOptions.BatchMatMulOptions, opts)
         return out
 
+    def constant(self, real: np.ndarray) -> me.Tensor:
+        """An int8 constant (symmetric, per tensor), as a converter stores LayerNorm's gamma,
+        beta and epsilon."""
+        scale = float(np.float32(max(float(np.abs(real).max()), 1e-6) / 127))
+        q = np.clip(np.round(real / scale), -127, 127).astype(np.int8)
+        t = self.const(q, fb.TensorType.INT8, me.Quantization(scales=scale, zero_points=0))
+        self.real[id(t)] = q * np.float32(scale)
+        return t
+
+    def add_to(self, a, b):
+        """ADD without a fused activation (broadcasting, constants)."""
+        y = self.real[id(a)] + self.real[id(b)]
+        opts = fb.AddOptionsT(fusedActivationFunction=NONE)
+        return self._binary(OPS.ADD, fb.BuiltinOptions.AddOptions, opts, a, b, y)
+
+    def token_dense(self, x, m):
+        """FULLY_CONNECTED on each token of [1][T][D], keep_num_dims (per-tensor weights)."""
+        wq, scales = self.weights((m, x.shape[-1]), 0, per_channel=False)
+        opts = fb.FullyConnectedOptionsT(keepNumDims=True)
+        return self._weighted(x, wq, scales, 0, lambda xr, wr: xr @ wr.T, OPS.FULLY_CONNECTED,
+                              fb.BuiltinOptions.FullyConnectedOptions, opts, NONE)  # fmt: skip
+
+    def mean_last(self, x):
+        """MEAN over the last axis, keep_dims (LayerNorm's mean and variance)."""
+        axes = self.const(np.array([-1], np.int32), fb.TensorType.INT32)
+        out = self.calibrated(self.real[id(x)].mean(axis=-1, keepdims=True))
+        self.op(OPS.MEAN, [x, axes], [out], fb.BuiltinOptions.ReducerOptions,
+                fb.ReducerOptionsT(keepDims=True))  # fmt: skip
+        return out
+
+    def rsqrt(self, x):
+        out = self.calibrated(1 / np.sqrt(np.maximum(self.real[id(x)], 1e-6)))
+        self.op(OPS.RSQRT, [x], [out])
+        return out
+
+    def layernorm(self, x, eps=1e-3):
+        """LayerNorm over the last axis as a converter decomposes it."""
+        d = x.shape[-1]
+        centred = self.sub(x, self.mean_last(x))
+        var = self.mean_last(self.mul(centred, centred))
+        norm = self.mul(centred, self.rsqrt(self.add_to(var, self.constant(np.array([eps])))))
+        gamma = self.constant(self.rng.uniform(0.5, 1.5, d))
+        return self.add_to(self.mul(norm, gamma), self.constant(self.rng.normal(0, 0.2, d)))
+
     def build(self, output: me.Tensor) -> bytes:
         self.sg.outputs.append(output)
         return bytes(self.model.build())
@@ -400,11 +444,35 @@ def op_mix(seed: int = 0) -> bytes:
     return b.build(b.concat([y, b.requantize_to(b.hard_swish(y), *b.q(y))], axis=-1))
 
 
+def transformer_block(seed: int = 0, tokens: int = 8, dim: int = 16, heads: int = 2) -> bytes:
+    """One pre-norm transformer block as a converter writes it: LayerNorm decomposed (MEAN,
+    SUB, MUL, ADD epsilon, RSQRT, MUL, MUL gamma, ADD beta), Q/K/V FULLY_CONNECTED per token,
+    heads by RESHAPE and TRANSPOSE, BATCH_MATMUL, MUL by 1/sqrt(d), SOFTMAX, BATCH_MATMUL,
+    residual ADDs, and an MLP with GELU as x * LOGISTIC(1.702 x)."""
+    b = Builder(seed)
+    d = dim // heads
+    x = b.input((tokens, dim), 0.05, 3)
+
+    def split(t):  # [1][T][D] -> [1][H][T][d]
+        return b.transpose(b.reshape(t, (1, tokens, heads, d)), (0, 2, 1, 3))
+
+    h = b.layernorm(x)
+    q, k, v = (split(b.token_dense(h, dim)) for _ in range(3))
+    scores = b.mul(b.batch_matmul(q, k, adj_y=True), b.constant(np.array([d**-0.5])))
+    ctx = b.batch_matmul(b.softmax(scores), v)
+    ctx = b.reshape(b.transpose(ctx, (0, 2, 1, 3)), (1, tokens, dim))
+    x = b.add(x, b.token_dense(ctx, dim), act=NONE)
+    f = b.token_dense(b.layernorm(x), 2 * dim)
+    f = b.mul(f, b.logistic(b.mul(f, b.constant(np.array([1.702])))))
+    return b.build(b.add(x, b.token_dense(f, dim), act=NONE))
+
+
 MODELS: dict[str, Callable[..., bytes]] = {
     "resnet8": resnet8,
     "ds_cnn": ds_cnn,
     "mobilenet": mobilenet,
     "op_mix": op_mix,
+    "transformer_block": transformer_block,
 }
 
 

@@ -211,7 +211,7 @@ def logistic_table(input_scale: float, input_zp: int) -> np.ndarray:
 # -- broadcasting binary ops, concatenation ---------------------------------------------------
 
 
-def sub(
+def add_sub(
     x1: np.ndarray,
     x2: np.ndarray,
     input1_zp: int,
@@ -226,15 +226,16 @@ def sub(
     act_min: int = INT8_MIN,
     act_max: int = INT8_MAX,
     left_shift: int = 20,
+    subtract: bool = True,
     requant: Callable[..., np.ndarray] = requantize_tflite,
 ) -> np.ndarray:
-    """TFLite's int8 SUB, broadcasting (numpy's rules): ADD's scheme
-    (``ops/elementwise.py``) with the second rescaled input subtracted."""
+    """TFLite's int8 SUB (or ADD), broadcasting (numpy's rules): ADD's scheme
+    (``ops/elementwise.py``) with the second rescaled input subtracted (or added)."""
     a = requant((np.asarray(x1, np.int64) - input1_zp) << left_shift, input1_multiplier,
                 input1_shift)  # fmt: skip
     b = requant((np.asarray(x2, np.int64) - input2_zp) << left_shift, input2_multiplier,
                 input2_shift)  # fmt: skip
-    out = requant(a - b, output_multiplier, output_shift) + int(output_zp)
+    out = requant(a - b if subtract else a + b, output_multiplier, output_shift) + int(output_zp)
     return saturate(out, act_min, act_max).astype(np.int8)
 
 
@@ -328,4 +329,49 @@ def hard_swish_table(
         prod = relu * pre
         preshift = (1 << 15) - 1 if relu == pre == -(1 << 15) else int(prod / (1 << 15))
         out[i] = _rdbpot16(_sat16(preshift), -out_e) + output_zp
+    return saturate(out).astype(np.int8)
+
+
+def _inv_sqrt(value: int) -> tuple[int, int]:
+    """GetInvSqrtQuantizedMultiplierExp(value, reverse_shift=-1): 1 / sqrt(value) as a Q31
+    multiplier and a (left) shift, by five Newton-Raphson steps in Q3.28."""
+    if value <= 1:
+        return INT32_MAX, 0
+    shift = 11
+    while value >= 1 << 29:
+        value //= 4
+        shift += 1
+    pairs = (32 - value.bit_length() - 1) // 2 - 1
+    shift -= pairs
+    value <<= 2 * pairs
+    half_input = _rdbpot(value >> 1, 1)
+    x = 1 << 28  # F3 one
+    for _ in range(5):
+        x3 = int(_sat_shift_left(_srdhm(_srdhm(x, x), x), 6))
+        diff = _srdhm(402653184, x) - _srdhm(half_input, x3)  # 1.5 in Q3.28
+        x = int(_sat_shift_left((diff + 2**31) % 2**32 - 2**31, 3))
+    x = _srdhm(x, 1518500250)  # sqrt(2) / 2 in Q0.31
+    if shift < 0:
+        x, shift = (x << -shift) & 0xFFFFFFFF, 0
+        x -= (x & 0x80000000) << 1
+    return x, -shift
+
+
+def rsqrt_table(
+    input_scale: float, input_zp: int, output_scale: float, output_zp: int
+) -> np.ndarray:
+    """RSQRT int8 (TFLite Micro's elementwise kernel): v = x - zp_in (0 -> 127),
+    1 / sqrt(v) as a multiplier applied to 1 << 20, then the output rescale
+    1 / (sqrt(s_in) s_out) with the 20 bits taken back. Inputs below zp_in are an error in
+    TFLite Micro; their entries here are 127."""
+    f32 = np.float32
+    scale = 1.0 / float(f32(np.sqrt(f32(input_scale))) * f32(output_scale))
+    multiplier, shift = quantize_multiplier_tflite(scale)
+    out = np.full(256, INT8_MAX, np.int64)
+    for i, q in enumerate(_INT8):
+        v = int(q) - input_zp
+        if v > 0:
+            m, s = _inv_sqrt(v)
+            data = int(requantize_tflite(np.array(1), m, s + 20))
+            out[i] = int(requantize_tflite(np.array(data), multiplier, shift - 20)) + output_zp
     return saturate(out).astype(np.int8)
