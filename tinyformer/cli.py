@@ -530,7 +530,8 @@ def bench(
     cmsis-nn: CMSIS-NN's linear kernel from your checkout (--cmsis-nn) on the kernel bench's
     shapes, beside the constants the bench compares with: results/cmsis_nn.csv.
     train: training images/second, digits and CIFAR-scale models: results/training.csv.
-    imported: .tflite models (ResNet-8 dense and block-pruned, DS-CNN, MobileNet-style) and
+    imported: .tflite models (ResNet-8 dense and block-pruned, DS-CNN, MobileNet-style, a
+    transformer block) and
     TFLite rounding's cost per kernel: results/imported_models.csv."""
     if what == "train":  # the host's CPU or GPU: no target
         from tinyformer.model.train_bench import TRAINING_BENCH, bench_training

@@ -43,6 +43,7 @@ MODELS: list[tuple[str, float, Callable[[], bytes]]] = [
     *(("resnet8", p, partial(zoo.resnet8, sparsity=p)) for p in PRUNING),
     ("ds_cnn", 0.0, zoo.ds_cnn),
     ("mobilenet", 0.0, zoo.mobilenet),
+    ("transformer_block", 0.0, zoo.transformer_block),
 ]
 
 
