@@ -36,6 +36,7 @@ from tinyformer.engine.ops.tflm import (
     requantize_table,
     rsqrt_table,
     softmax_exp_table_tflite,
+    tanh_table,
 )
 from tinyformer.engine.storage import encode_weights
 from tinyformer.engine.validate import check_graph
@@ -477,6 +478,13 @@ class _Importer:
         self.tensors[y] = Tensor(y, self.tensors[x].shape, "int8", out_t.scale, out_t.zp)
         self.add_node("softmax", name, [x, self.const(name, "exp", table)], y)
         self.write(op.outputs[0], y, name)
+
+    def op_tanh(self, op: Any, name: str) -> None:
+        out_t = self.activation(op.outputs[0])
+        if (out_t.scale, out_t.zp) != (1.0 / 128.0, 0):
+            raise self.fail("the output must be quantized with scale 1/128, zero point 0")
+        x_t = self.activation(op.inputs[0])
+        self._lut(op, name, tanh_table(x_t.scale, x_t.zp))
 
     def op_rsqrt(self, op: Any, name: str) -> None:
         x_t, out_t = self.activation(op.inputs[0]), self.activation(op.outputs[0])

@@ -301,6 +301,11 @@ class Builder:
                 [out])  # fmt: skip
         return out
 
+    def tanh(self, x):
+        out = self.act(np.tanh(self.real[id(x)]), 1 / 128, 0, shape=x.shape)
+        self.op(OPS.TANH, [x], [out])
+        return out
+
     def hard_swish(self, x):
         xr = self.real[id(x)]
         out = self.calibrated(xr * np.clip(xr + 3, 0, 6) / 6)
@@ -428,7 +433,7 @@ def mobilenet(seed: int = 0) -> bytes:
 
 def op_mix(seed: int = 0) -> bytes:
     """TRANSPOSE, BATCH_MATMUL (two heads, as attention's scores and values, and 2-D with
-    adj_x), HARD_SWISH, MUL and SUB (same shapes and broadcast over tokens and channels),
+    adj_x), HARD_SWISH, TANH, MUL and SUB (same shapes and broadcast over tokens and channels),
     CONCATENATION (three parts, and along the channels)."""
     b = Builder(seed)
     x = b.input((8, 16), 0.05, 3)
@@ -436,7 +441,7 @@ def op_mix(seed: int = 0) -> bytes:
     scores = b.batch_matmul(heads, b.transpose(heads, (0, 1, 3, 2)), adj_y=True)
     values = b.batch_matmul(scores, b.hard_swish(heads))
     y = b.reshape(b.transpose(values, (0, 2, 1, 3)), (1, 8, 16))
-    y = b.mul(y, x)
+    y = b.mul(b.mul(y, x), b.tanh(x))
     y = b.sub(y, b.reshape(b.dense(x, 16), (1, 1, 16)))
     y = b.mul(y, b.reshape(b.dense(x, 8), (1, 8, 1)))
     y = b.batch_matmul(y, b.batch_matmul(x, b.hard_swish(x), adj_x=True))  # y (x^T h)

@@ -77,9 +77,9 @@ def exp_on_negative_values(a: int, integer_bits: int) -> int:
     return INT32_MAX if a == 0 else result
 
 
-def one_over_one_plus_x(a: np.ndarray) -> np.ndarray:
-    """gemmlowp's 1 / (1 + x) for x in [0, 1), Q0.31 raw in and out, elementwise:
-    Newton-Raphson from 48/17 - 32/17 d, three steps, in Q2.29."""
+def _reciprocal_of_half_sum(a: np.ndarray) -> np.ndarray:
+    """gemmlowp's Newton-Raphson 1 / ((1 + x) / 2) for x in [0, 1), Q0.31 raw in, Q2.29 out:
+    from 48/17 - 32/17 d, three steps."""
     a = np.asarray(a, np.int64)
     total = a + INT32_MAX
     half = np.where(total >= 0, (total + 1) >> 1, -((-(total - 1)) >> 1))  # RoundingHalfSum
@@ -87,7 +87,17 @@ def one_over_one_plus_x(a: np.ndarray) -> np.ndarray:
     for _ in range(3):
         err = (1 << 29) - rounding_doubling_high_mul(half, x)
         x = x + _sat_shift_left(rounding_doubling_high_mul(x, err), 2)
-    return _sat_shift_left(x, 1)
+    return x
+
+
+def one_over_one_plus_x(a: np.ndarray) -> np.ndarray:
+    """gemmlowp's 1 / (1 + x) for x in [0, 1), Q0.31 raw in and out, elementwise."""
+    return _sat_shift_left(_reciprocal_of_half_sum(a), 1)
+
+
+def one_minus_x_over_one_plus_x(a: np.ndarray) -> np.ndarray:
+    """gemmlowp's (1 - x) / (1 + x) for x in [0, 1), Q0.31 raw in and out, elementwise."""
+    return _sat_shift_left(_reciprocal_of_half_sum(a) - (1 << 29), 2)
 
 
 def _clz32(x: np.ndarray) -> np.ndarray:
@@ -375,3 +385,31 @@ def rsqrt_table(
             data = int(requantize_tflite(np.array(1), m, s + 20))
             out[i] = int(requantize_tflite(np.array(data), multiplier, shift - 20)) + output_zp
     return saturate(out).astype(np.int8)
+
+
+def tanh_table(input_scale: float, input_zp: int) -> np.ndarray:
+    """TANH int8 (output scale 1/128, zp 0): the input to Q4.27 as LOGISTIC's, gemmlowp's
+    tanh (-(1 - e) / (1 + e), e = exp(-2|x|), signed back), rounded to Q0.7; saturated
+    beyond the input radius."""
+    mantissa, left_shift = math.frexp(input_scale * float(1 << (31 - LOGISTIC_INPUT_BITS)))
+    multiplier = math.floor(mantissa * (1 << 31) + 0.5)
+    radius = math.floor(
+        ((1 << LOGISTIC_INPUT_BITS) - 1)
+        * float(1 << (31 - LOGISTIC_INPUT_BITS))
+        / (1 << left_shift)
+    )
+    out = np.empty(256, np.int64)
+    for i, q in enumerate(_INT8):
+        v = int(q) - input_zp
+        if v <= -radius:
+            out[i] = INT8_MIN
+        elif v >= radius:
+            out[i] = INT8_MAX
+        else:
+            a = int(requantize_tflite(np.array(v), multiplier, left_shift))
+            # exp(-2|x|): the same raw read with one more integer bit (ExactMulByPot<1>)
+            e = exp_on_negative_values(-abs(a), LOGISTIC_INPUT_BITS + 1)
+            t = int(one_minus_x_over_one_plus_x(np.array(e)))
+            y = 0 if a == 0 else (t if a > 0 else -t)
+            out[i] = min(max(_rdbpot(y, 24), INT8_MIN), INT8_MAX)
+    return out.astype(np.int8)
