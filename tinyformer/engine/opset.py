@@ -29,7 +29,7 @@ Ops, their inputs and attributes (activations int8 NHWC without batch: [H][W][C]
     transpose         x                                    shape[4] perm[4] inner
     reshape           x                                    (same bytes, new shape)
     sub, add_broadcast  x1, x2 (broadcasting, <= 4-D;    as add (TFLite's SUB, ADD)
-                      x2 may be a constant)
+                      either may be an int8 constant)
     mul               x1, x2 (as sub)                      input1_zp input2_zp output_zp
                                                            multiplier shift act_min act_max
     concat            x1, x2                               axis (one quantization: bytes)
@@ -867,7 +867,8 @@ def _concat_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str],
     return ["tf_concat_s8.h"], code
 
 
-_EITHER = Operand("x2", either=True)  # a broadcast operand: an activation or int8 constants
+# Broadcast operands: activations or int8 constants (a graph input is always an activation).
+_EITHER1, _EITHER = Operand("x1", either=True), Operand("x2", either=True)
 
 
 def _int32_const(role: str) -> Operand:
@@ -967,15 +968,15 @@ OPS: dict[str, OpDef] = {
     ),
     "sub": OpDef(
         _addsub_ref, _addsub_emit,
-        operands=(Operand("x1"), _EITHER), attrs=_ADD, output_shape=_broadcast_shape,
+        operands=(_EITHER1, _EITHER), attrs=_ADD, output_shape=_broadcast_shape,
     ),
     "add_broadcast": OpDef(
         _addsub_ref, _addsub_emit,
-        operands=(Operand("x1"), _EITHER), attrs=_ADD, output_shape=_broadcast_shape,
+        operands=(_EITHER1, _EITHER), attrs=_ADD, output_shape=_broadcast_shape,
     ),
     "mul": OpDef(
         _mul_ref, _mul_emit,
-        operands=(Operand("x1"), _EITHER),
+        operands=(_EITHER1, _EITHER),
         attrs={"input1_zp": Attr(_ZP), "input2_zp": Attr(_ZP), "output_zp": Attr(_ZP),
                "multiplier": Attr(_Q31), "shift": Attr(_SHIFT), **_ACT},
         output_shape=_broadcast_shape,

@@ -529,36 +529,33 @@ class _Importer:
         }  # fmt: skip
 
     def _arith(self, op: Any, name: str, kind: str) -> None:
-        """ADD, SUB, MUL: same shapes (ADD: the engine's add), broadcasting, or with a constant
-        second operand (MUL and ADD: either); a scalar constant makes the op a table."""
+        """ADD, SUB, MUL: same shapes (ADD: the engine's add), broadcasting, or with an int8
+        constant on either side; a scalar constant makes the op a table of the other input."""
         o = self._options(op, "options")
         first, second = op.inputs[0], op.inputs[1]
-        consts = [self.tensor(i).data is not None for i in (first, second)]
-        if all(consts):
-            raise self.fail("both inputs are constants")
-        if consts[0]:
-            if kind == "sub":
-                raise self.fail(f"input tensor {first} is a constant: SUB needs it second")
-            first, second = second, first
         a_t, b_t, out_t = (self.activation(i) for i in (first, second, op.outputs[0]))
+        if a_t.data is not None and b_t.data is not None:
+            raise self.fail("both inputs are constants")
         attrs = {**self._arith_params(kind, a_t, b_t, out_t),
                  **self.act_range(o.fusedActivationFunction, out_t)}  # fmt: skip
-        a = self.ir_tensor(first)
-        if b_t.data is not None and b_t.data.size == 1:  # a function of a alone
+        scalar = [t.data is not None and t.data.size == 1 for t in (a_t, b_t)]
+        if any(scalar):  # a function of the other input alone
             lo, hi = attrs.pop("act_min", INT8_MIN), attrs.pop("act_max", INT8_MAX)
-            xs, c = np.arange(INT8_MIN, INT8_MAX + 1), b_t.data.reshape(1)
+            xs = np.arange(INT8_MIN, INT8_MAX + 1)
+            x1, x2 = (t.data.reshape(1) if t.data is not None else xs for t in (a_t, b_t))
             if kind == "mul":
-                table = mul(xs, c, **attrs, act_min=lo, act_max=hi)
+                table = mul(x1, x2, **attrs, act_min=lo, act_max=hi)
             else:
-                table = add_sub(xs, c, **attrs, act_min=lo, act_max=hi, subtract=kind == "sub")
-            self._lut(op, name, table, first)
+                table = add_sub(x1, x2, **attrs, act_min=lo, act_max=hi, subtract=kind == "sub")
+            self._lut(op, name, table, second if scalar[0] else first)
             return
-        if b_t.data is not None:
-            b = self.const(name, "c", b_t.data.reshape(self.ir_shape(b_t.shape)))
-        else:
-            b = self.ir_tensor(second)
-        same = b_t.data is None and self.tensors[a].shape == self.tensors[b].shape
-        if kind == "add" and not same:
+        a, b = (
+            self.ir_tensor(i) if t.data is None
+            else self.const(name, f"c{k}", t.data.reshape(self.ir_shape(t.shape)))
+            for k, (i, t) in enumerate(((first, a_t), (second, b_t)))
+        )  # fmt: skip
+        same = a_t.data is None and b_t.data is None
+        if kind == "add" and not (same and self.tensors[a].shape == self.tensors[b].shape):
             kind = "add_broadcast"  # the engine's add takes two activations of one shape
         self._binary(op, name, kind, a, b, **attrs)
 

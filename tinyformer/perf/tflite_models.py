@@ -433,7 +433,8 @@ def mobilenet(seed: int = 0) -> bytes:
 
 def op_mix(seed: int = 0) -> bytes:
     """TRANSPOSE, BATCH_MATMUL (two heads, as attention's scores and values, and 2-D with
-    adj_x), HARD_SWISH, TANH, MUL and SUB (same shapes and broadcast over tokens and channels),
+    adj_x), HARD_SWISH, TANH, MUL and SUB (same shapes, broadcast over tokens and channels,
+    a constant first: per channel, and a scalar as a table),
     CONCATENATION (three parts, and along the channels)."""
     b = Builder(seed)
     x = b.input((8, 16), 0.05, 3)
@@ -444,6 +445,7 @@ def op_mix(seed: int = 0) -> bytes:
     y = b.mul(b.mul(y, x), b.tanh(x))
     y = b.sub(y, b.reshape(b.dense(x, 16), (1, 1, 16)))
     y = b.mul(y, b.reshape(b.dense(x, 8), (1, 8, 1)))
+    y = b.sub(b.constant(b.rng.normal(0, 1, 16)), b.mul(b.constant(np.array([0.7])), y))
     y = b.batch_matmul(y, b.batch_matmul(x, b.hard_swish(x), adj_x=True))  # y (x^T h)
     y = b.concat([y, b.requantize_to(x, *b.q(y)), y], axis=1)
     return b.build(b.concat([y, b.requantize_to(b.hard_swish(y), *b.q(y))], axis=-1))
