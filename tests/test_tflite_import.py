@@ -282,13 +282,21 @@ def _two_constants() -> bytes:
     return b.build(b.add_to(x, b.sub(b.constant(np.ones(8)), b.constant(np.ones(8)))))
 
 
+def _hard_swish_of_a_huge_scale() -> bytes:
+    """TFLite Micro would shift by 32 (undefined in C++; x86 and ARM differ)."""
+    b = Builder()
+    x = b.input((8,), 5e7, 0)
+    return b.build(b.hard_swish(x))
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
         (_concat_of_two_quantizations, r"operator 1 \(CONCATENATION\): concatenating changes"),
         (_two_constants, r"operator 0 \(SUB\): both inputs are constants"),
+        (_hard_swish_of_a_huge_scale, r"operator 0 \(HARD_SWISH\): .* is too large"),
     ],
-    ids=["concat-quantization", "two-constants"],
+    ids=["concat-quantization", "two-constants", "hard-swish-shift"],
 )
 def test_new_ops_refuse_what_they_cannot_run_in_one_line(
     make: Callable[[], bytes], message: str

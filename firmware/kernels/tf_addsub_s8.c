@@ -8,7 +8,7 @@ void tf_addsub_s8(const int8_t *input1, const int32_t s1[4], const int8_t *input
                   int32_t input1_multiplier, int32_t input1_shift, int32_t input2_zp,
                   int32_t input2_multiplier, int32_t input2_shift, int32_t output_zp,
                   int32_t output_multiplier, int32_t output_shift, int32_t act_min,
-                  int32_t act_max, int32_t left_shift, int32_t subtract,
+                  int32_t act_max, int32_t left_shift, int32_t mode,
                   int8_t *output)
 {
     for (int32_t i0 = 0; i0 < dims[0]; i0++) {
@@ -21,7 +21,8 @@ void tf_addsub_s8(const int8_t *input1, const int32_t s1[4], const int8_t *input
                                                        input1_multiplier, input1_shift);
                        const int32_t y = tf_requantize((b[i3 * s2[3]] - input2_zp) * (1 << left_shift),
                                                        input2_multiplier, input2_shift);
-                       const int32_t r = tf_requantize(subtract ? x - y : x + y, output_multiplier, output_shift);
+                       const int32_t d = x - y; /* |d| < 2^15 for SQUARED_DIFFERENCE's shift 7 */
+                    const int32_t r = tf_requantize(mode == 2 ? d * d : (mode ? d : x + y), output_multiplier, output_shift);
                        *output++ = (int8_t)tf_clamp(r + output_zp, act_min, act_max);
                    }
             }

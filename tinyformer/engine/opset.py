@@ -28,8 +28,9 @@ Ops, their inputs and attributes (activations int8 NHWC without batch: [H][W][C]
                                                            (TFLite's MEAN: requantized sum)
     transpose         x                                    shape[4] perm[4] inner
     reshape           x                                    (same bytes, new shape)
-    sub, add_broadcast  x1, x2 (broadcasting, <= 4-D;    as add (TFLite's SUB, ADD)
-                      either may be an int8 constant)
+    sub, add_broadcast, x1, x2 (broadcasting, <= 4-D;    as add (TFLite's SUB, ADD,
+    squared_difference
+                      either may be an int8 constant)  SQUARED_DIFFERENCE)
     mul               x1, x2 (as sub)                      input1_zp input2_zp output_zp
                                                            multiplier shift act_min act_max
     concat            x1, x2                               axis (one quantization: bytes)
@@ -91,6 +92,7 @@ from tinyformer.engine.ops.norm import G_LIMIT, MAX_D, layernorm, layernorm_affi
 from tinyformer.engine.ops.pool import avgpool, global_avgpool, maxpool
 from tinyformer.engine.ops.softmax import softmax
 from tinyformer.engine.ops.tflm import (
+    ADDSUB_MODES,
     SOFTMAX_MAX_ROW,
     add_sub,
     broadcast_strides,
@@ -781,7 +783,7 @@ def _addsub_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndar
     a = node.attrs
     params = {key: int(a[key]) for key in _ADD_KEYS}
     return [add_sub(ins[0], ins[1], **params, act_min=_act(a)[0], act_max=_act(a)[1],
-                    left_shift=int(a["left_shift"]), subtract=node.op == "sub",
+                    left_shift=int(a["left_shift"]), mode=ADDSUB_MODES[node.op],
                     requant=_requant(graph))]  # fmt: skip
 
 
@@ -825,7 +827,7 @@ def _addsub_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str],
     lo, hi = _act(a)
     code = (
         f"    tf_addsub_s8({_broadcast_args(node, graph, ctx)}, {params}, {lo}, {hi}, "
-        f"{int(a['left_shift'])}, {int(node.op == 'sub')}, {ctx.ptr(node.outputs[0])});"
+        f"{int(a['left_shift'])}, {ADDSUB_MODES[node.op]}, {ctx.ptr(node.outputs[0])});"
     )
     return ["tf_addsub_s8.h"], code
 
@@ -971,6 +973,10 @@ OPS: dict[str, OpDef] = {
         operands=(_EITHER1, _EITHER), attrs=_ADD, output_shape=_broadcast_shape,
     ),
     "add_broadcast": OpDef(
+        _addsub_ref, _addsub_emit,
+        operands=(_EITHER1, _EITHER), attrs=_ADD, output_shape=_broadcast_shape,
+    ),
+    "squared_difference": OpDef(
         _addsub_ref, _addsub_emit,
         operands=(_EITHER1, _EITHER), attrs=_ADD, output_shape=_broadcast_shape,
     ),

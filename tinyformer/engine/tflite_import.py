@@ -28,6 +28,7 @@ from tinyformer.engine.intmath import INT8_MAX, INT8_MIN, quantize_multiplier_tf
 from tinyformer.engine.ops.conv import same_padding
 from tinyformer.engine.ops.elementwise import LEFT_SHIFT
 from tinyformer.engine.ops.tflm import (
+    ADDSUB_MODES,
     add_sub,
     hard_swish_table,
     logistic_table,
@@ -41,6 +42,7 @@ from tinyformer.engine.ops.tflm import (
 from tinyformer.engine.storage import encode_weights
 from tinyformer.engine.validate import check_graph
 
+SQUARED_DIFFERENCE_SHIFT = 7  # TFLM's: 255^2 2^14 stays in int32
 SOFTMAX_OUT = (1.0 / 256.0, -128)  # TFLite's int8 softmax / logistic output quantization
 _ACTIVATIONS = {0: None, 1: (0.0, None), 2: (-1.0, 1.0), 3: (0.0, 6.0)}  # fused: lo, hi (real)
 
@@ -511,10 +513,14 @@ class _Importer:
             m, s = quantize_multiplier_tflite(a_t.scale * b_t.scale / out_t.scale)
             return {"input1_zp": a_t.zp, "input2_zp": b_t.zp, "output_zp": out_t.zp,
                     "multiplier": m, "shift": s}  # fmt: skip
-        if kind == "add":  # ADD's Prepare works in double, SUB's in float32
+        shift = SQUARED_DIFFERENCE_SHIFT if kind == "squared_difference" else LEFT_SHIFT
+        if kind != "sub":  # ADD's and SQUARED_DIFFERENCE's Prepare work in double, SUB's in float32
             twice_max = 2.0 * max(a_t.scale, b_t.scale)
-            reals = (a_t.scale / twice_max, b_t.scale / twice_max,
-                     twice_max / ((1 << LEFT_SHIFT) * out_t.scale))  # fmt: skip
+            out_real = (
+                twice_max**2 / ((1 << 2 * shift) * out_t.scale) if kind == "squared_difference"
+                else twice_max / ((1 << shift) * out_t.scale)
+            )  # fmt: skip
+            reals = (a_t.scale / twice_max, b_t.scale / twice_max, out_real)
         else:
             f32 = np.float32
             twice = f32(2) * max(f32(a_t.scale), f32(b_t.scale))
@@ -525,19 +531,20 @@ class _Importer:
             "input1_zp": a_t.zp, "input1_multiplier": m1, "input1_shift": s1,
             "input2_zp": b_t.zp, "input2_multiplier": m2, "input2_shift": s2,
             "output_zp": out_t.zp, "output_multiplier": mo, "output_shift": so,
-            "left_shift": LEFT_SHIFT,
+            "left_shift": shift,
         }  # fmt: skip
 
     def _arith(self, op: Any, name: str, kind: str) -> None:
-        """ADD, SUB, MUL: same shapes (ADD: the engine's add), broadcasting, or with an int8
+        """ADD, SUB, MUL, SQUARED_DIFFERENCE: same shapes (ADD: the engine's add), broadcasting,
+        or with an int8
         constant on either side; a scalar constant makes the op a table of the other input."""
-        o = self._options(op, "options")
+        squared = kind == "squared_difference"  # no options, no fused activation
+        fused = 0 if squared else self._options(op, "options").fusedActivationFunction
         first, second = op.inputs[0], op.inputs[1]
         a_t, b_t, out_t = (self.activation(i) for i in (first, second, op.outputs[0]))
         if a_t.data is not None and b_t.data is not None:
             raise self.fail("both inputs are constants")
-        attrs = {**self._arith_params(kind, a_t, b_t, out_t),
-                 **self.act_range(o.fusedActivationFunction, out_t)}  # fmt: skip
+        attrs = {**self._arith_params(kind, a_t, b_t, out_t), **self.act_range(fused, out_t)}
         scalar = [t.data is not None and t.data.size == 1 for t in (a_t, b_t)]
         if any(scalar):  # a function of the other input alone
             lo, hi = attrs.pop("act_min", INT8_MIN), attrs.pop("act_max", INT8_MAX)
@@ -546,7 +553,8 @@ class _Importer:
             if kind == "mul":
                 table = mul(x1, x2, **attrs, act_min=lo, act_max=hi)
             else:
-                table = add_sub(x1, x2, **attrs, act_min=lo, act_max=hi, subtract=kind == "sub")
+                mode = ADDSUB_MODES["add_broadcast" if kind == "add" else kind]
+                table = add_sub(x1, x2, **attrs, act_min=lo, act_max=hi, mode=mode)
             self._lut(op, name, table, second if scalar[0] else first)
             return
         a, b = (
@@ -567,6 +575,9 @@ class _Importer:
 
     def op_mul(self, op: Any, name: str) -> None:
         self._arith(op, name, "mul")
+
+    def op_squared_difference(self, op: Any, name: str) -> None:
+        self._arith(op, name, "squared_difference")
 
     def _binary(self, op: Any, name: str, kind: str, a: str, b: str, **attrs: Any) -> None:
         shapes = self.tensors[a].shape, self.tensors[b].shape

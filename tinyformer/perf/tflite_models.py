@@ -285,6 +285,12 @@ class Builder:
         y = self.real[id(a)] - self.real[id(b)]
         return self._binary(OPS.SUB, fb.BuiltinOptions.SubOptions, fb.SubOptionsT(), a, b, y)
 
+    def squared_difference(self, a, b):
+        y = (self.real[id(a)] - self.real[id(b)]) ** 2
+        out = self.calibrated(y, shape=np.broadcast_shapes(a.shape, b.shape))
+        self.op(OPS.SQUARED_DIFFERENCE, [a, b], [out])
+        return out
+
     def concat(self, parts, axis):
         """CONCATENATION (TFLite needs one quantization: the parts must share it)."""
         y = np.concatenate([self.real[id(p)] for p in parts], axis=axis - 1 if axis > 0 else axis)
@@ -434,7 +440,7 @@ def mobilenet(seed: int = 0) -> bytes:
 def op_mix(seed: int = 0) -> bytes:
     """TRANSPOSE, BATCH_MATMUL (two heads, as attention's scores and values, and 2-D with
     adj_x), HARD_SWISH, TANH, MUL and SUB (same shapes, broadcast over tokens and channels,
-    a constant first: per channel, and a scalar as a table),
+    a constant first: per channel, and a scalar as a table), SQUARED_DIFFERENCE (broadcast),
     CONCATENATION (three parts, and along the channels)."""
     b = Builder(seed)
     x = b.input((8, 16), 0.05, 3)
@@ -446,6 +452,7 @@ def op_mix(seed: int = 0) -> bytes:
     y = b.sub(y, b.reshape(b.dense(x, 16), (1, 1, 16)))
     y = b.mul(y, b.reshape(b.dense(x, 8), (1, 8, 1)))
     y = b.sub(b.constant(b.rng.normal(0, 1, 16)), b.mul(b.constant(np.array([0.7])), y))
+    y = b.sub(y, b.squared_difference(x, b.reshape(b.dense(x, 8), (1, 8, 1))))
     y = b.batch_matmul(y, b.batch_matmul(x, b.hard_swish(x), adj_x=True))  # y (x^T h)
     y = b.concat([y, b.requantize_to(x, *b.q(y)), y], axis=1)
     return b.build(b.concat([y, b.requantize_to(b.hard_swish(y), *b.q(y))], axis=-1))

@@ -221,6 +221,9 @@ def logistic_table(input_scale: float, input_zp: int) -> np.ndarray:
 # -- broadcasting binary ops, concatenation ---------------------------------------------------
 
 
+ADDSUB_MODES = {"add_broadcast": 0, "sub": 1, "squared_difference": 2}  # IR op -> mode
+
+
 def add_sub(
     x1: np.ndarray,
     x2: np.ndarray,
@@ -236,16 +239,18 @@ def add_sub(
     act_min: int = INT8_MIN,
     act_max: int = INT8_MAX,
     left_shift: int = 20,
-    subtract: bool = True,
+    mode: int = 1,
     requant: Callable[..., np.ndarray] = requantize_tflite,
 ) -> np.ndarray:
-    """TFLite's int8 SUB (or ADD), broadcasting (numpy's rules): ADD's scheme
-    (``ops/elementwise.py``) with the second rescaled input subtracted (or added)."""
+    """TFLite's int8 ADD (mode 0), SUB (1) or SQUARED_DIFFERENCE (2, left shift 7),
+    broadcasting (numpy's rules): ADD's scheme (``ops/elementwise.py``) with the rescaled
+    inputs added, subtracted, or subtracted and squared."""
     a = requant((np.asarray(x1, np.int64) - input1_zp) << left_shift, input1_multiplier,
                 input1_shift)  # fmt: skip
     b = requant((np.asarray(x2, np.int64) - input2_zp) << left_shift, input2_multiplier,
                 input2_shift)  # fmt: skip
-    out = requant(a - b if subtract else a + b, output_multiplier, output_shift) + int(output_zp)
+    raw = [a + b, a - b, (a - b) ** 2][mode]
+    out = requant(raw, output_multiplier, output_shift) + int(output_zp)
     return saturate(out, act_min, act_max).astype(np.int8)
 
 
@@ -306,8 +311,15 @@ def _sat16(x: int) -> int:
 
 
 def _int16_multiplier(real: float) -> tuple[int, int]:
-    """QuantizeMultiplier, then DownScaleInt32ToInt16Multiplier (round to Q15)."""
-    m, e = quantize_multiplier_tflite(real)
+    """QuantizeMultiplier, then DownScaleInt32ToInt16Multiplier (round to Q15). Unlike
+    quantize_multiplier_tflite (a kernel's shift), the exponent is not capped at 30: TFLite
+    caps it only under single rounding, and HARD_SWISH's shifts saturate in int16 anyway."""
+    mantissa, e = math.frexp(real)
+    m = math.floor(mantissa * (1 << 31) + 0.5)
+    if m == 1 << 31:
+        m, e = m // 2, e + 1
+    if e < -31:
+        m, e = 0, 0
     return ((1 << 15) - 1 if m >= INT32_MAX - (1 << 15) else (m + (1 << 15)) >> 16), e
 
 
@@ -323,6 +335,8 @@ def hard_swish_table(
     relu_m, relu_e = _int16_multiplier(float(hires / f32(3.0 / 32768.0)))
     if out_e > 0:
         raise ValueError("HARD_SWISH's output scale is below its input scale / 128")
+    if relu_e > 31:  # TFLite Micro then shifts an int by 32 or more: undefined in C++
+        raise ValueError(f"HARD_SWISH's input scale {input_scale} is too large (shift {relu_e})")
     out = np.empty(256, np.int64)
     for i, q in enumerate(_INT8):
         hi = (int(q) - input_zp) * 128
