@@ -572,7 +572,8 @@ def bench(
     cmsis-nn: CMSIS-NN's linear kernel from your checkout (--cmsis-nn) on the kernel bench's
     shapes, beside the constants the bench compares with: results/cmsis_nn.csv.
     train: training images/second, digits and CIFAR-scale models: results/training.csv.
-    imported: .tflite models (ResNet-8 dense and block-pruned, DS-CNN, MobileNet-style) and
+    imported: .tflite models (ResNet-8 dense and block-pruned, DS-CNN, MobileNet-style, a
+    transformer block) and
     TFLite rounding's cost per kernel: results/imported_models.csv.
     cluster: evaluate on 1 and 2 target workers (results/cluster.csv). farm: a simulated farm
     of 1..64 targets, candidates measured per hour (results/farm.csv, farm.png).

@@ -28,6 +28,12 @@ Ops, their inputs and attributes (activations int8 NHWC without batch: [H][W][C]
                                                            (TFLite's MEAN: requantized sum)
     transpose         x                                    shape[4] perm[4] inner
     reshape           x                                    (same bytes, new shape)
+    sub, add_broadcast, x1, x2 (broadcasting, <= 4-D;    as add (TFLite's SUB, ADD,
+    squared_difference
+                      either may be an int8 constant)  SQUARED_DIFFERENCE)
+    mul               x1, x2 (as sub)                      input1_zp input2_zp output_zp
+                                                           multiplier shift act_min act_max
+    concat            x1, x2                               axis (one quantization: bytes)
 
 A graph imported from TensorFlow Lite has ``meta["rounding"] == "tflite"``: its requantizations
 round as TFLite Micro's do and its softmax is TFLite's (``ops/tflm.py``); the firmware is then
@@ -85,7 +91,16 @@ from tinyformer.engine.ops.matmul import (
 from tinyformer.engine.ops.norm import G_LIMIT, MAX_D, layernorm, layernorm_affine
 from tinyformer.engine.ops.pool import avgpool, global_avgpool, maxpool
 from tinyformer.engine.ops.softmax import softmax
-from tinyformer.engine.ops.tflm import SOFTMAX_MAX_ROW, mean, softmax_tflite
+from tinyformer.engine.ops.tflm import (
+    ADDSUB_MODES,
+    SOFTMAX_MAX_ROW,
+    add_sub,
+    broadcast_strides,
+    concat,
+    mean,
+    mul,
+    softmax_tflite,
+)
 from tinyformer.engine.opspec import Attr, Int, Invalid, OneOf, Operand, int_list, optional
 from tinyformer.engine.sparse_format import BLOCKS
 
@@ -599,6 +614,7 @@ def _qk_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]
             int(a["multiplier"]),
             int(a["shift"]),
             a["output_zp"],
+            _requant(graph),
         )
     ]
 
@@ -791,6 +807,103 @@ def _reshape_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str]
     return ["string.h"], f"    memmove({dst}, {src}, {n});"
 
 
+# -- TFLite's broadcasting SUB and MUL, CONCATENATION -----------------------------------------
+
+
+def _addsub_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
+    a = node.attrs
+    params = {key: int(a[key]) for key in _ADD_KEYS}
+    return [add_sub(ins[0], ins[1], **params, act_min=_act(a)[0], act_max=_act(a)[1],
+                    left_shift=int(a["left_shift"]), mode=ADDSUB_MODES[node.op],
+                    requant=_requant(graph))]  # fmt: skip
+
+
+_MUL_KEYS = ("input1_zp", "input2_zp", "output_zp", "multiplier", "shift")
+
+
+def _mul_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
+    a = node.attrs
+    params = {key: int(a[key]) for key in _MUL_KEYS}
+    return [mul(ins[0], ins[1], **params, act_min=_act(a)[0], act_max=_act(a)[1],
+                requant=_requant(graph))]  # fmt: skip
+
+
+def _broadcast_shape(node: Node, graph: Graph) -> tuple[int, ...]:
+    _check_act(node)
+    a, b = (_shape(graph, t) for t in node.inputs)
+    if max(len(a), len(b)) > 4:
+        raise Invalid(_operand(node, 0), f"shapes {a} and {b}: more than 4 dimensions")
+    try:
+        return tuple(int(v) for v in np.broadcast_shapes(a, b))
+    except ValueError:
+        raise Invalid(_operand(node, 1), f"shape {b} does not broadcast with {a}") from None
+
+
+def _broadcast_args(node: Node, graph: Graph, ctx: EmitContext) -> str:
+    """input1, strides1, input2, strides2, dims: the kernels' broadcast arguments."""
+    out = _shape(graph, node.outputs[0])
+    dims = (1,) * (4 - len(out)) + out
+    parts = []
+    for i, t in enumerate(node.inputs):
+        strides = broadcast_strides(_shape(graph, t), dims)
+        data = graph.tensors[t].data
+        ptr = ctx.ptr(t) if data is None else ctx.const(f"{node.name}_c{i + 1}", data)
+        parts += [ptr, ctx.const(f"{node.name}_s{i + 1}", _i32(strides))]
+    return ", ".join([*parts, ctx.const(node.name + "_dims", _i32(dims))])
+
+
+def _addsub_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
+    a = node.attrs
+    params = ", ".join(str(int(a[key])) for key in _ADD_KEYS)
+    lo, hi = _act(a)
+    code = (
+        f"    tf_addsub_s8({_broadcast_args(node, graph, ctx)}, {params}, {lo}, {hi}, "
+        f"{int(a['left_shift'])}, {ADDSUB_MODES[node.op]}, {ctx.ptr(node.outputs[0])});"
+    )
+    return ["tf_addsub_s8.h"], code
+
+
+def _mul_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
+    a = node.attrs
+    params = ", ".join(str(int(a[key])) for key in _MUL_KEYS)
+    lo, hi = _act(a)
+    code = (
+        f"    tf_mul_s8({_broadcast_args(node, graph, ctx)}, {params}, {lo}, {hi}, "
+        f"{ctx.ptr(node.outputs[0])});"
+    )
+    return ["tf_mul_s8.h"], code
+
+
+def _concat_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
+    return [concat(ins[0], ins[1], int(node.attrs["axis"]))]
+
+
+def _concat_shape(node: Node, graph: Graph) -> tuple[int, ...]:
+    a, b = (_shape(graph, t) for t in node.inputs)
+    axis = int(node.attrs["axis"])
+    if len(a) != len(b) or axis >= len(a):
+        raise Invalid("attrs.axis", f"{axis} does not fit shapes {a} and {b}")
+    if a[:axis] + a[axis + 1 :] != b[:axis] + b[axis + 1 :]:
+        raise Invalid(_operand(node, 1), f"shape {b} differs from {a} off axis {axis}")
+    return (*a[:axis], a[axis] + b[axis], *a[axis + 1 :])
+
+
+def _concat_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
+    a, b = (_shape(graph, t) for t in node.inputs)
+    axis = int(node.attrs["axis"])
+    outer = math.prod(a[:axis])
+    x1, x2 = (ctx.ptr(t) for t in node.inputs)
+    code = (
+        f"    tf_concat_s8({x1}, {math.prod(a[axis:])}, {x2}, {math.prod(b[axis:])}, {outer}, "
+        f"{ctx.ptr(node.outputs[0])});"
+    )
+    return ["tf_concat_s8.h"], code
+
+
+# Broadcast operands: activations or int8 constants (a graph input is always an activation).
+_EITHER1, _EITHER = Operand("x1", either=True), Operand("x2", either=True)
+
+
 def _int32_const(role: str) -> Operand:
     return Operand(role, constant=True, dtype="int32")
 
@@ -885,6 +998,30 @@ OPS: dict[str, OpDef] = {
     "reshape": OpDef(
         _reshape_ref, _reshape_emit, inplace=0,
         operands=(_X,), attrs={}, output_shape=_reshape_shape,
+    ),
+    "sub": OpDef(
+        _addsub_ref, _addsub_emit,
+        operands=(_EITHER1, _EITHER), attrs=_ADD, output_shape=_broadcast_shape,
+    ),
+    "add_broadcast": OpDef(
+        _addsub_ref, _addsub_emit,
+        operands=(_EITHER1, _EITHER), attrs=_ADD, output_shape=_broadcast_shape,
+    ),
+    "squared_difference": OpDef(
+        _addsub_ref, _addsub_emit,
+        operands=(_EITHER1, _EITHER), attrs=_ADD, output_shape=_broadcast_shape,
+    ),
+    "mul": OpDef(
+        _mul_ref, _mul_emit,
+        operands=(_EITHER1, _EITHER),
+        attrs={"input1_zp": Attr(_ZP), "input2_zp": Attr(_ZP), "output_zp": Attr(_ZP),
+               "multiplier": Attr(_Q31), "shift": Attr(_SHIFT), **_ACT},
+        output_shape=_broadcast_shape,
+    ),
+    "concat": OpDef(
+        _concat_ref, _concat_emit,
+        operands=(Operand("x1"), Operand("x2")), attrs={"axis": Attr(Int(0, 3))},
+        output_shape=_concat_shape,
     ),
 }  # fmt: skip
 

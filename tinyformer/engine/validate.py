@@ -142,7 +142,7 @@ def _check_node(graph: Graph, node: Node, produced: set[str]) -> None:
         t = graph.tensors.get(name)
         if t is None:
             raise Invalid(field, "is not a tensor")
-        if t.is_constant != spec.constant:
+        if not spec.either and t.is_constant != spec.constant:
             raise Invalid(field, "must be a constant" if spec.constant else "must be an activation")
         if not t.is_constant and name not in produced:
             raise Invalid(field, "is read before it is produced")

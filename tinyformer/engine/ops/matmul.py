@@ -21,6 +21,8 @@ Layouts (h = head, d = head dim, heads side by side along the channel axis):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from tinyformer.engine.intmath import requantize, saturate
@@ -41,8 +43,14 @@ def _heads(x: np.ndarray, zp: int, heads: int) -> np.ndarray:
     return (np.asarray(x, np.int64) - int(zp)).reshape(t, heads, hd // heads).transpose(1, 0, 2)
 
 
-def _finish(acc: np.ndarray, multiplier: int, shift: int, output_zp: int) -> np.ndarray:
-    return saturate(requantize(acc, multiplier, shift) + int(output_zp)).astype(np.int8)
+def _finish(
+    acc: np.ndarray,
+    multiplier: int,
+    shift: int,
+    output_zp: int,
+    requant: Callable[..., np.ndarray] = requantize,
+) -> np.ndarray:
+    return saturate(requant(acc, multiplier, shift) + int(output_zp)).astype(np.int8)
 
 
 def batch_matmul_qk(
@@ -54,12 +62,14 @@ def batch_matmul_qk(
     multiplier: int,
     shift: int,
     output_zp: int,
+    requant: Callable[..., np.ndarray] = requantize,
 ) -> np.ndarray:
-    """q [Tq][H*d], k [Tk][H*d] int8 -> scores [H][Tq][Tk] int8."""
+    """q [Tq][H*d], k [Tk][H*d] int8 -> scores [H][Tq][Tk] int8 (``requant``: TFLite's
+    BATCH_MATMUL imports as this op, with TFLite's rounding)."""
     if q.shape[1] // heads > MAX_REDUCTION:
         raise ValueError("head dim too large for int32 accumulation")
     acc = _heads(q, q_zp, heads) @ _heads(k, k_zp, heads).transpose(0, 2, 1)
-    return _finish(acc, multiplier, shift, output_zp)
+    return _finish(acc, multiplier, shift, output_zp, requant)
 
 
 def batch_matmul_av(
