@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from tinyformer.compiler.driver import CompileReport, compile_model, firmware_in
 from tinyformer.compiler.firmware import Firmware, build
+from tinyformer.engine import ir
 from tinyformer.engine.cmodel import CModel
 from tinyformer.engine.codegen import generate
 from tinyformer.engine.demo import demo_graph
@@ -135,6 +137,15 @@ def demo_firmware(build_firmware: Callable[..., Firmware], demo: Graph) -> Firmw
 def dut(target: Target, demo_firmware: Firmware) -> Iterator[DeviceClient]:
     with target.session(demo_firmware) as client:
         yield client
+
+
+def compile_graph(graph: Graph, folder: Path, board: str) -> tuple[CompileReport, Firmware, Graph]:
+    """``tinyformer compile`` of ``graph`` saved in ``folder``: the report, the firmware and
+    the graph as the compiled folder holds it."""
+    ir.save(graph, folder / "model.tfir")
+    report = compile_model(folder / "model.tfir", folder / "out", board=board)
+    fw, compiled = firmware_in(folder / "out", board)
+    return report, fw, compiled
 
 
 FIXTURES = Path(__file__).parent / "fixtures"
