@@ -15,6 +15,7 @@ flash's ART accelerator leave of run-to-run variation once warm).
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -34,6 +35,10 @@ from tinyformer.hil.targets.registry import make_target
 
 BOARD_OPTIONS = ("--port", "--probe", "--pyocd-target", "--pack")
 BOARD_COUNT_TOLERANCE = 0.02
+
+
+# helpers shared with tests/ (processes.py); appended, so hil/ modules win a name clash
+sys.path.append(str(Path(__file__).resolve().parent.parent / "tests"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
