@@ -297,6 +297,12 @@ def _linear_dims(node: Node, graph: Graph) -> tuple[int, int, int]:
     return int(np.prod(x[:-1])), x[-1], _shape(graph, node.outputs[0])[-1]
 
 
+def _call(kernel: str, *args: object) -> tuple[list[str], str]:
+    """The header and the C statement of one call of ``kernel`` (declared in ``kernel``.h),
+    its arguments C expressions or numbers: what most emitters return."""
+    return [f"{kernel}.h"], f"    {kernel}({', '.join(str(arg) for arg in args)});"
+
+
 def _linear_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
     a = node.attrs
     x = ins[0].reshape(-1, ins[0].shape[-1])
@@ -506,11 +512,8 @@ def _add_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], st
     n = graph.tensors[node.outputs[0]].nbytes
     params = ", ".join(str(int(a[key])) for key in _ADD_KEYS)
     lo, hi = _act(a)
-    code = (
-        f"    tf_add_s8({x1}, {x2}, {n}, {params}, {lo}, {hi}, {int(a['left_shift'])}, "
-        f"{ctx.ptr(node.outputs[0])});"
-    )
-    return ["tf_add_s8.h"], code
+    y = ctx.ptr(node.outputs[0])
+    return _call("tf_add_s8", x1, x2, n, params, lo, hi, int(a["left_shift"]), y)
 
 
 def _layernorm_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
@@ -539,11 +542,8 @@ def _layernorm_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[st
     affine = ctx.const(
         node.name + "_affine", layernorm_affine(gamma, beta, int(a["output_zp"])).ravel()
     )
-    code = (
-        f"    tf_layernorm_s8({ctx.ptr(node.inputs[0])}, {affine}, {int(a['eps'])}, {t}, {d}, "
-        f"{ctx.ptr(node.outputs[0])});"
-    )
-    return ["tf_layernorm_s8.h"], code
+    x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.outputs[0])
+    return _call("tf_layernorm_s8", x, affine, int(a["eps"]), t, d, y)
 
 
 def _softmax_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
@@ -568,11 +568,8 @@ def _softmax_shape(node: Node, graph: Graph) -> tuple[int, ...]:
 def _softmax_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
     shape = _shape(graph, node.inputs[0])
     table = ctx.const(node.name + "_exp", _i32(graph.tensors[node.inputs[1]].data))
-    code = (
-        f"    tf_softmax_s8({ctx.ptr(node.inputs[0])}, {table}, {int(np.prod(shape[:-1]))}, "
-        f"{shape[-1]}, {ctx.ptr(node.outputs[0])});"
-    )
-    return ["tf_softmax_s8.h"], code
+    x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.outputs[0])
+    return _call("tf_softmax_s8", x, table, int(np.prod(shape[:-1])), shape[-1], y)
 
 
 def _lut_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
@@ -587,8 +584,7 @@ def _lut_shape(node: Node, graph: Graph) -> tuple[int, ...]:
 def _lut_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
     table = ctx.const(node.name + "_lut", np.asarray(graph.tensors[node.inputs[1]].data, np.int8))
     n = graph.tensors[node.inputs[0]].nbytes
-    code = f"    tf_lut_s8({ctx.ptr(node.inputs[0])}, {table}, {n}, {ctx.ptr(node.outputs[0])});"
-    return ["tf_lut_s8.h"], code
+    return _call("tf_lut_s8", ctx.ptr(node.inputs[0]), table, n, ctx.ptr(node.outputs[0]))
 
 
 def _heads_dims(node: Node, graph: Graph) -> tuple[int, int, int, int]:
@@ -677,15 +673,14 @@ def _matmul_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str],
     rq = f"{int(a['multiplier'])}, {int(a['shift'])}, {int(a['output_zp'])}"
     dims = f"{heads}, {t_q}, {t_k}, {d}"
     y = ctx.ptr(node.outputs[0])
+    hd, scratch = heads * d, ctx.scratch(node)
     if node.op == "matmul_qk":
-        code = (
-            f"    tf_batch_matmul_qk_s8({a0}, {heads * d}, {int(a['q_zp'])}, {a1}, {heads * d}, "
-            f"{int(a['k_zp'])}, {dims}, {rq}, {y}, {ctx.scratch(node)});"
-        )
+        q_zp, k_zp = int(a["q_zp"]), int(a["k_zp"])
+        _, code = _call("tf_batch_matmul_qk_s8", a0, hd, q_zp, a1, hd, k_zp, dims, rq, y, scratch)
     else:
-        code = (
-            f"    tf_batch_matmul_av_s8({a0}, {int(a['attn_zp'])}, {a1}, {heads * d}, "
-            f"{int(a['v_zp'])}, {dims}, {rq}, {y}, {heads * d}, {ctx.scratch(node)});"
+        attn_zp, v_zp = int(a["attn_zp"]), int(a["v_zp"])
+        _, code = _call(
+            "tf_batch_matmul_av_s8", a0, attn_zp, a1, hd, v_zp, dims, rq, y, hd, scratch
         )
     return ["tf_batch_matmul_s8.h"], code
 
@@ -712,12 +707,9 @@ def _avgpool_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str]
     kh, kw = a["kernel"]
     pads = ", ".join(str(p) for p in _padding(a))
     lo, hi = _act(a)
-    kernel = f"tf_{node.op}_s8"  # tf_avgpool_s8, tf_maxpool_s8: the same arguments
-    code = (
-        f"    {kernel}({ctx.ptr(node.inputs[0])}, {h}, {w}, {c}, {kh}, {kw}, "
-        f"{int(a['stride'])}, {pads}, {lo}, {hi}, {ctx.ptr(node.outputs[0])});"
-    )
-    return [f"{kernel}.h"], code
+    x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.outputs[0])
+    # tf_avgpool_s8, tf_maxpool_s8: the same arguments
+    return _call(f"tf_{node.op}_s8", x, h, w, c, kh, kw, int(a["stride"]), pads, lo, hi, y)
 
 
 def _gap_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
@@ -732,11 +724,8 @@ def _gap_shape(node: Node, graph: Graph) -> tuple[int, ...]:
 def _gap_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
     shape = _shape(graph, node.inputs[0])
     lo, hi = _act(node.attrs)
-    code = (
-        f"    tf_global_avgpool_s8({ctx.ptr(node.inputs[0])}, {int(np.prod(shape[:-1]))}, "
-        f"{shape[-1]}, {lo}, {hi}, {ctx.ptr(node.outputs[0])});"
-    )
-    return ["tf_global_avgpool_s8.h"], code
+    x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.outputs[0])
+    return _call("tf_global_avgpool_s8", x, int(np.prod(shape[:-1])), shape[-1], lo, hi, y)
 
 
 def _mean_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
@@ -756,11 +745,7 @@ def _mean_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], s
     a = node.attrs
     h, w, c = _shape(graph, node.inputs[0])
     params = ", ".join(str(int(a[key])) for key in ("input_zp", "output_zp", "multiplier", "shift"))
-    code = (
-        f"    tf_mean_s8({ctx.ptr(node.inputs[0])}, {h * w}, {c}, {params}, "
-        f"{ctx.ptr(node.outputs[0])});"
-    )
-    return ["tf_mean_s8.h"], code
+    return _call("tf_mean_s8", ctx.ptr(node.inputs[0]), h * w, c, params, ctx.ptr(node.outputs[0]))
 
 
 def _transpose_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
@@ -784,11 +769,8 @@ def _transpose_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[st
     a = node.attrs
     shape = ctx.const(node.name + "_shape", _i32(a["shape"]))
     perm = ctx.const(node.name + "_perm", _i32(a["perm"]))
-    code = (
-        f"    tf_transpose_s8({ctx.ptr(node.inputs[0])}, {shape}, {perm}, {int(a['inner'])}, "
-        f"{ctx.ptr(node.outputs[0])});"
-    )
-    return ["tf_transpose_s8.h"], code
+    x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.outputs[0])
+    return _call("tf_transpose_s8", x, shape, perm, int(a["inner"]), y)
 
 
 def _reshape_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:

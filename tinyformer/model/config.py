@@ -12,12 +12,11 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tinyformer.atomic_write import write_atomic_text
+from tinyformer.json_document import JsonDocument
 from tinyformer.model.blocks.mbconv import MBConvStageSpace
 from tinyformer.model.blocks.registry import (
     BLOCK_TYPES,
@@ -49,12 +48,15 @@ def stage_from_dict(data: Mapping, where: str = "stage") -> StageConfig:
 
 
 @dataclass(frozen=True)
-class SubnetConfig:
+class SubnetConfig(JsonDocument):
     """A complete, standalone architecture: enough to build the network without its space.
 
     Immutable and hashable (usable as a cache key); ``to_json`` / ``from_json`` round-trip
     exactly, and construction validates, raising ``ConfigError`` that names the bad field.
     """
+
+    json_what = "subnet config"
+    json_error = ConfigError
 
     image_size: int
     in_channels: int
@@ -123,24 +125,6 @@ class SubnetConfig:
             raise ConfigError(f"stages: expected a list, got {type(stages).__name__}")
         parsed = tuple(stage_from_dict(s, f"stages[{i}]") for i, s in enumerate(stages))
         return cls(stages=parsed, **data)
-
-    def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
-
-    @classmethod
-    def from_json(cls, text: str) -> SubnetConfig:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"subnet config is not valid JSON: {exc}") from exc
-        return cls.from_dict(data)
-
-    def save(self, path: str | Path) -> None:
-        write_atomic_text(self.to_json() + "\n", Path(path))
-
-    @classmethod
-    def load(cls, path: str | Path) -> SubnetConfig:
-        return cls.from_json(Path(path).read_text())
 
 
 # ----------------------------------------------------------------------------- search space

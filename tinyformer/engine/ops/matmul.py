@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tinyformer.engine.intmath import requantize, saturate
+from tinyformer.engine.intmath import requantize, requantize_s8
 
 MAX_REDUCTION = (2**31 - 1) // (255 * 255)  # products of zp-corrected operands fit int32
 
@@ -41,16 +41,6 @@ def _heads(x: np.ndarray, zp: int, heads: int) -> np.ndarray:
     if hd % heads:
         raise ValueError(f"width {hd} is not a multiple of {heads} heads")
     return (np.asarray(x, np.int64) - int(zp)).reshape(t, heads, hd // heads).transpose(1, 0, 2)
-
-
-def _finish(
-    acc: np.ndarray,
-    multiplier: int,
-    shift: int,
-    output_zp: int,
-    requant: Callable[..., np.ndarray] = requantize,
-) -> np.ndarray:
-    return saturate(requant(acc, multiplier, shift) + int(output_zp)).astype(np.int8)
 
 
 def batch_matmul_qk(
@@ -69,7 +59,7 @@ def batch_matmul_qk(
     if q.shape[1] // heads > MAX_REDUCTION:
         raise ValueError("head dim too large for int32 accumulation")
     acc = _heads(q, q_zp, heads) @ _heads(k, k_zp, heads).transpose(0, 2, 1)
-    return _finish(acc, multiplier, shift, output_zp, requant)
+    return requantize_s8(acc, multiplier, shift, output_zp, requant=requant)
 
 
 def batch_matmul_av(
@@ -86,4 +76,4 @@ def batch_matmul_av(
     if tk > MAX_REDUCTION:
         raise ValueError("sequence too long for int32 accumulation")
     acc = (np.asarray(attn, np.int64) - int(attn_zp)) @ _heads(v, v_zp, heads)  # [H][Tq][d]
-    return _finish(acc.transpose(1, 0, 2).reshape(tq, -1), multiplier, shift, output_zp)
+    return requantize_s8(acc.transpose(1, 0, 2).reshape(tq, -1), multiplier, shift, output_zp)
