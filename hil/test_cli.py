@@ -119,9 +119,9 @@ def test_run_layers_profiles_every_layer(target, target_args, tmp_path) -> None:
     # each layer from them (the median of layers that do the same work: same op kind and
     # features).
     source = {"qemu": "shipped fit", "board": "cycles estimated from QEMU instructions"}
-    if target in source:
+    if target.name in source:
         assert None not in {row["predicted"] for row in layers}
-        assert run["predicted_from"].startswith(source[target])
+        assert run["predicted_from"].startswith(source[target.name])
     else:
         assert {row["predicted"] for row in layers} == {None}
         assert run["predicted_from"].startswith("no prediction")
