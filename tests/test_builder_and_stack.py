@@ -23,8 +23,21 @@ def _chain() -> ir.Graph:
     return b.build(b.global_avgpool("g", x))
 
 
+def _imported() -> list[ir.Graph]:
+    """The ops only an imported .tflite model has (TFLite's MUL, SUB, CONCATENATION, ...)."""
+    from tinyformer.engine.tflite_import import import_tflite_bytes
+    from tinyformer.perf.tflite_models import mobilenet, op_mix, resnet8, transformer_block
+
+    models = (op_mix, resnet8, mobilenet, transformer_block)
+    return [import_tflite_bytes(model()) for model in models]
+
+
+def _test_graphs() -> list[ir.Graph]:
+    return [random_hybrid_graph(2), _chain(), *_imported()]
+
+
 def test_test_graphs_cover_every_op() -> None:
-    ops = {n.op for g in (random_hybrid_graph(0), _chain()) for n in g.nodes}
+    ops = {n.op for g in (random_hybrid_graph(0), _chain(), *_imported()) for n in g.nodes}
     assert ops == set(OPS)
 
 
@@ -41,10 +54,11 @@ def test_hybrid_activations_use_the_int8_range(seed: int) -> None:
 
 
 def test_ir_round_trip_keeps_every_op(tmp_path: Path) -> None:
-    for graph in (random_hybrid_graph(2), _chain()):
+    for graph in _test_graphs():
         ir.save(graph, tmp_path / "m.tfir")
         loaded = ir.load(tmp_path / "m.tfir")
-        x = np.random.default_rng(5).integers(-128, 128, graph.tensors["input"].shape, np.int8)
+        shape = graph.tensors[graph.inputs[0]].shape
+        x = np.random.default_rng(5).integers(-128, 128, shape, np.int8)
         np.testing.assert_array_equal(reference.outputs(loaded, x), reference.outputs(graph, x))
         assert generate(loaded).digest() == generate(graph).digest()
 

@@ -78,7 +78,10 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
             ray.init(address=address, **common)
         else:
             cpus = num_cpus or os.cpu_count() or 1
+            # "local": a node of our own even where `ray start` left one running, which a
+            # bare init would join (and refuse our num_cpus for)
             ray.init(
+                address="local",
                 num_cpus=cpus,
                 resources={QEMU: cpus},
                 include_dashboard=False,
