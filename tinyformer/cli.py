@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -353,6 +353,19 @@ def run(
         raise HilError("the firmware's output differs from the numpy reference")
 
 
+def _as_percentages(summary: dict[str, Any], fractions: Sequence[str]) -> dict[str, Any]:
+    """``summary`` for people: its ``fractions`` (accuracies) as percentages."""
+    from tinyformer.results import percent
+
+    return {k: percent(v) if k in fractions else v for k, v in summary.items()}
+
+
+def demo_display(summary: dict[str, Any]) -> dict[str, Any]:
+    """The demo's summary for people: accuracies and agreements as percentages."""
+    fractions = [k for k in summary if k.endswith(("_acc", "_agreement", "_fraction"))]
+    return _as_percentages(summary, fractions)
+
+
 def _summary_table(summary: dict[str, Any], title: str) -> None:
     table = Table(title=escape(title), show_header=False)  # names from files are not markup
     for key, value in summary.items():
@@ -388,7 +401,7 @@ def demo(
     opts = replace(QUICK, device=device, threads=threads, amp=amp, progress=progress)
     summary = run_demo(opts, tgt, out, results, resume, fresh=fresh)
     summary.pop("config")
-    _summary_table(summary, f"TinyFormer demo ({out})")
+    _summary_table(demo_display(summary), f"TinyFormer demo ({out})")
     console.print(f"recorded in {results / 'digits_model.csv'}")
 
 
@@ -407,11 +420,15 @@ def evaluate(
     run_timeout: RunTimeoutOpt = None,
     as_json: JsonOpt = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    results: ResultsOpt = Path("results"),
 ) -> None:
-    """Run every test image on the target; accuracy and agreement with the host reference."""
+    """Run every test image on the target; accuracy and agreement with the host reference,
+    and the mean latency per inference (counts, and ms at 216 MHz as `run` gives them)."""
+    from tinyformer.boards import BOARDS
     from tinyformer.compiler.driver import firmware_in
     from tinyformer.data import load_dataset_for_input
     from tinyformer.hil.accuracy import check_data, evaluate_on_target, progress_bar
+    from tinyformer.perf.milliseconds import inference_latency
     from tinyformer.quant.evaluate import model_input
 
     tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
@@ -421,10 +438,13 @@ def evaluate(
     check_data(graph, test.image_shape, test.num_classes, f"the {dataset} test data")
     with progress_bar(len(test), f"{graph.name} on {target}", progress) as on_image:
         acc = evaluate_on_target(tgt, fw, graph, model_input(test.images), test.labels, on_image)
+    unit = BOARDS[tgt.board].count_unit
+    latency = {"count_unit": unit}
+    latency |= inference_latency(graph, acc.mean_count_per_inference, unit, results)
     if as_json:
-        print(json.dumps(acc.to_dict() | {"classes": list(test.classes)}))
+        print(json.dumps(acc.to_dict() | latency | {"classes": list(test.classes)}))
     else:
-        _summary_table(acc.display(), f"{graph.name} on {target}")
+        _summary_table(acc.display() | latency, f"{graph.name} on {target}")
     if acc.agreement < 1.0:
         raise HilError("the firmware's predictions differ from the host reference")
 
@@ -716,7 +736,7 @@ def train(
     if as_json:
         print(json.dumps(summary))
     else:
-        _print_measurement(summary, {})
+        _print_measurement(_as_percentages(summary, keys[:6]), {})
 
 
 @app.command("export")

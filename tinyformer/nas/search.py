@@ -44,7 +44,7 @@ from tinyformer.nas.candidate import config_graph
 from tinyformer.nas.genome import Candidate, crossover, mutate, random_candidate
 from tinyformer.nas.options import SearchOptions
 from tinyformer.perf.latency import LatencyModel, SampleStore, samples_of
-from tinyformer.results import write_atomic
+from tinyformer.results import percent, write_atomic
 
 STATE_VERSION = 1
 LATENCY_CHECK = "latency_check.csv"
@@ -346,7 +346,7 @@ class SparseNAS:
                 best = max(state.evaluated.values(), key=lambda e: (self.feasible(e), e.accuracy))
                 self.log(
                     f"generation {state.generation}: {len(state.evaluated)} evaluated, best "
-                    f"{best.accuracy:.4f} acc, {best.latency or float('nan'):,.0f} "
+                    f"{percent(best.accuracy)} acc, {best.latency or float('nan'):,.0f} "
                     f"{self.unit}, {best.peak_sram_bytes:,} B SRAM"
                 )
                 state.generation += 1

@@ -203,6 +203,13 @@ def run_latency(graph: Graph, m: Measurement, results: Path) -> dict[str, object
     return {"latency_ms": round(t.ms, 3), "latency_ms_basis": basis}
 
 
+def inference_latency(graph: Graph, count: float, unit: str, results: Path) -> dict[str, object]:
+    """The latency fields of an inference known by its total count (evaluate's mean, say):
+    ``latency_ms`` at 216 MHz and how it was obtained, as ``run_latency`` gives a run's."""
+    t = inference_ms(graph, count, unit, CycleModel.from_results(results))
+    return {"latency_ms": round(t.ms, 3), "latency_ms_basis": t.basis}
+
+
 def write_board_vs_qemu(results: Path) -> pd.DataFrame:
     """``results/board_vs_qemu.csv``: the layers measured on both, the calibration's data."""
     table = board_vs_qemu(SampleStore(results).load())
