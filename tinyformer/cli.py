@@ -564,15 +564,17 @@ def bench(
         return
     tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
     if what == "kernels":
-        from tinyformer.perf.kernel_bench import bench_kernels
+        from tinyformer.perf.kernel_bench import MS_NOTE, bench_kernels
 
         table = bench_kernels(tgt, results / "kernels.csv")
         console.print(table.drop(columns=["git_rev", "time"]).to_string(index=False))
+        console.print(MS_NOTE, highlight=False, soft_wrap=True)
     elif what == "latency":
         from tinyformer.perf.calibrate import LATENCY_REPORT, check_latency_model
 
         table = check_latency_model(tgt, results)
-        console.print(table.drop(columns=["time"]).to_string(index=False))
+        console.print(table.drop(columns=["time", "ms_basis"]).to_string(index=False))
+        console.print(f"ms: {table['ms_basis'].iloc[0]}", highlight=False, soft_wrap=True)
         console.print(f"MAPE {table['mape_pct'].iloc[0]:.2f} % -> {results / LATENCY_REPORT}")
     elif what == "imported":
         from tinyformer.perf.imported_bench import IMPORTED_BENCH, bench_imported
