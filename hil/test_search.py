@@ -8,6 +8,7 @@ QEMU measurements feeding the latency model, checkpoints and resume.
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -25,7 +26,7 @@ def _fitness(calls: list[str]):
     return counted
 
 
-def test_search_checkpoints_resumes_and_reports(target, tmp_path) -> None:
+def test_search_checkpoints_resumes_and_reports(target, tmp_path, capsys) -> None:
     calls: list[str] = []
     out, results = tmp_path / "search", tmp_path / "results"
     nas = SparseNAS(settings(1), _fitness(calls), target, out, results, workers=1, log=print)
@@ -49,6 +50,13 @@ def test_search_checkpoints_resumes_and_reports(target, tmp_path) -> None:
     assert len(second.evaluated) == 4 + len(again)
     table = pd.read_csv(out / "candidates.csv")
     assert len(table) == len(second.evaluated) and table["pareto"].any()
+    # each latency in ms at 216 MHz beside its count (the stated model: no board samples)
+    with_latency = table.dropna(subset=["measured"])
+    assert (with_latency["latency_ms"] >= (with_latency["measured"] * 0.8 / 216e3).round(3)).all()
+    no_latency = table["measured"].isna() & table["predicted"].isna()
+    assert (table["latency_ms"].isna() == no_latency).all()
+    said = capsys.readouterr().out
+    assert re.search(r"generation 1: .* \d+\.\d\d % acc, [\d,]+ \w+ \(\d+\.\d{3} ms\)", said), said
     assert (out / "pareto.png").stat().st_size > 0
     assert (out / "chosen" / "fw" / "build" / "firmware.elf").exists()
     chosen = json.loads((out / "chosen" / "candidate.json").read_text())

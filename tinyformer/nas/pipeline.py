@@ -134,7 +134,8 @@ def search(
         append_rows(rows, Path(results) / "latency_search.csv", list(table.columns), ["search"])
     log(
         f"SparseNAS chose {best.key}: val acc {percent(best.accuracy)} (pruned, inherited), "
-        f"{best.measured:,.0f} counts, {best.peak_sram_bytes:,} B SRAM"
+        f"{best.measured:,.0f} {nas.unit} ({nas.latency_ms(best):.3f} ms at 216 MHz), "
+        f"{best.peak_sram_bytes:,} B SRAM"
     )
     return Candidate.from_dict(best.candidate), ckpt
 
