@@ -573,7 +573,9 @@ def bench(
         from tinyformer.perf.calibrate import LATENCY_REPORT, check_latency_model
 
         table = check_latency_model(tgt, results)
-        console.print(table.drop(columns=["time", "ms_basis"]).to_string(index=False))
+        console.print(
+            table.drop(columns=["time", "ms_basis"]).to_string(index=False), soft_wrap=True
+        )
         console.print(f"ms: {table['ms_basis'].iloc[0]}", highlight=False, soft_wrap=True)
         console.print(f"MAPE {table['mape_pct'].iloc[0]:.2f} % -> {results / LATENCY_REPORT}")
     elif what == "imported":
