@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,3 +155,38 @@ def processes_running(path: Path) -> list[int]:
         if str(path).encode() in cmdline:
             pids.append(int(entry))
     return pids
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(target: Target) -> Iterator[Any]:
+    """A real multi-node Ray cluster on this machine, shared by the tests that need one: a head
+    with one emulator core and a second node with another and a GPU (a resource: tasks that
+    ask for it go there; there is no CUDA behind it). One CPU each: this machine has two."""
+    if target.name != "qemu":
+        pytest.skip("the cluster's emulator workers are QEMU")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from tinyformer.cluster.runtime import NAMESPACE, QEMU
+
+    fast = {"health_check_period_ms": 500, "health_check_failure_threshold": 4}
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 1,
+            "resources": {QEMU: 1},
+            "include_dashboard": False,
+            "_system_config": fast,
+        },
+    )
+    try:
+        cluster.add_node(num_cpus=1, num_gpus=1, resources={QEMU: 1})
+        cluster.wait_for_nodes()
+        ray.init(
+            address=cluster.address, namespace=NAMESPACE, logging_level="ERROR", log_to_driver=False
+        )
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()

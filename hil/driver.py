@@ -15,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+import ray
+
 from tinyformer.compiler.firmware import DEFAULT_STACK, Firmware, build
 from tinyformer.hil.targets.registry import make_target
 from tinyformer.model import SupernetSpace
@@ -26,6 +28,33 @@ GENERATIONS = 2  # the kill tests' search: the second generation has a latency m
 
 def fitness(c: Candidate) -> float:
     return round(0.5 + 0.4 * (1 - c.weight_sparsity()) * c.config.stem_width / 16, 4)
+
+
+class CountedFitness:
+    """``fitness``, writing each candidate it scores to ``log`` (it runs in Ray workers)."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+
+    def __call__(self, c: Candidate) -> float:
+        with open(self.log, "a") as out:
+            out.write(f"{c.key} {ray.get_runtime_context().get_node_id()}\n")
+        return fitness(c)
+
+    def _lines(self) -> list[list[str]]:
+        return [line.split() for line in self.log.read_text().splitlines()]
+
+    def calls(self) -> list[str]:
+        """The candidates scored, in order."""
+        return [key for key, _ in self._lines()] if self.log.exists() else []
+
+    def nodes(self) -> set[str]:
+        """The Ray nodes that scored them."""
+        return {node for _, node in self._lines()}
+
+
+# Ray workers do not have hil/ on their path: this module's functions travel by value.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def settings(generations: int) -> SearchSettings:

@@ -16,7 +16,7 @@ from tinyformer.nas.pipeline import demo
 def test_demo_pipeline_end_to_end(target, tmp_path, capsys) -> None:
     opts = SearchOptions(
         supernet_epochs=1, population=3, generations=2, top_k=2, space_samples=2,
-        workers=1, epochs=1, prune_epochs=1, finetune_epochs=1, qat_epochs=1,
+        epochs=1, prune_epochs=1, finetune_epochs=1, qat_epochs=1,
     )  # fmt: skip
     out, results = tmp_path / "demo", tmp_path / "results"
     summary = demo(opts, target, out, results, log=print)

@@ -93,8 +93,11 @@ def _samples(results: Path) -> pd.DataFrame:
 
 def _outcome(out: Path, results: Path) -> dict[str, object]:
     """What a finished search decided and stored (timings and dates aside)."""
-    candidates = _table(out / "candidates.csv").drop(columns="seconds")
-    check = _table(out / "latency_check.csv")
+    # which worker measured a candidate is where, not what: any free one may
+    candidates = _table(out / "candidates.csv").drop(columns=["seconds", "measured_on"])
+    # a one-generation search has no check: nothing was predicted before it was measured
+    checked = (out / "latency_check.csv").exists()
+    check = _table(out / "latency_check.csv") if checked else pd.DataFrame(columns=["key"])
     samples = _samples(results).drop(columns="time")
     return {
         "candidates": candidates.sort_values("key").to_dict("records"),

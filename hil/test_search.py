@@ -12,40 +12,31 @@ import re
 
 import pandas as pd
 import pytest
-from driver import fitness, settings
+from driver import CountedFitness, settings
 
-from tinyformer.nas.genome import Candidate
 from tinyformer.nas.search import SearchState, SearchStateError, SparseNAS
 
 
-def _fitness(calls: list[str]):
-    def counted(c: Candidate) -> float:
-        calls.append(c.key)
-        return fitness(c)
-
-    return counted
-
-
 def test_search_checkpoints_resumes_and_reports(target, tmp_path, capsys) -> None:
-    calls: list[str] = []
+    fit = CountedFitness(tmp_path / "calls.txt")
     out, results = tmp_path / "search", tmp_path / "results"
-    nas = SparseNAS(settings(1), _fitness(calls), target, out, results, workers=1, log=print)
-    first = nas.run()
+    first = SparseNAS(settings(1), fit, target, out, results, log=print).run()
+    calls = fit.calls()
     assert len(calls) == 4 and len(first.evaluated) == 4
     measured = [e for e in first.evaluated.values() if e.measured is not None]
     assert len(measured) == 4 and all(e.measured > 0 for e in measured)
     # A second run on the same folder without --resume refuses to overwrite it.
     with pytest.raises(SearchStateError, match="--resume"):
-        SparseNAS(settings(1), _fitness([]), target, out, results, workers=1).run()
+        SparseNAS(settings(1), fit, target, out, results).run()
     # Other settings cannot resume this checkpoint.
     with pytest.raises(SearchStateError, match="other settings"):
-        SparseNAS(settings(3), _fitness([]), target, out, results, workers=1).run(resume=True)
+        SparseNAS(settings(3), fit, target, out, results).run(resume=True)
     # The same settings with one more generation: stored evaluations are not repeated.
     state = json.loads((out / "search_state.json").read_text())
     state["settings"]["generations"] = 2
     (out / "search_state.json").write_text(json.dumps(state))
-    again: list[str] = []
-    second = SparseNAS(settings(2), _fitness(again), target, out, results, workers=1).run(True)
+    second = SparseNAS(settings(2), fit, target, out, results).run(True)
+    again = fit.calls()[len(calls) :]
     assert again and not set(again) & set(calls)
     assert len(second.evaluated) == 4 + len(again)
     table = pd.read_csv(out / "candidates.csv")

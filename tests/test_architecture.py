@@ -17,14 +17,38 @@ MAY_IMPORT: dict[str, set[str]] = {
     "engine": set(),
     "compiler": {"engine"},
     "hil": {"engine", "compiler"},
-    "perf": {"engine", "compiler", "hil"},
+    "cluster": {"engine", "compiler", "hil"},  # the execution layer (Ray)
+    "perf": {"engine", "compiler", "hil", "cluster"},
     "data": set(),
     "prune": {"engine"},  # the storage format's block sizes
     "quant": {"data", "engine", "prune"},
     "model": {"data", "engine", "prune", "quant"},  # a block type lowers itself to IR
     "qat": {"data", "engine", "prune", "quant", "model"},
-    "nas": {"data", "engine", "compiler", "hil", "perf", "prune", "quant", "model", "qat"},
-    "cli": {"data", "engine", "compiler", "hil", "perf", "prune", "quant", "model", "qat", "nas"},
+    "nas": {
+        "data",
+        "engine",
+        "compiler",
+        "hil",
+        "cluster",
+        "perf",
+        "prune",
+        "quant",
+        "model",
+        "qat",
+    },
+    "cli": {
+        "data",
+        "engine",
+        "compiler",
+        "hil",
+        "cluster",
+        "perf",
+        "prune",
+        "quant",
+        "model",
+        "qat",
+        "nas",
+    },
 }
 
 

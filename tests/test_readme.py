@@ -23,7 +23,9 @@ def shown_commands() -> list[list[str]]:
     lines = [
         line.split("  #")[0] for block in blocks for line in block.replace("\\\n", " ").splitlines()
     ]
-    return [shlex.split(line) for line in lines if "tinyformer " in line]
+    return [
+        shlex.split(line) for line in lines if "tinyformer " in line and not line.startswith("#")
+    ]
 
 
 def test_the_cli_is_called_one_way() -> None:

@@ -45,7 +45,11 @@ def _version(value: bool) -> None:
     from tinyformer.compiler.firmware import build_id
     from tinyformer.compiler.source_hash import firmware_id
 
-    ids = f"git {build_id()}, firmware {firmware_id()}"
+    try:
+        fw = firmware_id()
+    except ToolError as exc:  # e.g. no cost-model fit to generate the probe models' C with
+        fw = f"unknown ({exc})"
+    ids = f"git {build_id()}, firmware {fw}"
     console.print(f"tinyformer {version('tinyformer')} ({ids})")
     raise typer.Exit()
 
@@ -98,6 +102,12 @@ ThreadsOpt = Annotated[
 AmpOpt = Annotated[bool, typer.Option(help="mixed precision on CUDA (float16 + loss scaling)")]
 ProgressOpt = Annotated[
     bool, typer.Option(help="a line per epoch and generation; bars too on a terminal")
+]
+RayOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray", help="Ray cluster address (default: $RAY_ADDRESS, else this machine alone)"
+    ),
 ]
 
 
@@ -391,15 +401,18 @@ def demo(
     threads: ThreadsOpt = None,
     amp: AmpOpt = True,
     progress: ProgressOpt = True,
+    ray: RayOpt = None,
 ) -> None:
     """The main job on digits: SuperNAS, supernet, SparseNAS, prune + QAT, firmware, target."""
     from dataclasses import replace
 
+    from tinyformer.cluster.runtime import ray_session
     from tinyformer.nas.pipeline import demo as run_demo
 
     tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
     opts = replace(QUICK, device=device, threads=threads, amp=amp, progress=progress)
-    summary = run_demo(opts, tgt, out, results, resume, fresh=fresh)
+    with ray_session(ray):
+        summary = run_demo(opts, tgt, out, results, resume, fresh=fresh)
     summary.pop("config")
     _summary_table(demo_display(summary), f"TinyFormer demo ({out})")
     console.print(f"recorded in {results / 'digits_model.csv'}")
@@ -420,31 +433,44 @@ def evaluate(
     run_timeout: RunTimeoutOpt = None,
     as_json: JsonOpt = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    ray: RayOpt = None,
     results: ResultsOpt = Path("results"),
 ) -> None:
-    """Run every test image on the target; accuracy and agreement with the host reference,
-    and the mean latency per inference (counts, and ms at 216 MHz as `run` gives them)."""
+    """Run every test image on the target(s); accuracy and agreement with the host reference,
+    and the mean latency per inference (counts, and ms at 216 MHz as `run` gives them).
+    The images are shared out over every free target of the kind in the Ray cluster."""
     from tinyformer.boards import BOARDS
+    from tinyformer.cluster.evaluate import evaluate_sharded
+    from tinyformer.cluster.pool import FirmwarePackage
+    from tinyformer.cluster.runtime import ray_session
     from tinyformer.compiler.driver import firmware_in
     from tinyformer.data import load_dataset_for_input
-    from tinyformer.hil.accuracy import check_data, evaluate_on_target, progress_bar
+    from tinyformer.hil.accuracy import check_data, progress_bar
     from tinyformer.perf.milliseconds import inference_latency
     from tinyformer.quant.evaluate import model_input
 
     tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
-    fw, graph = firmware_in(model_dir, tgt.board)
+    _, graph = firmware_in(model_dir, tgt.board)
     h, _, c = graph.tensors[graph.inputs[0]].shape  # NHWC without the N
     test = load_dataset_for_input(dataset, root, h, c).test
     check_data(graph, test.image_shape, test.num_classes, f"the {dataset} test data")
-    with progress_bar(len(test), f"{graph.name} on {target}", progress) as on_image:
-        acc = evaluate_on_target(tgt, fw, graph, model_input(test.images), test.labels, on_image)
+    with (
+        ray_session(ray),
+        progress_bar(len(test), f"{graph.name} on {target}", progress) as on_image,
+    ):
+        run = evaluate_sharded(
+            tgt, FirmwarePackage.of(model_dir), model_input(test.images), test.labels,
+            on_image=on_image,
+        )  # fmt: skip
+    acc = run.accuracy
     unit = BOARDS[tgt.board].count_unit
     latency = {"count_unit": unit}
     latency |= inference_latency(graph, acc.mean_count_per_inference, unit, results)
+    where = {"shards": len(run.shards), "targets": run.targets}
     if as_json:
-        print(json.dumps(acc.to_dict() | latency | {"classes": list(test.classes)}))
+        print(json.dumps(acc.to_dict() | latency | {"classes": list(test.classes)} | where))
     else:
-        _summary_table(acc.display() | latency, f"{graph.name} on {target}")
+        _summary_table(acc.display() | latency | where, f"{graph.name} on {target}")
     if acc.agreement < 1.0:
         raise HilError("the firmware's predictions differ from the host reference")
 
@@ -481,8 +507,10 @@ def search(
     threads: ThreadsOpt = None,
     amp: AmpOpt = True,
     progress: ProgressOpt = True,
+    ray: RayOpt = None,
 ) -> None:
     """SuperNAS + SparseNAS with measured latency in the loop; Pareto front in OUT/search."""
+    from tinyformer.cluster.runtime import ray_session
     from tinyformer.nas.pipeline import search as run_search
 
     opts = SearchOptions(
@@ -502,7 +530,8 @@ def search(
         progress=progress,
     )
     tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
-    cand, _ = run_search(opts, tgt, out, results, resume, fresh=fresh)
+    with ray_session(ray):
+        cand, _ = run_search(opts, tgt, out, results, resume, fresh=fresh)
     console.print(f"chosen {cand.key}: {out / 'search' / 'chosen'} (IR and firmware)")
 
 
@@ -516,18 +545,16 @@ BENCHES = (
     "cpi",
     "cmsis-nn",
     "imported",
+    "cluster",
+    "farm",
+    "sparse-cost",
 )
 
 
 @app.command()
 @friendly_errors
 def bench(
-    what: Annotated[
-        str,
-        typer.Argument(
-            help="kernels, latency, link, models, evaluate, train, cpi, cmsis-nn or imported"
-        ),
-    ] = "kernels",
+    what: Annotated[str, typer.Argument(help=", ".join(BENCHES))] = "kernels",
     target: TargetOpt = "qemu",
     port: PortOpt = None,
     probe: ProbeOpt = None,
@@ -540,6 +567,7 @@ def bench(
     ] = None,
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
+    ray: RayOpt = None,
 ) -> None:
     """kernels: results/kernels.csv. latency: latency-model MAPE on held-out candidates.
     link: inferences over a link damaging 1e-4..1e-2 of the bytes (QEMU): results/link.csv.
@@ -551,7 +579,11 @@ def bench(
     shapes, beside the constants the bench compares with: results/cmsis_nn.csv.
     train: training images/second, digits and CIFAR-scale models: results/training.csv.
     imported: .tflite models (ResNet-8 dense and block-pruned, DS-CNN, MobileNet-style) and
-    TFLite rounding's cost per kernel: results/imported_models.csv."""
+    TFLite rounding's cost per kernel: results/imported_models.csv.
+    cluster: evaluate on 1 and 2 target workers (results/cluster.csv). farm: a simulated farm
+    of 1..64 targets, candidates measured per hour (results/farm.csv, farm.png).
+    sparse-cost: the engine's cost model (dense or block-sparse storage) fitted on QEMU counts
+    of the FC and conv kernels: results/sparse_cost_calls.csv, engine/fitted/sparse_cost.json."""
     if what == "train":  # the host's CPU or GPU: no target
         from tinyformer.model.train_bench import TRAINING_BENCH, bench_training
 
@@ -563,7 +595,14 @@ def bench(
         console.print(f"-> {results / TRAINING_BENCH}")
         return
     tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
-    if what == "kernels":
+    if what in ("cluster", "farm"):
+        from tinyformer.cluster.runtime import ray_session
+        from tinyformer.perf.cluster_bench import bench_cluster, bench_farm
+
+        with ray_session(ray):
+            table = bench_cluster(tgt, results) if what == "cluster" else bench_farm(results)
+        console.print(table.drop(columns=["time"]).to_string(index=False))
+    elif what == "kernels":
         from tinyformer.perf.kernel_bench import MS_NOTE, bench_kernels
 
         table = bench_kernels(tgt, results / "kernels.csv")
@@ -625,8 +664,56 @@ def bench(
         table = bench_cmsis_nn(tgt, cmsis_nn, results)
         console.print(table.drop(columns=["time"]).to_string(index=False))
         console.print(f"-> {results / CMSIS_NN_BENCH}")
+    elif what == "sparse-cost":
+        from tinyformer.perf.sparse_cost_bench import CALLS, bench_sparse_cost
+
+        fit = bench_sparse_cost(tgt, results, progress=console.print)
+        for kernel, e in fit.error.items():
+            console.print(
+                f"{kernel}: {e.calls} calls, error mean {e.mean_pct:.2f} % max {e.max_pct:.2f} %"
+            )
+        console.print(f"-> {results / CALLS}, fit {fit.kernel_sources} of the kernel sources")
     else:
         raise ValueError(f"unknown benchmark {what!r}; available: {', '.join(BENCHES)}")
+
+
+@app.command()
+@friendly_errors
+def worker(
+    target: TargetOpt = "qemu",
+    port: PortOpt = None,
+    probe: ProbeOpt = None,
+    pyocd_target: PyocdTargetOpt = None,
+    pack: PackOpt = None,
+    run_timeout: RunTimeoutOpt = None,
+    ray: RayOpt = None,
+    cpus: Annotated[
+        int | None, typer.Option(min=0, help="CPUs this host lends (default: qemu all, board 0)")
+    ] = None,
+    emulators: Annotated[
+        int | None, typer.Option(min=1, help="qemu: emulator workers (default: one per core)")
+    ] = None,
+) -> None:
+    """Join a Ray cluster with this host's targets (an attached board, or emulator cores) until
+    Ctrl-C; searches and evaluations anywhere in the cluster then use them."""
+    import os
+
+    from tinyformer.cluster.worker import serve
+
+    address = ray or os.environ.get("RAY_ADDRESS")
+    if not address:
+        raise ValueError("worker joins a cluster: give --ray HEAD:6379 (or set RAY_ADDRESS)")
+    tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
+    cores = os.cpu_count() or 1
+
+    def log(line: str) -> None:  # plain lines, at once: a service's log
+        print(line, flush=True)
+
+    if target == "board":
+        serve(address, [tgt], cpus=cpus or 0, emulators=0, log=log)
+    else:
+        lent = cores if cpus is None else cpus
+        serve(address, [], cpus=lent, emulators=emulators or cores, log=log)
 
 
 # -- models: train (float -> block pruning -> QAT -> IR) and export ---------------------------

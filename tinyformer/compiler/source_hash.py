@@ -15,19 +15,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import re
 from pathlib import Path
 
 from tinyformer.compiler.firmware import FIRMWARE_DIR
-
-# C comments, or a string / character literal (kept: it may hold "//" or assembly).
-_C_TOKEN = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'', re.S)
-
-
-def c_code(text: str) -> str:
-    """C without its comments, trailing spaces and blank lines."""
-    stripped = _C_TOKEN.sub(lambda m: m.group(0) if m.group(0)[0] in "\"'" else " ", text)
-    return "\n".join(line.rstrip() for line in stripped.splitlines() if line.strip())
+from tinyformer.engine.kernel_headers import c_code
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,62 +1,146 @@
 """The engine's cost model: instructions of the dense and block-sparse kernels predicted from
 a layer's shape and its block-rle statistics, and the storage choice built on it.
 
-Depends on the format only (:mod:`tinyformer.engine.sparse_format`); the coefficients are
-checked against fresh QEMU measurements by ``hil/test_sparse_cost_model_on_qemu.py``.
+Each kernel's count is a sum of terms (:func:`dense_terms`, :func:`sparse_terms`: what a call
+does, by name) times coefficients fitted by ``tinyformer bench sparse-cost`` on QEMU's
+instruction counts (``perf/sparse_cost_bench.py``) and shipped as ``fitted/sparse_cost.json``,
+keyed to the kernels it measured (:func:`~tinyformer.engine.kernel_headers.kernel_sources_key`).
+``hil/test_sparse_cost_model_on_qemu.py`` checks the shipped fit against fresh QEMU counts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import math
+from dataclasses import asdict, dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from tinyformer.engine.kernel_headers import SPARSE_TILE
 from tinyformer.engine.sparse_format import BLOCKS, ENCODING, as_matrix, block_stats
+from tinyformer.errors import ToolError
 
-# Instructions of one kernel call as QEMU counts them (-icount, mps2-an500, GCC 12 -O2), from
-# `tinyformer bench kernels` (results/kernels.csv) plus runs of the same bench machinery on
-# more shapes; each kernel's fit and its error are given with its constants.
-#
-# Dense tf_fully_connected_s8 (tiles of 6 tokens, the last 1-5 as in dense_tiles), fitted by
-# NNLS on 30 dense linears (n = 1..13 and 64 at 96x192 and 256x64, 64x384x96, 64x32x64,
-# 16x64x128, 11x48x40, 10x128x32, 256x32x64): within 1 %. Per tile size T: instructions per
-# (row, group of 4 inputs) and per row (requantize, clamp and store T outputs); T = 1 is the
-# lone token, run two rows per pass.
-DENSE_PER_GROUP_ROW = {6: 18.26, 4: 13.23, 2: 8.19, 1: 4.81}
-DENSE_PER_ROW = {6: 42.2, 4: 36.1, 2: 29.6, 1: 18.8}
-DENSE_PER_INPUT = 0.874  # sign-extending the tile's inputs
-DENSE_PER_TILE = 105.4
-DENSE_PER_CALL = 705.0
-DENSE_IM2COL_PER_BYTE = 1.20  # tf_conv2d_s8's patch gather (conv3x3 16x16x32->32 minus FC)
-# Sparse tf_sparse_fully_connected_s8 / tf_sparse_conv2d_s8: NNLS (relative error) on 312
-# kernel calls, every B and s of the bench problems plus linear 5x256x64, 8x256x64,
-# 13x96x192, 64x384x96, 3x96x48, 21x40x30 and conv 3x3 12x12x30->24, 10x10x16->24, the
-# per-block terms fixed at their hand counts. Model vs measured: within 2.2 % for the linears
-# and 1x1 convs (worst: B = 16 at 95 %), 2.6 % for the 3x3 convs. Per stored entry (fillers
-# too) and 8-token tile: the assembly block bodies (gap add, weight load + SXTB16,
-# 8 x (LDRD + 2 SMLAD) per 4 weights, next gap); per row and tile: SMMLA + SSAT x 8, 8
-# strided STRB and the table-driven row changes (32); a row without entries costs 15 after
-# the first tile (its output is stored, not computed).
+FITTED = Path(__file__).parent / "fitted" / "sparse_cost.json"
+REFIT = "`tinyformer bench sparse-cost --target qemu` fits it again"
 TILE = SPARSE_TILE
-SPARSE_PER_BLOCK = {1: 15.0, 2: 19.0, 4: 31.0, 8: 58.0, 16: 112.0}
-SPARSE_PER_ROW_TILE = 31.8  # a row with entries, per tile (without its blocks)
-SPARSE_PER_EMPTY_ROW_TILE = 15.3  # a row without entries, per tile
-SPARSE_PER_INPUT = {1: 1.93, 2: 2.23, 4: 0.82, 8: 0.85, 16: 0.9}  # widening, per activation
-SPARSE_PER_TOKEN = 24.5  # per token: tile calls, widening calls
-# Leftover tokens (n % 8) run one at a time through the one-token assembly routines.
-SPARSE_PER_ROW_TOKEN = 15.7
-SPARSE_PER_BLOCK_TOKEN = {1: 7.0, 2: 9.0, 4: 10.0, 8: 16.0, 16: 28.0}
-SPARSE_PER_CALL = 497.0  # header check, calls
-SPARSE_PER_ROW = 19.2  # the row table and the first tile's look at each row, once per call
-SPARSE_PER_ROW_CHECK = 3.3  # fewer than 8 tokens (a linear): no table, the shifts checked
-# tf_sparse_conv2d_s8 kxk: per output pixel, plus per patch byte (pixels x kh*kw*Cin) instead
-# of the per-input and per-token terms: B >= 4 with Cin % 4 == 0 widens straight from the
-# input (0.78); otherwise patches are gathered, then widened (2.9 for B = 1, 3.16 for B = 2,
-# 1.95 for B >= 4 with Cin % 4 != 0).
-SPARSE_CONV_PER_PIXEL = 242.0
-SPARSE_CONV_PER_BYTE = {1: 2.9, 2: 3.16, 4: 0.78, 8: 0.78, 16: 0.78}
-SPARSE_CONV_GATHER_PER_BYTE = 1.95
+DENSE_TILE_SIZES = (6, 4, 2, 1)  # the tiles dense_tiles runs: 6 tokens, 4 or 2, one alone
+
+# The dense kernel's terms (tf_fully_connected_s8; tf_conv2d_s8 adds its patch gather): per
+# call, per tile, per input byte sign-extended for a tile, per tile size T: per (row, group of
+# 4 inputs) and per row (requantize, clamp, store T outputs; T = 1 runs two rows per pass).
+DENSE_TERMS = (
+    "per_call", "per_tile", "per_input", "im2col_per_byte",
+    *(f"{term}_{t}" for term in ("per_group_row", "per_row") for t in DENSE_TILE_SIZES),
+)  # fmt: skip
+# The block-sparse kernels' terms (tf_sparse_fully_connected_s8, tf_sparse_conv2d_s8). Per
+# call (header check, calls); per row once (the row table and the first tile's look at each
+# row; per_row_check instead below 8 tokens in a linear: no table, the shifts checked); per
+# 8-token tile: a row with entries (SMMLA + SSAT, strided stores, the row change), a row
+# without (its output stored, not computed), a stored entry at B (the assembly's block body);
+# the leftover tokens (n % 8) run one at a time: per row and per entry at B. Widening: a
+# linear per input byte at B (B = 1 widens token pairs) and per token; a k x k conv per
+# output pixel and per patch byte at B, or gathered then widened (B >= 4, Cin % 4 != 0).
+SPARSE_TERMS = (
+    "per_call", "per_row", "per_row_check", "per_row_tile", "per_empty_row_tile",
+    "per_row_token", "per_token", "conv_per_pixel", "conv_gather_per_byte",
+    *(f"{term}_{b}" for term in ("per_block", "per_block_token", "per_input", "conv_per_byte")
+      for b in BLOCKS),
+)  # fmt: skip
+# The kernels a fit reports its error for.
+DENSE_KERNELS = ("tf_fully_connected_s8", "tf_conv2d_s8")
+SPARSE_KERNELS = ("tf_sparse_fully_connected_s8", "tf_sparse_conv2d_s8")
+
+
+class CostModelError(ToolError):
+    """The shipped fit is missing or damaged."""
+
+
+@dataclass(frozen=True)
+class KernelError:
+    """How far a fit's predictions are from the calls it was fitted on."""
+
+    calls: int
+    mean_pct: float  # mean |predicted - measured| / measured, in percent
+    max_pct: float
+
+
+@dataclass(frozen=True)
+class CostFit:
+    """Coefficients (instructions per term) fitted on QEMU counts of the cost kernels."""
+
+    kernel_sources: str  # kernel_sources_key() of the sources measured
+    date: str  # when the calls were measured (ISO 8601)
+    calls: int  # kernel calls fitted on (results/sparse_cost_calls.csv)
+    dense: dict[str, float]  # DENSE_TERMS -> instructions
+    sparse: dict[str, float]  # SPARSE_TERMS -> instructions
+    error: dict[str, KernelError]  # per kernel
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> CostFit:
+        """Parse and validate; ValueError naming the first problem."""
+        data = json.loads(text)
+        if not isinstance(data, dict) or set(data) != set(cls.__dataclass_fields__):
+            raise ValueError(f"expected the keys {sorted(cls.__dataclass_fields__)}")
+        for key in ("kernel_sources", "date"):
+            if not isinstance(data[key], str) or not data[key]:
+                raise ValueError(f"{key}: not a string")
+        if not _count(data["calls"]):
+            raise ValueError("calls: not a positive integer")
+        errors = data["error"]
+        if not isinstance(errors, dict) or set(errors) != {*DENSE_KERNELS, *SPARSE_KERNELS}:
+            raise ValueError(f"error: expected the kernels {[*DENSE_KERNELS, *SPARSE_KERNELS]}")
+        for kernel, e in errors.items():
+            if not isinstance(e, dict) or set(e) != set(KernelError.__dataclass_fields__):
+                raise ValueError(f"error.{kernel}: expected calls, mean_pct, max_pct")
+            if not _count(e["calls"]) or not _number(e["mean_pct"]) or not _number(e["max_pct"]):
+                raise ValueError(f"error.{kernel}: not a count and two percentages")
+        return cls(
+            data["kernel_sources"],
+            data["date"],
+            data["calls"],
+            _coefficients(data["dense"], DENSE_TERMS, "dense"),
+            _coefficients(data["sparse"], SPARSE_TERMS, "sparse"),
+            {k: KernelError(**e) for k, e in errors.items()},
+        )
+
+
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+
+
+def _coefficients(data: Any, names: tuple[str, ...], what: str) -> dict[str, float]:
+    if not isinstance(data, dict) or set(data) != set(names):
+        raise ValueError(f"{what}: expected the terms {list(names)}")
+    bad = [n for n in names if not _number(data[n])]
+    if bad:
+        raise ValueError(f"{what}.{bad[0]}: not a finite number >= 0")
+    return {n: float(data[n]) for n in names}
+
+
+@cache
+def shipped_fit(path: Path = FITTED) -> CostFit:
+    """The fit shipped with the package (read once)."""
+    try:
+        return CostFit.from_json(path.read_text())
+    except FileNotFoundError:
+        raise CostModelError(f"the cost model's fit {path} is missing: {REFIT}") from None
+    except (OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise CostModelError(f"the cost model's fit {path} is damaged ({exc}): {REFIT}") from None
+
+
+def predict(coefficients: dict[str, float], terms: dict[str, float]) -> float:
+    """Instructions: each term times its coefficient."""
+    return sum(coefficients[name] * value for name, value in terms.items())
 
 
 @dataclass(frozen=True)
@@ -100,13 +184,62 @@ def dense_tiles(n: int) -> list[int]:
     return tiles
 
 
+def dense_terms(tokens: int, k: int, m: int, im2col: bool = False) -> dict[str, float]:
+    """tf_fully_connected_s8's terms (tf_conv2d_s8's with ``im2col``), by DENSE_TERMS name."""
+    tiles = dense_tiles(tokens)
+    terms = {
+        "per_call": 1.0,
+        "per_tile": float(len(tiles)),
+        "per_input": float(sum(tiles) * k),
+        "im2col_per_byte": float(tokens * k if im2col else 0),
+    }
+    for size in DENSE_TILE_SIZES:
+        terms[f"per_group_row_{size}"] = tiles.count(size) * (k / 4) * m
+        terms[f"per_row_{size}"] = float(tiles.count(size) * m)
+    return terms
+
+
 def dense_instructions(tokens: int, k: int, m: int, im2col: bool = False) -> float:
     """Estimated instructions of tf_fully_connected_s8 (or tf_conv2d_s8 with ``im2col``)."""
-    tiles = dense_tiles(tokens)
-    est = DENSE_PER_CALL + DENSE_PER_TILE * len(tiles) + DENSE_PER_INPUT * sum(tiles) * k
-    for size in tiles:
-        est += DENSE_PER_GROUP_ROW[size] * (k / 4) * m + DENSE_PER_ROW[size] * m
-    return est + (DENSE_IM2COL_PER_BYTE * tokens * k if im2col else 0.0)
+    return predict(shipped_fit().dense, dense_terms(tokens, k, m, im2col))
+
+
+def sparse_terms(
+    tokens: int,
+    k: int,
+    m: int,
+    block: int,
+    entries: int,
+    empty_rows: int = 0,
+    im2col: bool = False,
+    channels_aligned: bool = True,
+) -> dict[str, float]:
+    """The block-sparse kernel's terms, by SPARSE_TERMS name; ``entries`` = stored entries.
+
+    ``im2col``: a k x k conv (k = kh*kw*Cin) whose patches are widened per pixel;
+    ``channels_aligned``: Cin % 4 == 0 (B >= 4 then widens straight from the input).
+    """
+    if block not in BLOCKS:
+        raise ValueError(f"block size {block}: the format stores {BLOCKS}")
+    full, rest = divmod(tokens, TILE)
+    terms = dict.fromkeys(SPARSE_TERMS, 0.0)
+    terms["per_call"] = 1.0
+    table = im2col or full > 0  # the conv's plan always builds it
+    terms["per_row" if table else "per_row_check"] = float(m)
+    terms["per_row_tile"] = float(full * (m - empty_rows))
+    terms["per_empty_row_tile"] = float(full * empty_rows)
+    terms[f"per_block_{block}"] = float(full * entries)
+    terms["per_row_token"] = float(rest * m)
+    terms[f"per_block_token_{block}"] = float(rest * entries)
+    if im2col:
+        gather = block >= 4 and not channels_aligned
+        terms["conv_gather_per_byte" if gather else f"conv_per_byte_{block}"] = float(tokens * k)
+        terms["conv_per_pixel"] = float(tokens)
+    else:
+        widened = tokens + (tokens & 1) if block == 1 else tokens  # B = 1 widens token pairs
+        terms[f"per_input_{block}"] = float(widened * k)
+        terms["per_token"] = float(tokens)
+    return terms
 
 
 def sparse_instructions(
@@ -119,31 +252,9 @@ def sparse_instructions(
     im2col: bool = False,
     channels_aligned: bool = True,
 ) -> float:
-    """Estimated instructions of the block-sparse kernel; ``entries`` = stored entries.
-
-    ``im2col``: a k x k conv (k = kh*kw*Cin) whose patches are widened per pixel;
-    ``channels_aligned``: Cin % 4 == 0 (B >= 4 then widens straight from the input).
-    """
-    full, rest = divmod(tokens, TILE)
-    if im2col:
-        per_byte = SPARSE_CONV_PER_BYTE[block]
-        if block >= 4 and not channels_aligned:
-            per_byte = SPARSE_CONV_GATHER_PER_BYTE
-        per_token = SPARSE_CONV_PER_PIXEL
-        widened = tokens
-    else:
-        per_byte, per_token = SPARSE_PER_INPUT[block], SPARSE_PER_TOKEN
-        widened = tokens + (tokens & 1) if block == 1 else tokens  # B = 1 widens token pairs
-    table = im2col or full > 0  # the conv's plan always builds it
-    return (
-        SPARSE_PER_CALL
-        + (SPARSE_PER_ROW if table else SPARSE_PER_ROW_CHECK) * m
-        + full * (SPARSE_PER_ROW_TILE * (m - empty_rows) + SPARSE_PER_EMPTY_ROW_TILE * empty_rows)
-        + full * entries * SPARSE_PER_BLOCK[block]
-        + rest * (SPARSE_PER_ROW_TOKEN * m + entries * SPARSE_PER_BLOCK_TOKEN[block])
-        + per_byte * widened * k
-        + per_token * tokens
-    )
+    """Estimated instructions of the block-sparse kernel (terms: :func:`sparse_terms`)."""
+    terms = sparse_terms(tokens, k, m, block, entries, empty_rows, im2col, channels_aligned)
+    return predict(shipped_fit().sparse, terms)
 
 
 def choose_storage(

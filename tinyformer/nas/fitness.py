@@ -38,7 +38,9 @@ class SupernetFitness:
         planned = {layer: [block, s] for layer, block, s in cand.plan if s > 0}
         if planned:
             prune(subnet, SparsityPlan.from_dict(planned))
-        device = next(subnet.parameters()).device
+        # a Ray task given a GPU sees it (one without sees none): the subnet goes there
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        subnet = subnet.to(device)
         batches = calibration_inputs(self.data.train, 64, self.calib_batches, device)
         with torch.no_grad(), batchnorm_recalibration(subnet):
             for x in batches:

@@ -19,7 +19,6 @@ class SearchOptions:
     max_latency: float | None = None
     seed: int = 0
     space_samples: int = 16
-    workers: int = 2
     # the winner's training in ``demo``: from inherited weights, then gradual pruning,
     # fine-tuning and QAT
     epochs: int = 10
@@ -35,7 +34,7 @@ class SearchOptions:
     def __post_init__(self) -> None:
         """Refuse settings that cannot run before anything trains (one clear line)."""
         for name, low in (("population", 2), ("generations", 1), ("top_k", 1),
-                          ("supernet_epochs", 0), ("space_samples", 1), ("workers", 1),
+                          ("supernet_epochs", 0), ("space_samples", 1),
                           ("epochs", 0), ("prune_epochs", 0), ("finetune_epochs", 0),
                           ("qat_epochs", 0)):  # fmt: skip
             if getattr(self, name) < low:

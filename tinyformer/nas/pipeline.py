@@ -18,9 +18,10 @@ import torch
 from tqdm.auto import tqdm
 
 from tinyformer.atomic_write import write_atomic_text
+from tinyformer.cluster.evaluate import evaluate_sharded
+from tinyformer.cluster.pool import FirmwarePackage
 from tinyformer.compiler.driver import compile_model, firmware_in
 from tinyformer.data import load_dataset
-from tinyformer.hil.accuracy import evaluate_on_target
 from tinyformer.hil.targets.base import Target
 from tinyformer.model import Supernet, SupernetSpace, TrainConfig, train_supernet
 from tinyformer.model.device import resolve_device
@@ -121,7 +122,6 @@ def search(
         target,
         out / "search",
         results,
-        opts.workers,
         log,
         opts.progress,
     )
@@ -182,9 +182,11 @@ def demo(
     )
     log(f"pruned + QAT: int8 test accuracy {percent(trained.metrics['qat_test_acc'])}")
     report = compile_model(trained.paths["model"], out / "firmware", target.board)
-    fw, graph = firmware_in(out / "firmware", target.board)
+    _, graph = firmware_in(out / "firmware", target.board)
     data = load_dataset(opts.dataset, opts.root, opts.image_size, opts.channels)
-    acc = evaluate_on_target(target, fw, graph, model_input(data.test.images), data.test.labels)
+    package = FirmwarePackage.of(out / "firmware")
+    images = model_input(data.test.images)
+    acc = evaluate_sharded(target, package, images, data.test.labels).accuracy
     unit = "cycles" if target.count_source.endswith("cycles") else "instructions"  # renode too
     cycles = CycleModel.from_results(results)  # ms at 216 MHz: an estimate from instructions
     summary = {

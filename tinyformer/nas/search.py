@@ -1,12 +1,14 @@
 """SparseNAS: evolutionary search over subnets x per-layer block sparsity, target in the loop.
 
 Each generation:
-  1. every new candidate is evaluated in a local process pool: validation accuracy of the
-     inherited-weight subnet after block pruning (the ``fitness`` function) and its exact
-     budgets (compiled by the engine: flash, planned arena, predicted peak SRAM);
+  1. every new candidate is evaluated by Ray tasks anywhere in the cluster (``tinyformer
+     .cluster``): validation accuracy of the inherited-weight subnet after block pruning (the
+     ``fitness`` function; on a GPU where a node has one) and its exact budgets (compiled by
+     the engine: flash, planned arena, predicted peak SRAM);
   2. the latency model predicts every candidate's count; the top-K feasible candidates
-     (by accuracy) that were never measured run on the target, their per-layer counts join
-     the sample table, and the latency model is refitted;
+     (by accuracy) that were never measured run on the free targets of the search's kind, at
+     once, their per-layer counts join the sample table (in the candidates' order, whichever
+     target finished first), and the latency model is refitted;
   3. the state is checkpointed (atomically); the next population is the elite plus
      mutations and crossovers of tournament-selected parents.
 
@@ -20,11 +22,10 @@ of counting them twice. Feasible = flash <= budget, peak SRAM <= budget, latency
 from __future__ import annotations
 
 import json
-import multiprocessing
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,12 @@ from tqdm.auto import tqdm
 
 from tinyformer.atomic_write import write_atomic_text
 from tinyformer.boards import DEFAULT_BOARD, FLASH_BUDGET, RAM_BUDGET
+from tinyformer.cluster import tasks
+from tinyformer.cluster.pool import FirmwarePackage, TargetPool
+from tinyformer.cluster.runtime import ray_session
 from tinyformer.compiler.driver import compile_model, firmware_in
 from tinyformer.engine import ir
-from tinyformer.hil.measure import measure
+from tinyformer.hil.measure import Measurement
 from tinyformer.hil.targets.base import Target
 from tinyformer.model.config import SupernetSpace
 from tinyformer.nas.candidate import config_graph
@@ -89,6 +93,7 @@ class Evaluation:
     # that did not include it: the held-out check of the model on search candidates
     predicted_unseen: float | None = None
     seconds: float = 0.0
+    measured_on: str | None = None  # the target worker that measured it (kind, host, node)
 
     @property
     def latency(self) -> float | None:
@@ -137,15 +142,26 @@ class SearchState:
             raise SearchStateError(f"{path}: damaged search checkpoint ({exc})") from exc
 
 
-def _budget_worker(args: tuple[dict, str, str, int]) -> tuple[dict, float]:
-    """Compile a candidate's graph (in a pool worker): its exact flash and SRAM figures."""
-    cand_dict, work, board, seed = args
+def _compile_task(
+    cand_dict: dict, work: str, board: str, seed: int
+) -> tuple[dict, float, FirmwarePackage]:
+    """Compile a candidate's graph (a task on any node): its exact flash and SRAM figures,
+    and the firmware, for a driver that does not share this node's disk."""
     start = time.perf_counter()
     cand = Candidate.from_dict(cand_dict)
     work_dir = Path(work)
+    try:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    except OSError:  # another host, without the driver's folders
+        work_dir = Path(tempfile.mkdtemp(prefix="tinyformer-candidate-"))
     graph = config_graph(cand.config, cand.plan_dict(), seed)
     report = compile_model(ir.save(graph, work_dir / "model.tfir"), work_dir / "fw", board)
-    return asdict(report), time.perf_counter() - start
+    return asdict(report), time.perf_counter() - start, FirmwarePackage.of(work_dir / "fw")
+
+
+def _accuracy_task(fitness: Fitness, cand_dict: dict) -> tuple[float, float]:
+    start = time.perf_counter()
+    return fitness(Candidate.from_dict(cand_dict)), time.perf_counter() - start
 
 
 def pareto_front(evals: list[Evaluation]) -> list[Evaluation]:
@@ -168,7 +184,6 @@ class SparseNAS:
         target: Target,
         out_dir: Path,
         results: Path,
-        workers: int = 2,
         log: Callable[[str], None] = tqdm.write,
         progress: bool = True,
     ) -> None:
@@ -179,7 +194,6 @@ class SparseNAS:
         self.out = Path(out_dir)
         self.store = SampleStore(results)
         self.results = Path(results)
-        self.workers = workers
         self.log = log
         self.progress = progress  # bars on a terminal only (tqdm's disable=None)
         self.state_path = self.out / SEARCH_STATE
@@ -224,29 +238,28 @@ class SparseNAS:
 
     # -- evaluation ----------------------------------------------------------------------
 
-    def _evaluate_new(self, state: SearchState, pool: ProcessPoolExecutor) -> None:
+    def _evaluate_new(self, state: SearchState) -> None:
         todo = [k for k in state.population if k not in state.evaluated]
         if not todo:
             return
-        jobs = {
-            k: pool.submit(
-                _budget_worker,
-                (
-                    state.candidates[k],
-                    str(self._work_dir(k)),
-                    self.settings.board,
-                    self.settings.seed,
-                ),
-            )
+        fitness = tasks.put(self.fitness)  # one copy of the supernet for every task
+        gpu = 1.0 if tasks.gpus() else 0.0
+        board, seed = self.settings.board, self.settings.seed
+        compiles = {
+            k: tasks.submit(_compile_task, state.candidates[k], str(self._work_dir(k)), board, seed)
+            for k in todo
+        }
+        scores = {
+            k: tasks.submit(_accuracy_task, fitness, state.candidates[k], num_gpus=gpu)
             for k in todo
         }
         bar = tqdm(todo, desc=f"generation {state.generation}: candidates", unit="cand",
                    disable=None if self.progress else True, leave=False)  # fmt: skip
         for key in bar:
-            start = time.perf_counter()
             cand = Candidate.from_dict(state.candidates[key])
-            accuracy = self.fitness(cand)
-            report, seconds = jobs[key].result()
+            accuracy, fit_seconds = tasks.result(scores[key])
+            report, seconds, package = tasks.result(compiles[key])
+            self._keep(key, package)
             state.evaluated[key] = Evaluation(
                 key=key,
                 candidate=state.candidates[key],
@@ -256,9 +269,18 @@ class SparseNAS:
                 arena_bytes=report["arena_bytes"],
                 peak_sram_bytes=report["predicted_peak_sram_bytes"],
                 weight_sparsity=round(cand.weight_sparsity(), 4),
-                seconds=round(time.perf_counter() - start + seconds, 2),
+                seconds=round(fit_seconds + seconds, 2),
             )
             state.save(self.state_path)  # no finished evaluation is ever lost
+
+    def _keep(self, key: str, package: FirmwarePackage) -> None:
+        """The candidate's IR and firmware in its folder here (a task on another host wrote
+        them to its own disk)."""
+        package.check_firmware()
+        work = self._work_dir(key)
+        if not (work / "fw" / "build" / "firmware.elf").is_file():
+            package.unpack(work / "fw")
+            shutil.copyfile(work / "fw" / "model.tfir", work / "model.tfir")
 
     def _fits(self, e: Evaluation) -> bool:
         return e.flash_bytes <= self.settings.flash_budget and (
@@ -274,17 +296,28 @@ class SparseNAS:
             graph = ir.load(self._work_dir(e.key) / "model.tfir")
             e.predicted = model.predict(graph) if model.covers(graph) else None
 
-    def _measure(self, e: Evaluation, unseen: LatencyModel) -> None:
-        """Run ``e`` on the target; ``unseen`` (fitted without it) predicts it first."""
-        fw, graph = firmware_in(self._work_dir(e.key) / "fw", self.target.board)
-        e.predicted_unseen = unseen.predict(graph) if unseen.covers(graph) else None
-        shape = graph.tensors[graph.inputs[0]].shape
-        x = np.random.default_rng(0).integers(-128, 128, shape, dtype=np.int8)
-        m = measure(self.target, fw, x.tobytes())
-        e.measured = float(m.total)
-        self.store.add(samples_of(graph, m.layer_counts, self.target.name, m.count_unit, e.key))
+    def _measure(self, picked: list[Evaluation], unseen: LatencyModel, pool: TargetPool) -> None:
+        """Run ``picked`` on free targets at once; ``unseen`` (fitted without them) predicts
+        each first. Each measurement is stored as it is handed over, in ``picked``'s order."""
+        jobs, graphs = [], []
+        for e in picked:
+            folder = self._work_dir(e.key) / "fw"
+            _, graph = firmware_in(folder, self.target.board)
+            e.predicted_unseen = unseen.predict(graph) if unseen.covers(graph) else None
+            shape = graph.tensors[graph.inputs[0]].shape
+            x = np.random.default_rng(0).integers(-128, 128, shape, dtype=np.int8)
+            jobs.append((FirmwarePackage.of(folder), x.tobytes()))
+            graphs.append(graph)
 
-    def _measure_top(self, state: SearchState) -> None:
+        def done(i: int, m: Measurement, where: str) -> None:
+            e = picked[i]
+            e.measured, e.measured_on = float(m.total), where
+            counts = samples_of(graphs[i], m.layer_counts, self.target.name, m.count_unit, e.key)
+            self.store.add(counts)
+
+        pool.map("measure", jobs, done)
+
+    def _measure_top(self, state: SearchState, pool: TargetPool) -> None:
         """Measure the best unmeasured candidates, refit, re-predict everything."""
         # Fitted without samples of candidates the checkpoint has not measured: they exist
         # only when a search was killed after measuring some and before its checkpoint, and
@@ -302,9 +335,8 @@ class SparseNAS:
         picked = [
             e for e in ranked if e.predicted is None or limit is None or e.predicted <= 1.1 * limit
         ][: self.settings.top_k]
-        for e in picked:
-            self._measure(e, model)
         if picked:
+            self._measure(picked, model, pool)
             self._predict(state, self.store.model(self.target.name, self.unit))
 
     # -- evolution -----------------------------------------------------------------------
@@ -334,17 +366,14 @@ class SparseNAS:
     def run(self, resume: bool = False) -> SearchState:
         self.out.mkdir(parents=True, exist_ok=True)
         state, rng = self._start(resume)
-        # Spawned, not forked: candidate graphs run torch, whose thread pool hangs in a child
-        # forked from a parent that used it (the demo trains the supernet first).
-        spawn = multiprocessing.get_context("spawn")
         generations = tqdm(
             total=self.settings.generations, initial=state.generation, desc="SparseNAS",
             unit="generation", disable=None if self.progress else True, leave=False,
         )  # fmt: skip
-        with generations, ProcessPoolExecutor(self.workers, mp_context=spawn) as pool:
+        with generations, ray_session(), TargetPool(self.target) as pool:
             while state.generation < self.settings.generations:
-                self._evaluate_new(state, pool)
-                self._measure_top(state)
+                self._evaluate_new(state)
+                self._measure_top(state, pool)
                 best = max(state.evaluated.values(), key=lambda e: (self.feasible(e), e.accuracy))
                 self.log(
                     f"generation {state.generation}: {len(state.evaluated)} evaluated, best "

@@ -274,10 +274,16 @@ def _align(n: int) -> int:
     return (n + 15) // 16 * 16
 
 
-def _suite_model(p: SparseProblem, seed: int = 0) -> tuple[CModel, bytes, list[_Layer]]:
-    """The problem's C model: dense + every (B, s) sparse layer, each followed by a checksum
-    layer; the arena is [input][output][scratch][checksums] and the model's output the
-    checksums. Returns (model, input bytes, kernel layers)."""
+def _suite_model(
+    p: SparseProblem,
+    seed: int = 0,
+    blocks: tuple[int, ...] = SPARSE_BLOCKS,
+    sparsities: tuple[float, ...] = SPARSITIES,
+) -> tuple[CModel, bytes, list[_Layer]]:
+    """The problem's C model: dense + a sparse layer per (B, s) of ``blocks`` x
+    ``sparsities``, each followed by a checksum layer; the arena is
+    [input][output][scratch][checksums] and the model's output the checksums. Returns
+    (model, input bytes, kernel layers)."""
     d = problem_data(p, seed)
     cm = CModel(name=f"bench_{p.name}", arena_bytes=0, input_offset=0, input_bytes=p.in_bytes,
                 output_offset=0, output_bytes=0)  # fmt: skip
@@ -288,10 +294,10 @@ def _suite_model(p: SparseProblem, seed: int = 0) -> tuple[CModel, bytes, list[_
 
     if p.op == "linear":
         scratch = [fc_scratch_bytes(p.cin)]
-        scratch += [sparse_fc_scratch_bytes(p.cin, p.cout, b) for b in SPARSE_BLOCKS]
+        scratch += [sparse_fc_scratch_bytes(p.cin, p.cout, b) for b in blocks]
     else:
         scratch = [conv2d_scratch_bytes(p.cin, p.k, p.k)]
-        scratch += [sparse_conv2d_scratch_bytes(p.cin, p.k, p.k, p.cout, b) for b in SPARSE_BLOCKS]
+        scratch += [sparse_conv2d_scratch_bytes(p.cin, p.k, p.k, p.cout, b) for b in blocks]
     y_off = _align(p.in_bytes)
     s_off = y_off + _align(p.out_bytes)
     ck_off = s_off + _align(max(scratch))
@@ -318,8 +324,8 @@ def _suite_model(p: SparseProblem, seed: int = 0) -> tuple[CModel, bytes, list[_
     # the dense kernels take the same arguments as the sparse ones, weights aside
     dense = "tf_fully_connected_s8" if p.op == "linear" else "tf_conv2d_s8"
     add(dense, 0, 0.0, d.base, const("w_dense", d.base), d.base.size)
-    for blk in SPARSE_BLOCKS:
-        for s in SPARSITIES:
+    for blk in blocks:
+        for s in sparsities:
             pruned = prune_blocks(d.base, blk, s)
             blob = encode(pruned, blk)
             assert np.array_equal(decode(blob), pruned.reshape(p.cout, -1))
@@ -342,8 +348,16 @@ def _suite_model(p: SparseProblem, seed: int = 0) -> tuple[CModel, bytes, list[_
     return cm, d.x.tobytes(), layers
 
 
-def run_sparse_problem(target: Target, problem: SparseProblem, workdir: Path) -> list[dict]:
-    model, data, layers = _suite_model(problem)
+def run_sparse_problem(
+    target: Target,
+    problem: SparseProblem,
+    workdir: Path,
+    blocks: tuple[int, ...] = SPARSE_BLOCKS,
+    sparsities: tuple[float, ...] = SPARSITIES,
+) -> list[dict]:
+    """One row per kernel layer of the problem's firmware (:func:`_suite_model`), each
+    counted by the target and proven bit-exact by its checksum."""
+    model, data, layers = _suite_model(problem, blocks=blocks, sparsities=sparsities)
     model.write(workdir / "model")
     fw = build(workdir / "model", workdir / "build", board=target.board, stack_size=DEFAULT_STACK)
     m = measure(target, fw, data)
