@@ -118,9 +118,9 @@ def test_run_layers_profiles_every_layer(target, target_args, tmp_path) -> None:
     # each layer from them (the median of layers that do the same work: same op kind and
     # features).
     source = {"qemu": "shipped fit", "board": "cycles estimated from QEMU instructions"}
-    if target in source:
+    if target.name in source:
         assert None not in {row["predicted"] for row in layers}
-        assert run["predicted_from"].startswith(source[target])
+        assert run["predicted_from"].startswith(source[target.name])
     else:
         assert {row["predicted"] for row in layers} == {None}
         assert run["predicted_from"].startswith("no prediction")
@@ -132,9 +132,12 @@ def test_run_layers_profiles_every_layer(target, target_args, tmp_path) -> None:
         [*base, "run", "out", *target_args, "--json", "--layers"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )  # fmt: skip
-    predicted = [row["predicted"] for row in json.loads(proc.stdout)["per_layer"]]
+    again = json.loads(proc.stdout)["per_layer"]
+    predicted = [row["predicted"] for row in again]
     assert None not in predicted
     assert abs(sum(predicted) - run[unit]) <= 0.02 * run[unit]
+    # and in ms at 216 MHz, beside the measured ms
+    assert all(row["predicted_ms"] > 0 and row["ms"] > 0 for row in again)
 
 
 def test_own_images_train_compile_evaluate_search(target, target_args, tmp_path) -> None:

@@ -111,6 +111,14 @@ def test_a_run_shows_milliseconds_beside_counts(tmp_path: Path) -> None:
     data = json.loads(json.dumps(report.to_json()))
     assert [r["name"] for r in data["per_layer"]] == [n.name for n in GRAPH.nodes]
     assert data["layers_ms"] == pytest.approx(sum(counts) / 216e3, abs=1e-3)
+    # the latency model's predictions in both units too: counts and their ms
+    predicted = [r.predicted or 0 for r in report.rows]
+    assert report.predicted_ms == pytest.approx([p / 216e3 for p in predicted])
+    assert [r["predicted_ms"] for r in data["per_layer"]] == pytest.approx(
+        [p / 216e3 for p in predicted], abs=1e-4
+    )
+    assert "pred ms" in rendered(report)
+    assert f"{sum(predicted) / 216e3:.3f}" in last
 
 
 def _shipped_as(firmware: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
