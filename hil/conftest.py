@@ -15,13 +15,16 @@ flash's ART accelerator leave of run-to-run variation once warm).
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tinyformer.compiler.driver import CompileReport, compile_model, firmware_in
 from tinyformer.compiler.firmware import Firmware, build
+from tinyformer.engine import ir
 from tinyformer.engine.cmodel import CModel
 from tinyformer.engine.codegen import generate
 from tinyformer.engine.demo import demo_graph
@@ -33,6 +36,10 @@ from tinyformer.hil.targets.registry import make_target
 
 BOARD_OPTIONS = ("--port", "--probe", "--pyocd-target", "--pack")
 BOARD_COUNT_TOLERANCE = 0.02
+
+
+# helpers shared with tests/ (processes.py); appended, so hil/ modules win a name clash
+sys.path.append(str(Path(__file__).resolve().parent.parent / "tests"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -136,6 +143,15 @@ def demo_firmware(build_firmware: Callable[..., Firmware], demo: Graph) -> Firmw
 def dut(target: Target, demo_firmware: Firmware) -> Iterator[DeviceClient]:
     with target.session(demo_firmware) as client:
         yield client
+
+
+def compile_graph(graph: Graph, folder: Path, board: str) -> tuple[CompileReport, Firmware, Graph]:
+    """``tinyformer compile`` of ``graph`` saved in ``folder``: the report, the firmware and
+    the graph as the compiled folder holds it."""
+    ir.save(graph, folder / "model.tfir")
+    report = compile_model(folder / "model.tfir", folder / "out", board=board)
+    fw, compiled = firmware_in(folder / "out", board)
+    return report, fw, compiled
 
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -140,6 +141,20 @@ def test_run_layers_profiles_every_layer(target, target_args, tmp_path) -> None:
     assert all(row["predicted_ms"] > 0 and row["ms"] > 0 for row in again)
 
 
+def _compile_and_evaluate(base: list[str], model: str, target, target_args, cwd: Path) -> dict:
+    """`compile` ``model`` for the target's board, then `evaluate` it on the folder imgs/:
+    the JSON it prints."""
+    proc = subprocess.run([*base, "compile", model, "-o", "fw", "--board", target.board],
+                          capture_output=True, text=True, timeout=120, cwd=cwd)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run(
+        [*base, "evaluate", "fw", *target_args, "--dataset", "folder", "--root", "imgs", "--json"],
+        capture_output=True, text=True, timeout=300, cwd=cwd,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
 def test_own_images_train_compile_evaluate_search(target, target_args, tmp_path) -> None:
     """A user's image folder (10x12 grey images, not square) end to end: `train` needs
     --image-size, then `evaluate` converts the test images to the model's input by itself;
@@ -162,15 +177,7 @@ def test_own_images_train_compile_evaluate_search(target, target_args, tmp_path)
     proc = subprocess.run([*train, "--image-size", "8"],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    proc = subprocess.run([*base, "compile", "m/model.tfir", "-o", "fw", "--board", target.board],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    proc = subprocess.run(
-        [*base, "evaluate", "fw", *target_args, "--dataset", "folder", "--root", "imgs", "--json"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    acc = json.loads(proc.stdout)
+    acc = _compile_and_evaluate(base, "m/model.tfir", target, target_args, tmp_path)
     assert acc["images"] == 8  # the folder's seeded 20 % test split of 40 images
     assert acc["agreement"] == 1.0 and acc["bit_exact"] == 1.0
     # post-training calibration of the float subnet reads the folder at the subnet's size
@@ -211,14 +218,6 @@ def test_evaluate_on_the_target(target, target_args, tmp_path) -> None:
         for i in range(10):
             np.save(tmp_path / "imgs" / name / f"{i}.npy", rng.integers(0, 255, (8, 8), np.uint8))
     base = [sys.executable, "-m", "tinyformer.cli"]
-    proc = subprocess.run([*base, "compile", "m.tfir", "-o", "fw", "--board", target.board],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    proc = subprocess.run(
-        [*base, "evaluate", "fw", *target_args, "--dataset", "folder", "--root", "imgs", "--json"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    acc = json.loads(proc.stdout)
+    acc = _compile_and_evaluate(base, "m.tfir", target, target_args, tmp_path)
     assert acc["images"] == 4  # the folder's seeded 20 % test split of 20 images
     assert acc["agreement"] == 1.0 and acc["bit_exact"] == 1.0

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import compile_graph
 
-from tinyformer.compiler.driver import compile_model, firmware_in
 from tinyformer.compiler.firmware import Firmware, build
 from tinyformer.engine import ir, reference
 from tinyformer.engine.builder import random_hybrid_graph
@@ -35,9 +35,7 @@ def _qemu_only(target) -> None:
 def hybrid(tmp_path_factory: pytest.TempPathFactory) -> tuple[ir.Graph, Firmware]:
     """A conv + transformer model whose memory plan reuses its input's bytes."""
     folder = tmp_path_factory.mktemp("hybrid")
-    ir.save(random_hybrid_graph(seed=3), folder / "model.tfir")
-    compile_model(folder / "model.tfir", folder / "out", board="mps2-an500")
-    fw, graph = firmware_in(folder / "out", "mps2-an500")
+    _, fw, graph = compile_graph(random_hybrid_graph(seed=3), folder, "mps2-an500")
     return graph, fw
 
 

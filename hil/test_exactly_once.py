@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, compile_graph
 
-from tinyformer.compiler.driver import compile_model, firmware_in
 from tinyformer.compiler.firmware import Firmware
 from tinyformer.engine import ir, reference
 from tinyformer.engine.builder import random_hybrid_graph
@@ -31,9 +30,7 @@ pytestmark = pytest.mark.qemu_only("damaged links, resets through its monitor, l
 def hybrid(tmp_path_factory: pytest.TempPathFactory) -> tuple[ir.Graph, Firmware]:
     """A conv + transformer model whose memory plan reuses its input's bytes."""
     folder = tmp_path_factory.mktemp("hybrid")
-    ir.save(random_hybrid_graph(seed=0), folder / "model.tfir")
-    compile_model(folder / "model.tfir", folder / "out", board="mps2-an500")
-    fw, graph = firmware_in(folder / "out", "mps2-an500")
+    _, fw, graph = compile_graph(random_hybrid_graph(seed=0), folder, "mps2-an500")
     return graph, fw
 
 

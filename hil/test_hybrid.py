@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import compile_graph
 
-from tinyformer.compiler.driver import compile_model, firmware_in
 from tinyformer.engine import ir, reference
 from tinyformer.engine.builder import GraphBuilder, random_hybrid_graph
 from tinyformer.hil.measure import measure
@@ -21,16 +21,18 @@ def _input(graph: ir.Graph, seed: int) -> np.ndarray:
     return np.random.default_rng(seed + 7).integers(-128, 128, shape, dtype=np.int8)
 
 
-def _compile(graph: ir.Graph, tmp_path, target):
-    ir.save(graph, tmp_path / "model.tfir")
-    report = compile_model(tmp_path / "model.tfir", tmp_path / "out", board=target.board)
-    fw, _ = firmware_in(tmp_path / "out", target.board)
-    return report, fw
+def _assert_runs_match_reference(target, fw, graph: ir.Graph, seed: int, runs: int) -> None:
+    """``runs`` inputs (seeded by ``seed``) on the target, each bit-exact with the reference."""
+    with target.session(fw) as dev:
+        for i in range(runs):
+            x = _input(graph, seed * 10 + i)
+            out = np.frombuffer(dev.run(x.tobytes()).output, np.int8)
+            np.testing.assert_array_equal(out, reference.outputs(graph, x))
 
 
 def test_hybrid_model_matches_reference_and_predicted_sram(target, tmp_path) -> None:
     graph = random_hybrid_graph(seed=0)
-    report, fw = _compile(graph, tmp_path, target)
+    report, fw, _ = compile_graph(graph, tmp_path, target.board)
     x = _input(graph, 0)
     m = measure(target, fw, x.tobytes())
     out = np.frombuffer(m.output, np.int8)
@@ -52,12 +54,8 @@ def test_hybrid_shapes_match_reference(
     target, tmp_path, seed, size, channels, width, dim, heads, blocks
 ) -> None:
     graph = random_hybrid_graph(seed, size, channels, width, dim, heads, blocks, classes=7)
-    _, fw = _compile(graph, tmp_path, target)
-    with target.session(fw) as dev:
-        for i in range(2):
-            x = _input(graph, seed * 10 + i)
-            out = np.frombuffer(dev.run(x.tobytes()).output, np.int8)
-            np.testing.assert_array_equal(out, reference.outputs(graph, x))
+    _, fw, _ = compile_graph(graph, tmp_path, target.board)
+    _assert_runs_match_reference(target, fw, graph, seed, runs=2)
 
 
 def test_conv_pool_layout_chain_matches_reference(target, tmp_path) -> None:
@@ -71,7 +69,7 @@ def test_conv_pool_layout_chain_matches_reference(target, tmp_path) -> None:
     x = b.transpose("swap", x, (1, 0, 2))
     x = b.depthwise("dw3", x, 3, act="relu")
     graph = b.build(b.global_avgpool("gap", x))
-    _, fw = _compile(graph, tmp_path, target)
+    _, fw, _ = compile_graph(graph, tmp_path, target.board)
     with target.session(fw) as dev:
         for i in range(2):
             x_in = _input(graph, 40 + i)
@@ -97,9 +95,5 @@ def test_block_sparse_model_matches_reference(target, tmp_path, seed) -> None:
         if n.op in ("linear", "conv2d") and graph.tensors[n.inputs[1]].encoding == "block-rle"
     }
     assert len(stored) >= 3, f"too few block sizes stored sparse: {stored}"
-    _, fw = _compile(graph, tmp_path, target)
-    with target.session(fw) as dev:
-        for i in range(3):
-            x = _input(graph, seed * 10 + i)
-            out = np.frombuffer(dev.run(x.tobytes()).output, np.int8)
-            np.testing.assert_array_equal(out, reference.outputs(graph, x))
+    _, fw, _ = compile_graph(graph, tmp_path, target.board)
+    _assert_runs_match_reference(target, fw, graph, seed, runs=3)

@@ -25,6 +25,7 @@ import pytest
 from conftest import processes_running
 from driver import GENERATIONS
 from elftools.elf.elffile import ELFFile
+from processes import Moment, finish, kill_when  # tests/processes.py
 
 from tinyformer.compiler.elfinfo import ElfInfo
 from tinyformer.compiler.firmware import Firmware
@@ -33,7 +34,6 @@ from tinyformer.hil.targets.base import Target
 from tinyformer.nas.search import SEARCH_STATE
 
 DRIVER = Path(__file__).with_name("driver.py")
-Moment = Callable[[], bool]
 
 
 def _start(*args: str | Path, log: Path) -> subprocess.Popen[bytes]:
@@ -44,24 +44,6 @@ def _start(*args: str | Path, log: Path) -> subprocess.Popen[bytes]:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a group of its own, to kill with all its children
         )
-
-
-def _finish(proc: subprocess.Popen[bytes], log: Path) -> None:
-    assert proc.wait(timeout=300) == 0, log.read_text()[-3000:]
-
-
-def _kill_when(proc: subprocess.Popen[bytes], moment: Moment, log: Path) -> None:
-    """SIGKILL ``proc``'s process group as soon as ``moment()`` holds."""
-    deadline = time.monotonic() + 120
-    try:
-        while not moment():
-            assert proc.poll() is None, "ended before the moment:\n" + log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "the moment never came"
-            time.sleep(0.005)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def _nothing_left(path: Path) -> None:
@@ -119,7 +101,7 @@ def reference(emulator: str, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     """The undisturbed search."""
     root = tmp_path_factory.mktemp("reference")
     log = root / "log.txt"
-    _finish(_start("search", emulator, root / "out", root / "results", log=log), log)
+    finish(_start("search", emulator, root / "out", root / "results", log=log), log)
     return _outcome(root / "out", root / "results")
 
 
@@ -184,13 +166,13 @@ def test_a_killed_search_resumes_to_the_same_result(
 ) -> None:
     out, results, log = tmp_path / "out", tmp_path / "results", tmp_path / "log.txt"
     proc = _start("search", emulator, out, results, log=log)
-    _kill_when(proc, moment(out, results), log)
+    kill_when(proc, moment(out, results), log)
     _nothing_left(out)
     # a killed compiler left no object that make could take as built
     assert all(o.stat().st_size > 0 for o in out.glob("candidates/*/fw/build/obj/*.o"))
     state = _state(out)
     assert state is None or state["generation"] < GENERATIONS
-    _finish(_start("search", emulator, out, results, "--resume", log=log), log)
+    finish(_start("search", emulator, out, results, "--resume", log=log), log)
     assert _outcome(out, results) == reference
 
 
@@ -199,14 +181,14 @@ def test_a_build_killed_while_linking_leaves_no_elf(tmp_path: Path, demo) -> Non
     generate(demo).write(tmp_path / "model")
     build_dir, log = tmp_path / "build", tmp_path / "log.txt"
     proc = _start("build", tmp_path / "model", build_dir, log=log)
-    _kill_when(proc, lambda: any(build_dir.glob("firmware.elf*")), log)
+    kill_when(proc, lambda: any(build_dir.glob("firmware.elf*")), log)
     _nothing_left(tmp_path)
     elf = build_dir / "firmware.elf"
     if elf.exists():  # the kill came after the rename: then the ELF must be whole
         assert ElfInfo(elf).sizes.flash_bytes > 0
         with elf.open("rb") as f:
             assert all(len(s.data()) == s.data_size for s in ELFFile(f).iter_sections())
-    _finish(_start("build", tmp_path / "model", build_dir, log=log), log)
+    finish(_start("build", tmp_path / "model", build_dir, log=log), log)
     assert ElfInfo(build_dir / "firmware.elf").sizes.flash_bytes > 0
 
 

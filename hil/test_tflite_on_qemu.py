@@ -18,7 +18,14 @@ from tinyformer.engine.intmath import quantize_multiplier_tflite
 from tinyformer.engine.reference import outputs
 from tinyformer.engine.sparse_format import encode
 from tinyformer.hil.targets.base import Target
-from tinyformer.perf.tflite_models import ds_cnn, mobilenet, oracle, resnet8
+from tinyformer.perf.tflite_models import (
+    ds_cnn,
+    mobilenet,
+    op_mix,
+    oracle,
+    resnet8,
+    transformer_block,
+)
 
 KERAS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "keras_cnn_int8.tflite"
 # ResNet-8 dense runs the conv / FC assembly that hil/test_fc_conv_asm.py checks over its
@@ -28,6 +35,8 @@ MODELS = {
     "ds_cnn": (ds_cnn, 8),
     "mobilenet": (mobilenet, 8),
     "keras_cnn": (KERAS.read_bytes, 8),
+    "op_mix": (op_mix, 8),
+    "transformer_block": (transformer_block, 16),
 }
 
 

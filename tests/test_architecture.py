@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from import_graph import import_graph
 
-BASE = {"tinyformer", "atomic_write", "errors", "boards", "results"}
+BASE = {"tinyformer", "atomic_write", "json_document", "errors", "boards", "results"}
 # quant holds the QAT primitives the blocks build on, and the QAT run that trains blocks
 QAT = {"pipeline", "checkpoint", "evaluate", "train_state"}
 # package -> the packages it may import besides itself and BASE (ARCHITECTURE.md's table)

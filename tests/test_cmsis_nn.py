@@ -1,6 +1,6 @@
 """The CMSIS-NN baseline made reproducible: the harness that runs CMSIS-NN's linear kernel in
 place of ours, and one clear line when no checkout is given. The measurement itself needs a
-CMSIS-NN checkout (not a dependency): hil/test_cmsis_nn.py runs it where one is named."""
+CMSIS-NN checkout (not a dependency): hil/test_cmsis_nn_on_qemu.py runs it where one is named."""
 
 from __future__ import annotations
 

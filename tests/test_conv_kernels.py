@@ -19,15 +19,23 @@ from tinyformer.engine.ops.conv import (
 )
 
 
-def random_conv(rng: np.random.Generator, depthwise: bool, **fixed) -> dict:
-    """Random conv problem; ``fixed`` overrides h, w, cin, cout, k, stride, padding."""
-    k = fixed.get("k", int(rng.choice([1, 3, 5, 7])))
+def random_conv(
+    rng: np.random.Generator,
+    depthwise: bool,
+    ks: tuple[int, ...] = (1, 3, 5, 7),
+    size_below: int = 12,
+    channels_below: int = 21,
+    **fixed,
+) -> dict:
+    """Random conv problem (also test_sparse_kernels'); ``fixed`` overrides h, w, cin, cout,
+    k, stride, padding; else k from ``ks``, sizes and channel counts below the bounds."""
+    k = fixed.get("k", int(rng.choice(ks)))
     stride = fixed.get("stride", int(rng.integers(1, 3)))
     pad = fixed.get("padding", tuple(int(p) for p in rng.integers(0, k, 4)))
-    h = fixed.get("h", int(rng.integers(max(1, k - pad[0] - pad[2]), 12)))
-    w = fixed.get("w", int(rng.integers(max(1, k - pad[1] - pad[3]), 12)))
-    cin = fixed.get("cin", int(rng.integers(1, 21)))
-    cout = cin if depthwise else fixed.get("cout", int(rng.integers(1, 21)))
+    h = fixed.get("h", int(rng.integers(max(1, k - pad[0] - pad[2]), size_below)))
+    w = fixed.get("w", int(rng.integers(max(1, k - pad[1] - pad[3]), size_below)))
+    cin = fixed.get("cin", int(rng.integers(1, channels_below)))
+    cout = cin if depthwise else fixed.get("cout", int(rng.integers(1, channels_below)))
     depth = k * k * (1 if depthwise else cin)
     scale = rng.uniform(0.2, 1.5) / np.sqrt(depth) / 150
     mult, shift = quantize_multipliers(scale * rng.uniform(0.5, 1.5, cout))

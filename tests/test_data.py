@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import pickle
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,15 @@ from tinyformer.data import (
     random_hflip,
     to_model_input,
 )
-from tinyformer.data.cifar10 import CIFAR10_CLASSES
+from tinyformer.data.cifar10 import CIFAR10_CLASSES, TEST_FILE, TRAIN_FILES
+from tinyformer.data.cifar_standin import (
+    batch_files,
+    pickle_py2,
+    standin_images,
+    to_rows,
+    write_files,
+    write_standin,
+)
 from tinyformer.data.datasets import stratified_split
 from tinyformer.data.digits import digits_arrays
 
@@ -78,36 +88,20 @@ def test_load_dataset_by_name() -> None:
 
 
 def _dump_py2_style(obj: dict, path: Path) -> None:
-    """Pickle like the original files: protocol 2, bytes keys, numpy.core global names."""
-    raw = pickle.dumps(obj, protocol=2)
-    path.write_bytes(raw.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+    path.write_bytes(pickle_py2(obj))
 
 
 def write_cifar_fixture(root: Path, per_batch: int = 6, test_count: int = 7) -> dict:
-    """A small ``cifar-10-batches-py`` folder in exactly the CIFAR-10 python format."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
+    """A small ``cifar-10-batches-py`` folder of random images in the CIFAR-10 python format."""
     rng = np.random.default_rng(3)
     written: dict[str, tuple[np.ndarray, list[int]]] = {}
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    for name in names:
-        n = test_count if name == "test_batch" else per_batch
+    for name in [*TRAIN_FILES, TEST_FILE]:
+        n = test_count if name == TEST_FILE else per_batch
         data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
-        labels = [int(v) for v in rng.integers(0, 10, n)]
-        batch = {
-            b"batch_label": name.encode(),
-            b"labels": labels,
-            b"data": data,
-            b"filenames": [f"img_{i}.png".encode() for i in range(n)],
-        }
-        _dump_py2_style(batch, folder / name)
-        written[name] = (data, labels)
-    meta = {
-        b"num_cases_per_batch": per_batch,
-        b"label_names": [c.encode() for c in CIFAR10_CLASSES],
-        b"num_vis": 3072,
-    }
-    _dump_py2_style(meta, folder / "batches.meta")
+        written[name] = (data, [int(v) for v in rng.integers(0, 10, n)])
+    train = [(written[f][0], np.array(written[f][1])) for f in TRAIN_FILES]
+    test = written[TEST_FILE][0], np.array(written[TEST_FILE][1])
+    write_files(root, batch_files(train, test))
     return written
 
 
@@ -185,6 +179,99 @@ def test_cifar_refuses_code_in_pickle(tmp_path: Path) -> None:
     (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(pickle.dumps(Evil()))
     with pytest.raises(DatasetError, match=r"refusing to load global builtins\.print"):
         load_cifar10_splits(tmp_path)
+
+
+def test_standin_is_deterministic_official_and_learnable(tmp_path: Path) -> None:
+    a = write_standin(tmp_path / "a", per_batch=40, test_count=50, seed=1, archive=True)
+    b = write_standin(tmp_path / "b", per_batch=40, test_count=50, seed=1, archive=True)
+    c = write_standin(tmp_path / "c", per_batch=40, test_count=50, seed=2, archive=True)
+    assert a.read_bytes() == b.read_bytes() != c.read_bytes()
+    with tarfile.open(a) as tar:  # the download's layout
+        assert sorted(tar.getnames()) == sorted(
+            ["cifar-10-batches-py", *(f"cifar-10-batches-py/{f}" for f in (
+                *TRAIN_FILES, TEST_FILE, "batches.meta"))]
+        )  # fmt: skip
+    folder = write_standin(tmp_path / "d", per_batch=40, test_count=50, seed=1)
+    from_folder, from_archive = load_cifar10_splits(folder), load_cifar10_splits(a)
+    for x, y in zip(from_folder.splits(), from_archive.splits(), strict=True):
+        np.testing.assert_array_equal(x.images, y.images)
+        np.testing.assert_array_equal(x.labels, y.labels)
+    assert np.bincount(from_folder.test.labels).tolist() == [5] * 10
+
+    # learnable: nearest class mean of 4x4-pooled colours, far above chance (10 %)
+    def features(images: np.ndarray) -> np.ndarray:
+        return images.reshape(len(images), 8, 4, 8, 4, 3).mean((2, 4)).reshape(len(images), -1)
+
+    train, test = from_folder.train, from_folder.test
+    means = np.stack([features(train.images[train.labels == k]).mean(0) for k in range(10)])
+    dist = ((features(test.images)[:, None] - means[None]) ** 2).sum(-1)
+    assert (dist.argmin(1) == test.labels).mean() >= 0.5
+
+
+def test_rows_layout_is_cifars() -> None:
+    images, _ = standin_images(3, 0)
+    np.testing.assert_array_equal(_rows_to_nhwc(to_rows(images)), images)
+
+
+def test_cifar_archive_where_users_put_it(tmp_path: Path) -> None:
+    archive = write_standin(tmp_path, per_batch=10, test_count=10, archive=True)
+    direct = load_dataset("cifar10", archive)
+    beside = load_dataset("cifar10", tmp_path)  # the folder the download landed in
+    np.testing.assert_array_equal(direct.train.images, beside.train.images)
+    (tmp_path / "other").mkdir()
+    with pytest.raises(DatasetError, match="CIFAR-10 folder not found"):
+        load_dataset("cifar10", tmp_path / "other" / "cifar-10-python.tar.gz")
+
+
+def _tar_gz(path: Path, members: list[tuple[str, bytes | None]]) -> None:
+    """An archive of (name, content) members; content None: a symlink."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, raw in members:
+            info = tarfile.TarInfo(name)
+            if raw is None:
+                info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+                tar.addfile(info)
+            else:
+                info.size = len(raw)
+                tar.addfile(info, io.BytesIO(raw))
+
+
+def _damaged_archives(tmp_path: Path) -> dict[str, tuple[bytes, str]]:
+    good = write_standin(tmp_path / "good", per_batch=4, test_count=4, archive=True).read_bytes()
+    files = batch_files(
+        [(to_rows(standin_images(4, i)[0]), np.arange(4)) for i in range(5)],
+        (to_rows(standin_images(4, 9)[0]), np.arange(4)),
+    )
+    members = [(f"cifar-10-batches-py/{k}", v) for k, v in files.items()]
+    cases: dict[str, tuple[bytes, str]] = {
+        "truncated": (good[: len(good) // 2], "EOFError: Compressed file ended"),
+        "bad crc": (good[:-8] + bytes([good[-8] ^ 1]) + good[-7:], "BadGzipFile: CRC check failed"),
+        "not gzip": (b"PK\x03\x04 a zip file", "Not a gzipped file"),
+        "empty": (b"", "ReadError: empty file"),
+    }
+    for name, edit, why in (
+        ("missing", lambda m: [x for x in m if not x[0].endswith("_4")], "no .*data_batch_4"),
+        ("symlink", lambda m: [(n, None if n.endswith("test_batch") else r) for n, r in m],
+         "test_batch is not a regular file"),
+        ("twice", lambda m: [*m, m[0]], "appears twice"),
+        ("lying", lambda m: [(n, b"garbage" if n.endswith("_2") else r) for n, r in m],
+         r"corrupt CIFAR-10 file .*tar\.gz:cifar-10-batches-py/data_batch_2"),
+    ):  # fmt: skip
+        _tar_gz(tmp_path / "x.tar.gz", edit(members))
+        cases[name] = ((tmp_path / "x.tar.gz").read_bytes(), why)
+    return cases
+
+
+def test_cifar_damaged_archive_is_one_line(tmp_path: Path) -> None:
+    for name, (raw, why) in _damaged_archives(tmp_path).items():
+        path = tmp_path / name / "cifar-10-python.tar.gz"
+        path.parent.mkdir()
+        path.write_bytes(raw)
+        with pytest.raises(DatasetError, match=why) as info:
+            load_cifar10_splits(path.parent)
+        assert "\n" not in str(info.value), name
+        if name != "lying":
+            assert str(info.value).startswith(f"damaged CIFAR-10 archive {path}: "), name
 
 
 # ----------------------------------------------------------------------------- image folders

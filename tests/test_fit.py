@@ -15,7 +15,8 @@ from tinyformer.data.datasets import ImageDataset
 from tinyformer.model.fit import Hook, adamw_warmup_cosine, fit, supervised_step
 
 
-def _split(n: int = 20) -> ImageDataset:
+def tiny_split(n: int = 20) -> ImageDataset:
+    """n random 4x4x1 images of 3 classes (seeded): a split small enough for a fit in a test."""
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (n, 4, 4, 1), dtype=np.uint8)
     return ImageDataset(images, rng.integers(0, 3, n), ("a", "b", "c"), "train")
@@ -53,7 +54,7 @@ def _fit(model: nn.Module, log: list[Any], **kwargs: Any) -> list[dict[str, Any]
         return loss.item()
 
     gen = torch.Generator().manual_seed(0)
-    return fit(model, _split(), 3, optimizer, scheduler, step, gen, batch_size=8,
+    return fit(model, tiny_split(), 3, optimizer, scheduler, step, gen, batch_size=8,
                hooks=[Record(log)], **kwargs)  # fmt: skip
 
 
@@ -81,7 +82,7 @@ def test_non_finite_loss_stops_before_the_update() -> None:
     optimizer, scheduler = adamw_warmup_cosine(model, 1e-2, 0.0, 6, 1, 0.1)
     nan = nn.Sequential(model, nn.Threshold(1e9, float("nan")))
     with pytest.raises(FloatingPointError, match="training loss is nan"):
-        fit(model, _split(), 1, optimizer, scheduler, supervised_step(nan, 0.0),
+        fit(model, tiny_split(), 1, optimizer, scheduler, supervised_step(nan, 0.0),
             torch.Generator().manual_seed(0), batch_size=8)  # fmt: skip
     for a, b in zip(before, model.parameters(), strict=True):
         assert torch.equal(a, b)

@@ -19,6 +19,7 @@ from ir_tamper import GRAPHS, blob_of, header_of, reframe  # tests/ is on sys.pa
 
 from tinyformer.engine import ir, sparse_format
 from tinyformer.engine.codegen import generate
+from tinyformer.engine.validate import check_graph
 
 Header = dict[str, Any]
 
@@ -217,6 +218,13 @@ def test_tampered_header_is_refused(files, graph, mutate, message) -> None:
     with pytest.raises(ir.IRFormatError, match=message) as caught:
         ir.from_bytes(reframe(files[graph], h), source="m.tfir")
     assert str(caught.value).startswith("m.tfir: ") and "\n" not in str(caught.value)
+
+
+def test_more_layers_than_the_firmware_can_number_are_refused() -> None:
+    graph = GRAPHS["demo"]()
+    graph.nodes *= 65_537
+    with pytest.raises(ir.IRFormatError, match=r"65,537 nodes: .* 16 bits \(at most 65,535\)"):
+        check_graph(graph)
 
 
 def _deep(depth: int, closed: bool = True) -> bytes:

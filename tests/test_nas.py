@@ -116,12 +116,17 @@ def test_search_cli_errors_are_one_line(tmp_path) -> None:
 
     runner = CliRunner()
     out = str(tmp_path / "s")
+    (tmp_path / "x.tar.gz").write_bytes(b"not a download")
     cases = [
         (["search", "-o", out, "--dataset", "cifar10"], "needs a root folder"),
         (["search", "-o", out, "--dataset", "cifar10", "--root", str(tmp_path / "none")],
          "CIFAR-10 folder not found"),
         (["search", "-o", out, "--resume", "--fresh"], "pick one"),
         (["demo", "-o", out, "--resume", "--fresh"], "pick one"),
+        (["demo", "-o", out, "--dataset", "cifar10"], "needs a root folder"),
+        (["demo", "-o", out, "--dataset", "folder", "--root", out], "on digits or cifar10"),
+        (["demo", "-o", out, "--dataset", "cifar10", "--root", str(tmp_path / "x.tar.gz")],
+         "damaged CIFAR-10 archive"),
         (["evaluate", out, "--dataset", "folder"], "not a compiled model"),
         (["search", "-o", out, "--population", "0"], "--population must be at least 2"),
         (["search", "-o", out, "--generations", "-1"], "--generations must be at least 1"),

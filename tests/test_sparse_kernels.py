@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from host_kernels import load, ptr
 from qemu_layers import align16, run_on_qemu
+from test_conv_kernels import random_conv as dense_conv  # tests/ is on sys.path
 
 from tinyformer.engine.intmath import quantize_multipliers
 from tinyformer.engine.ops.conv import conv2d, fold_conv_bias, output_size
@@ -155,31 +156,10 @@ def test_python_reference_decodes() -> None:
 
 
 def random_conv(rng: np.random.Generator, block: int, sparsity: float, **fixed) -> dict:
-    k = fixed.get("k", int(rng.choice([1, 3, 5])))
-    stride = fixed.get("stride", int(rng.integers(1, 3)))
-    pad = fixed.get("padding", tuple(int(p) for p in rng.integers(0, k, 4)))
-    h = fixed.get("h", int(rng.integers(max(1, k - pad[0] - pad[2]), 11)))
-    w = fixed.get("w", int(rng.integers(max(1, k - pad[1] - pad[3]), 11)))
-    cin = fixed.get("cin", int(rng.integers(1, 20)))
-    cout = fixed.get("cout", int(rng.integers(1, 20)))
-    depth = k * k * cin
-    scale = rng.uniform(0.2, 1.5) / np.sqrt(depth) / 150
-    mult, shift = quantize_multipliers(scale * rng.uniform(0.5, 1.5, cout))
-    input_zp = int(rng.integers(-128, 128))
-    weights = rng.integers(-127, 128, (cout, k, k, cin), dtype=np.int8)
-    return {
-        "x": np.clip(input_zp + rng.normal(0, 60, (h, w, cin)), -128, 127).astype(np.int8),
-        "weights": prune_blocks(weights, block, sparsity),
-        "bias": rng.integers(-3000, 3000, cout, dtype=np.int32),
-        "input_zp": input_zp,
-        "output_zp": int(rng.integers(-64, 65)),
-        "multiplier": mult,
-        "shift": shift,
-        "stride": stride,
-        "padding": pad,
-        "act_min": int(rng.integers(-128, -60)),
-        "act_max": int(rng.integers(60, 128)),
-    }
+    """A dense conv problem (k <= 5, smaller maps) with its weights block-pruned."""
+    p = dense_conv(rng, False, ks=(1, 3, 5), size_below=11, channels_below=20, **fixed)
+    p["weights"] = prune_blocks(p["weights"], block, sparsity)
+    return p
 
 
 def c_sparse_conv(p: dict, block: int) -> np.ndarray:

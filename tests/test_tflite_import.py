@@ -8,6 +8,7 @@ QEMU runs the same models in hil/test_tflite_on_qemu.py."""
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -163,7 +164,7 @@ def _tiny(dtype: int = fb.TensorType.INT8, op: int = fb.BuiltinOperator.SOFTMAX)
         (MODEL_BYTES["ds_cnn"][:200], "damaged|malformed"),
         (_tiny(fb.TensorType.FLOAT32), "float32: only int8"),
         (_tiny(fb.TensorType.INT16), "int16: only int8 activations"),
-        (_tiny(op=fb.BuiltinOperator.TANH), r"operator 0 \(TANH\) is not supported"),
+        (_tiny(op=fb.BuiltinOperator.EXP), r"operator 0 \(EXP\) is not supported"),
     ],
     ids=["not-tflite", "truncated", "float", "int16", "unsupported-op"],
 )
@@ -193,10 +194,10 @@ def test_cli_import_writes_the_ir_and_refuses_in_one_line(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     assert ir.load(out).meta["rounding"] == "tflite"
     bad = tmp_path / "bad.tflite"
-    bad.write_bytes(_tiny(op=fb.BuiltinOperator.TANH))
+    bad.write_bytes(_tiny(op=fb.BuiltinOperator.EXP))
     result = runner.invoke(app, ["import", str(bad), "-o", str(tmp_path / "b.tfir")])
     assert result.exit_code == 1
-    assert "operator 0 (TANH) is not supported" in result.output
+    assert "operator 0 (EXP) is not supported" in result.output
     assert "Traceback" not in result.output
 
 
@@ -232,3 +233,74 @@ def test_quantize_and_dequantize_at_the_edges_are_dropped() -> None:
     want = np.round(oracle(model, floats) / np.float32(s_out)) + zp_out
     got = np.stack([outputs(graph, q).reshape(-1) for q in xs])
     np.testing.assert_array_equal(got, want)
+
+
+HARD_SWISH, RSQRT, TANH = (fb.BuiltinOperator.HARD_SWISH, fb.BuiltinOperator.RSQRT,
+                           fb.BuiltinOperator.TANH)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("op", "scale", "zp", "out_scale", "out_zp"),
+    [
+        (HARD_SWISH, 0.05, 3, 0.03, -100),
+        (HARD_SWISH, 0.2, -20, 0.2, -60),
+        (HARD_SWISH, 0.01, 0, 1.5, -120),  # int16 mask wrap: -120 below 0, -119 from 0 on
+        (HARD_SWISH, 0.5, 100, 0.004, 0),
+        (RSQRT, 0.05, -128, 0.03, -100),
+        (RSQRT, 0.001, -128, 0.5, -128),
+        (RSQRT, 3.0, -128, 0.001, -128),
+        (TANH, 0.05, 3, 1 / 128, 0),
+        (TANH, 0.2, 100, 1 / 128, 0),
+        (TANH, 0.002, 0, 1 / 128, 0),
+    ],
+)
+def test_per_value_ops_are_tflite_micros_tables_on_every_input(
+    op: int, scale: float, zp: int, out_scale: float, out_zp: int
+) -> None:
+    """HARD_SWISH, RSQRT and TANH run as tables: all 256 inputs, at scales that take their
+    shift and saturation paths, against the interpreter."""
+    b = Builder()
+    x = b.input((256,), scale, zp)
+    y = b.act(b.real[id(x)], out_scale, out_zp, shape=x.shape)
+    b.op(op, [x], [y])
+    model = b.build(y)
+    xs = np.arange(-128, 128, dtype=np.int8)[None]
+    want = oracle(model, xs)
+    assert len(np.unique(want)) >= 2
+    np.testing.assert_array_equal(outputs(import_tflite_bytes(model), xs[0]), want[0])
+
+
+def _concat_of_two_quantizations() -> bytes:
+    b = Builder()
+    x = b.input((4, 8), 0.05, 3)
+    return b.build(b.concat([x, b.hard_swish(x)], axis=1))
+
+
+def _two_constants() -> bytes:
+    b = Builder()
+    x = b.input((4, 8), 0.05, 3)
+    return b.build(b.add_to(x, b.sub(b.constant(np.ones(8)), b.constant(np.ones(8)))))
+
+
+def _hard_swish_of_a_huge_scale() -> bytes:
+    """TFLite Micro would shift by 32 (undefined in C++; x86 and ARM differ)."""
+    b = Builder()
+    x = b.input((8,), 5e7, 0)
+    return b.build(b.hard_swish(x))
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_concat_of_two_quantizations, r"operator 1 \(CONCATENATION\): concatenating changes"),
+        (_two_constants, r"operator 0 \(SUB\): both inputs are constants"),
+        (_hard_swish_of_a_huge_scale, r"operator 0 \(HARD_SWISH\): .* is too large"),
+    ],
+    ids=["concat-quantization", "two-constants", "hard-swish-shift"],
+)
+def test_new_ops_refuse_what_they_cannot_run_in_one_line(
+    make: Callable[[], bytes], message: str
+) -> None:
+    with pytest.raises(TFLiteImportError, match=message) as info:
+        import_tflite_bytes(make())
+    assert "\n" not in str(info.value)

@@ -8,14 +8,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
+from processes import finish, kill_when
 from test_prune import tiny_config  # tests/ is on sys.path (conftest.py)
 from typer.testing import CliRunner
 
@@ -48,10 +47,6 @@ def _saved_phase(out: Path) -> str | None:
     return None
 
 
-def _finish(proc: subprocess.Popen[bytes], out: Path) -> None:
-    assert proc.wait(timeout=300) == 0, out.with_suffix(".log").read_text()[-3000:]
-
-
 def _history(out: Path) -> list[dict[str, str]]:
     with open(out / "history.csv") as fh:
         return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(fh)]
@@ -61,17 +56,8 @@ def test_killed_train_resumes_to_the_uninterrupted_model(tmp_path: Path) -> None
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     reference = _train(straight, "--json")  # beside the other: one thread each
     proc = _train(killed, "--json")
-    deadline = time.monotonic() + 240
-    try:
-        while _saved_phase(killed) != "prune":  # a pruning epoch done, the next under way
-            log = killed.with_suffix(".log")
-            assert proc.poll() is None, "ended before the moment:\n" + log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "no pruning epoch was ever saved"
-            time.sleep(0.01)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    # a pruning epoch done, the next under way
+    kill_when(proc, lambda: _saved_phase(killed) == "prune", killed.with_suffix(".log"), 240)
     assert proc.returncode == -signal.SIGKILL
     assert not (killed / "model.tfir").exists() and (killed / TRAIN_STATE).exists()
     left = sorted(p.name for p in killed.iterdir() if p.name.endswith(".tmp"))
@@ -89,8 +75,8 @@ def test_killed_train_resumes_to_the_uninterrupted_model(tmp_path: Path) -> None
     assert nothing.exit_code == 1 and "no interrupted run" in nothing.output, nothing.output
 
     resumed = _train(killed, "--json", "--resume")
-    _finish(resumed, killed)
-    _finish(reference, straight)
+    finish(resumed, killed.with_suffix(".log"))
+    finish(reference, straight.with_suffix(".log"))
     summary = json.loads(killed.with_suffix(".log").read_text().splitlines()[-1])
     assert summary["resumed_after"].startswith("prune epoch ")
     assert not (killed / TRAIN_STATE).exists()  # a finished run leaves only its products

@@ -8,15 +8,15 @@ import io
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_fit import tiny_split  # tests/ is on sys.path (conftest.py)
 from torch import nn
 from typer.testing import CliRunner
 
 from tinyformer.cli import app
-from tinyformer.data.datasets import ImageDataset, to_model_input
+from tinyformer.data.datasets import to_model_input
 from tinyformer.model.device import Precision, configure_threads, default_threads, resolve_device
 from tinyformer.model.fit import fit, supervised_step
 
@@ -85,12 +85,6 @@ def test_configure_threads_sets_torch() -> None:
         torch.set_num_threads(before)
 
 
-def _data(n: int = 32) -> ImageDataset:
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (n, 4, 4, 1), dtype=np.uint8)
-    return ImageDataset(images, rng.integers(0, 3, n), ("a", "b", "c"), "train")
-
-
 def _model() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
@@ -102,7 +96,7 @@ def _fit_once(model: nn.Module, precision: Precision | None, clip: float) -> Non
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     step = supervised_step(model, 0.0, None, precision)
     gen = torch.Generator().manual_seed(0)
-    fit(model, _data(), 1, optimizer, scheduler, step, gen, batch_size=32, grad_clip=clip,
+    fit(model, tiny_split(32), 1, optimizer, scheduler, step, gen, batch_size=32, grad_clip=clip,
         precision=precision)  # fmt: skip
 
 
@@ -126,8 +120,8 @@ def test_mixed_precision_scales_the_loss_and_clips_true_gradients() -> None:
     assert amp.state_dict()["scale"] == 2.0**16  # no overflow: the scale stands
 
     manual = _model()  # the same step by hand: autocast, plain backward, clip, SGD
-    x = to_model_input(torch.from_numpy(_data().images).permute(0, 3, 1, 2))
-    y = torch.from_numpy(_data().labels)
+    x = to_model_input(torch.from_numpy(tiny_split(32).images).permute(0, 3, 1, 2))
+    y = torch.from_numpy(tiny_split(32).labels)
     order = torch.randperm(32, generator=torch.Generator().manual_seed(0))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss = F.cross_entropy(manual(x[order]), y[order])
@@ -154,6 +148,6 @@ def test_bars_on_a_terminal_only(tty: bool, monkeypatch: pytest.MonkeyPatch) -> 
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     step = supervised_step(model, 0.0)
-    fit(model, _data(), 1, optimizer, scheduler, step, torch.Generator().manual_seed(0),
+    fit(model, tiny_split(32), 1, optimizer, scheduler, step, torch.Generator().manual_seed(0),
         batch_size=8, desc="float", progress=True)  # fmt: skip
     assert ("float 1/1" in err.getvalue()) == tty

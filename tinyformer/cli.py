@@ -402,20 +402,30 @@ def demo(
     amp: AmpOpt = True,
     progress: ProgressOpt = True,
     ray: RayOpt = None,
+    dataset: Annotated[
+        str, typer.Option(help="digits (embedded) or cifar10 (with --root)")
+    ] = "digits",
+    root: RootOpt = None,
 ) -> None:
-    """The main job on digits: SuperNAS, supernet, SparseNAS, prune + QAT, firmware, target."""
+    """The main job (digits, or CIFAR-10 from --root): SuperNAS, supernet, SparseNAS,
+    prune + QAT, firmware, evaluation on the target."""
     from dataclasses import replace
 
     from tinyformer.cluster.runtime import ray_session
     from tinyformer.nas.pipeline import demo as run_demo
 
+    if dataset not in ("digits", "cifar10"):
+        raise ValueError(f"demo runs on digits or cifar10, not {dataset!r}")
+    opts = replace(
+        QUICK, dataset=dataset, root=None if root is None else str(root), device=device,
+        threads=threads, amp=amp, progress=progress,
+    )  # fmt: skip
     tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
-    opts = replace(QUICK, device=device, threads=threads, amp=amp, progress=progress)
     with ray_session(ray):
         summary = run_demo(opts, tgt, out, results, resume, fresh=fresh)
     summary.pop("config")
     _summary_table(demo_display(summary), f"TinyFormer demo ({out})")
-    console.print(f"recorded in {results / 'digits_model.csv'}")
+    console.print(f"recorded in {results / f'{dataset}_model.csv'}")
 
 
 @app.command()
@@ -500,6 +510,9 @@ def search(
         int, typer.Option(help="candidates measured per generation")
     ] = SearchOptions.top_k,
     supernet_epochs: int = SearchOptions.supernet_epochs,
+    space_samples: Annotated[
+        int, typer.Option(help="subnets SuperNAS draws to score each candidate space")
+    ] = SearchOptions.space_samples,
     seed: Annotated[int, typer.Option(min=0)] = SearchOptions.seed,
     resume: Annotated[bool, typer.Option(help="continue from the checkpoint in OUT")] = False,
     fresh: FreshOpt = False,
@@ -519,6 +532,7 @@ def search(
         image_size=image_size,
         channels=channels,
         supernet_epochs=supernet_epochs,
+        space_samples=space_samples,
         population=population,
         generations=generations,
         top_k=top_k,
@@ -578,7 +592,8 @@ def bench(
     cmsis-nn: CMSIS-NN's linear kernel from your checkout (--cmsis-nn) on the kernel bench's
     shapes, beside the constants the bench compares with: results/cmsis_nn.csv.
     train: training images/second, digits and CIFAR-scale models: results/training.csv.
-    imported: .tflite models (ResNet-8 dense and block-pruned, DS-CNN, MobileNet-style) and
+    imported: .tflite models (ResNet-8 dense and block-pruned, DS-CNN, MobileNet-style, a
+    transformer block) and
     TFLite rounding's cost per kernel: results/imported_models.csv.
     cluster: evaluate on 1 and 2 target workers (results/cluster.csv). farm: a simulated farm
     of 1..64 targets, candidates measured per hour (results/farm.csv, farm.png).

@@ -271,7 +271,9 @@ static void product(const int8_t *a, int32_t a_stride, int32_t rows, int32_t k, 
 static rq_t make_rq(int32_t multiplier, int32_t shift, int32_t output_zp)
 {
     rq_t rq = {multiplier, shift, output_zp, 0, 0, 0};
-    if (shift >= -24 && shift <= -2 && output_zp >= -128 && output_zp <= 127) {
+    /* TFLite's double rounding (an imported BATCH_MATMUL) has no such shortcut. */
+    if (!TF_ROUNDING_TFLITE && shift >= -24 && shift <= -2 && output_zp >= -128 &&
+        output_zp <= 127) {
         rq.fast = 1;
         rq.sh = -1 - shift;
         rq.c = (2 * output_zp + 1) * (int32_t)(1u << (rq.sh - 1));

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from tinyformer.atomic_write import write_atomic_text
 from tinyformer.boards import BOARDS, DEFAULT_BOARD
+from tinyformer.compiler.budget import check_fits, estimate
+from tinyformer.compiler.errors import DoesNotFitError
 from tinyformer.compiler.firmware import DEFAULT_STACK, Firmware, build
 from tinyformer.compiler.model_flash import model_flash
 from tinyformer.compiler.profile import layer_profile
@@ -54,9 +56,18 @@ def compile_model(ir_path: Path, out_dir: Path, board: str = DEFAULT_BOARD) -> C
         shutil.copyfile(ir_path, out_dir / "model.tfir")
     plan = plan_graph(graph)
     cmodel = generate(graph, plan)
+    need = estimate(graph, plan, cmodel, DEFAULT_STACK)
+    check_fits(need, board)  # a model that cannot link is one line, not a build
     cmodel.write(out_dir / "model")
     plan.plot(out_dir / "plan.png", title=graph.name)
-    fw = build(out_dir / "model", out_dir / "build", board=board, stack_size=DEFAULT_STACK)
+    try:
+        fw = build(out_dir / "model", out_dir / "build", board=board, stack_size=DEFAULT_STACK)
+    except DoesNotFitError as exc:  # past the prediction's lower bound: the linker's figures
+        raise DoesNotFitError(
+            str(exc),
+            flash_bytes=max(exc.flash_bytes or 0, need.flash_min_bytes),
+            ram_bytes=max(exc.ram_bytes or 0, need.ram_region_bytes),
+        ) from None
     sizes = fw.info.sizes
     stack = predicted_stack_bytes(out_dir / "build")
     own = model_flash(out_dir / "build" / "firmware.map")

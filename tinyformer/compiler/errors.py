@@ -10,4 +10,13 @@ class FirmwareBuildError(ToolError):
 
 
 class DoesNotFitError(FirmwareBuildError):
-    """The model overflows the flash or RAM budget."""
+    """The model overflows the flash or RAM budget. ``flash_bytes`` and ``ram_bytes`` (what the
+    linker would place in RAM: static + reserved stack) are what it needs at least, where known:
+    a search records them and marks the model infeasible."""
+
+    def __init__(
+        self, message: str, flash_bytes: int | None = None, ram_bytes: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.flash_bytes = flash_bytes
+        self.ram_bytes = ram_bytes

@@ -85,7 +85,12 @@ def build(
                 f"{region} ({budgets.get(region, 0) // 1024} KB) overflowed by {int(n):,} bytes"
                 for region, n in overflows
             ]
-            raise DoesNotFitError(f"model does not fit on {board}: " + "; ".join(parts))
+            need = {region: budgets.get(region, 0) + int(n) for region, n in overflows}
+            raise DoesNotFitError(
+                f"model does not fit on {board}: " + "; ".join(parts),
+                flash_bytes=need.get("FLASH"),
+                ram_bytes=need.get("RAM"),
+            )
         tail = "\n".join(log.splitlines()[-25:])
         raise FirmwareBuildError(f"firmware build for {board} failed:\n{tail}")
     firmware = Firmware(build_dir / "firmware.elf", board, stack_size)

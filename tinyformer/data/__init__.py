@@ -28,7 +28,8 @@ def load_dataset(
 ) -> DatasetSplits:
     """Load a data set by name: ``digits`` (default, embedded), ``cifar10`` or ``folder``.
 
-    ``root`` is the ``cifar-10-batches-py`` folder (or its parent) for cifar10, and the image
+    ``root`` is the ``cifar-10-batches-py`` folder, its parent or ``cifar-10-python.tar.gz``
+    for cifar10, and the image
     tree for folder. ``image_size`` and ``channels`` convert a folder's images (the others
     have fixed shapes); extra keyword arguments go to the loader.
     """

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -57,21 +58,29 @@ def quantize_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q.reshape(w.shape), scales
 
 
+def _frexp_q31(real: float, round_q31: Callable[[float], int]) -> tuple[int, int]:
+    """real = q * 2**(exponent - 31) with q the Q31 mantissa in [2**30, 2**31), rounded by
+    ``round_q31``; (0, 0) for 0. The part both QuantizeMultiplier forms share: they differ
+    in the rounding and in what an out-of-range exponent becomes."""
+    if real < 0 or not math.isfinite(real):
+        raise ValueError(f"multiplier must be finite and >= 0, got {real}")
+    if real == 0.0:
+        return 0, 0
+    mantissa, exponent = math.frexp(real)  # real = mantissa * 2**exponent, mantissa in [0.5, 1)
+    q = round_q31(mantissa * (1 << 31))
+    if q == 1 << 31:
+        q //= 2
+        exponent += 1
+    return q, exponent
+
+
 def quantize_multiplier(real: float) -> tuple[int, int]:
     """Split a positive real multiplier into (Q31 multiplier, shift), TFLite style.
 
     Returns (0, 0) for real == 0. Multipliers too small to represent become (0, 0);
     too large ones raise, since they mean the scales are nonsensical.
     """
-    if real < 0 or not math.isfinite(real):
-        raise ValueError(f"multiplier must be finite and >= 0, got {real}")
-    if real == 0.0:
-        return 0, 0
-    mantissa, exponent = math.frexp(real)  # real = mantissa * 2**exponent, mantissa in [0.5, 1)
-    q = round(mantissa * (1 << 31))
-    if q == 1 << 31:
-        q //= 2
-        exponent += 1
+    q, exponent = _frexp_q31(real, round)  # Python's round: ties to even
     if exponent < MIN_SHIFT:
         return 0, 0
     if exponent > MAX_SHIFT:
@@ -159,15 +168,7 @@ def requantize_tflite(
 def quantize_multiplier_tflite(real: float) -> tuple[int, int]:
     """TFLite's QuantizeMultiplier: frexp, the mantissa rounded half away from zero to Q31
     (std::round), shifts below -31 flush to (0, 0), above 30 saturate."""
-    if real < 0 or not math.isfinite(real):
-        raise ValueError(f"multiplier must be finite and >= 0, got {real}")
-    if real == 0.0:
-        return 0, 0
-    mantissa, exponent = math.frexp(real)
-    q = math.floor(mantissa * (1 << 31) + 0.5)
-    if q == 1 << 31:
-        q //= 2
-        exponent += 1
+    q, exponent = _frexp_q31(real, lambda v: math.floor(v + 0.5))
     if exponent < MIN_SHIFT:
         return 0, 0
     if exponent > MAX_SHIFT:
@@ -178,6 +179,21 @@ def quantize_multiplier_tflite(real: float) -> tuple[int, int]:
 def saturate(x: np.ndarray, lo: int = INT8_MIN, hi: int = INT8_MAX) -> np.ndarray:
     """Clamp to [lo, hi]."""
     return np.clip(x, lo, hi)
+
+
+def requantize_s8(
+    acc: np.ndarray,
+    multiplier: np.ndarray | int,
+    shift: np.ndarray | int,
+    output_zp: int,
+    act_min: int = INT8_MIN,
+    act_max: int = INT8_MAX,
+    requant: Callable[..., np.ndarray] = requantize,
+) -> np.ndarray:
+    """The int8 output stage of every op with an int32 accumulator: requant(acc) (the
+    engine's or TFLite's rounding) + output_zp, clamped to [act_min, act_max]."""
+    out = requant(acc, np.asarray(multiplier), np.asarray(shift)) + int(output_zp)
+    return saturate(out, act_min, act_max).astype(np.int8)
 
 
 def tflite_requant_table(

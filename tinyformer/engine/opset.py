@@ -28,6 +28,12 @@ Ops, their inputs and attributes (activations int8 NHWC without batch: [H][W][C]
                                                            (TFLite's MEAN: requantized sum)
     transpose         x                                    shape[4] perm[4] inner
     reshape           x                                    (same bytes, new shape)
+    sub, add_broadcast, x1, x2 (broadcasting, <= 4-D;    as add (TFLite's SUB, ADD,
+    squared_difference
+                      either may be an int8 constant)  SQUARED_DIFFERENCE)
+    mul               x1, x2 (as sub)                      input1_zp input2_zp output_zp
+                                                           multiplier shift act_min act_max
+    concat            x1, x2                               axis (one quantization: bytes)
 
 A graph imported from TensorFlow Lite has ``meta["rounding"] == "tflite"``: its requantizations
 round as TFLite Micro's do and its softmax is TFLite's (``ops/tflm.py``); the firmware is then
@@ -85,7 +91,16 @@ from tinyformer.engine.ops.matmul import (
 from tinyformer.engine.ops.norm import G_LIMIT, MAX_D, layernorm, layernorm_affine
 from tinyformer.engine.ops.pool import avgpool, global_avgpool, maxpool
 from tinyformer.engine.ops.softmax import softmax
-from tinyformer.engine.ops.tflm import SOFTMAX_MAX_ROW, mean, softmax_tflite
+from tinyformer.engine.ops.tflm import (
+    ADDSUB_MODES,
+    SOFTMAX_MAX_ROW,
+    add_sub,
+    broadcast_strides,
+    concat,
+    mean,
+    mul,
+    softmax_tflite,
+)
 from tinyformer.engine.opspec import Attr, Int, Invalid, OneOf, Operand, int_list, optional
 from tinyformer.engine.sparse_format import BLOCKS
 
@@ -226,6 +241,37 @@ def _check_requant(node: Node, graph: Graph, channels: int) -> None:
     if len(node.inputs) > 2:
         _expect_shape(node, graph, 2, (channels,))
     _check_act(node)
+    _check_accumulator(node, graph, channels)
+
+
+def _check_accumulator(node: Node, graph: Graph, channels: int) -> None:
+    """No input can overflow the int32 accumulator of a linear / conv: per output channel,
+    |bias| + max|x - input_zp| * sum|w| <= 2**31 - 1. The C kernels add in int32 and wrap
+    (SMLAD), so a final sum outside int32 would silently differ from the reference. The
+    weights are only read when the data-free bound (every |w| = 128) does not already prove
+    it: up to 65,000 weights per output with a small bias (the CIFAR-10 spaces' widest: 640).
+    It also bounds the input zero point folded into the bias (|input_zp| <= the span)."""
+    zp = int(node.attrs["input_zp"])
+    span = max(127 - zp, zp + 128)  # the largest |x - input_zp| of an int8 x
+    bias = _bias(graph, node)
+    b = np.zeros(channels, np.int64) if bias is None else np.abs(bias.astype(np.int64))
+    taps = math.prod(_shape(graph, node.inputs[1])) // channels  # weights per output
+    if int(b.max()) + span * 128 * taps <= INT32_MAX:
+        return
+    w = np.abs(weights_of(graph, node.inputs[1]).astype(np.int64))
+    per_out = (
+        w.reshape(-1, channels).sum(0)
+        if node.op == "depthwise_conv2d"
+        else w.reshape(channels, -1).sum(1)
+    )
+    worst = b + span * per_out
+    j = int(worst.argmax())
+    if worst[j] > INT32_MAX:
+        raise Invalid(
+            _operand(node, 2 if bias is not None else 1),
+            f"output channel {j}: the int32 accumulator reaches {int(worst[j]):,} for some "
+            f"input (|bias| {int(b[j]):,} + {span} x sum|w| {int(per_out[j]):,}), over 2**31 - 1",
+        )
 
 
 def _same_shape(node: Node, graph: Graph) -> tuple[int, ...]:
@@ -249,6 +295,12 @@ def _same_elements(node: Node, graph: Graph, elements: int) -> tuple[int, ...]:
 def _linear_dims(node: Node, graph: Graph) -> tuple[int, int, int]:
     x = _shape(graph, node.inputs[0])
     return int(np.prod(x[:-1])), x[-1], _shape(graph, node.outputs[0])[-1]
+
+
+def _call(kernel: str, *args: object) -> tuple[list[str], str]:
+    """The header and the C statement of one call of ``kernel`` (declared in ``kernel``.h),
+    its arguments C expressions or numbers: what most emitters return."""
+    return [f"{kernel}.h"], f"    {kernel}({', '.join(str(arg) for arg in args)});"
 
 
 def _linear_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
@@ -460,11 +512,8 @@ def _add_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], st
     n = graph.tensors[node.outputs[0]].nbytes
     params = ", ".join(str(int(a[key])) for key in _ADD_KEYS)
     lo, hi = _act(a)
-    code = (
-        f"    tf_add_s8({x1}, {x2}, {n}, {params}, {lo}, {hi}, {int(a['left_shift'])}, "
-        f"{ctx.ptr(node.outputs[0])});"
-    )
-    return ["tf_add_s8.h"], code
+    y = ctx.ptr(node.outputs[0])
+    return _call("tf_add_s8", x1, x2, n, params, lo, hi, int(a["left_shift"]), y)
 
 
 def _layernorm_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
@@ -493,11 +542,8 @@ def _layernorm_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[st
     affine = ctx.const(
         node.name + "_affine", layernorm_affine(gamma, beta, int(a["output_zp"])).ravel()
     )
-    code = (
-        f"    tf_layernorm_s8({ctx.ptr(node.inputs[0])}, {affine}, {int(a['eps'])}, {t}, {d}, "
-        f"{ctx.ptr(node.outputs[0])});"
-    )
-    return ["tf_layernorm_s8.h"], code
+    x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.outputs[0])
+    return _call("tf_layernorm_s8", x, affine, int(a["eps"]), t, d, y)
 
 
 def _softmax_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
@@ -522,11 +568,8 @@ def _softmax_shape(node: Node, graph: Graph) -> tuple[int, ...]:
 def _softmax_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
     shape = _shape(graph, node.inputs[0])
     table = ctx.const(node.name + "_exp", _i32(graph.tensors[node.inputs[1]].data))
-    code = (
-        f"    tf_softmax_s8({ctx.ptr(node.inputs[0])}, {table}, {int(np.prod(shape[:-1]))}, "
-        f"{shape[-1]}, {ctx.ptr(node.outputs[0])});"
-    )
-    return ["tf_softmax_s8.h"], code
+    x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.outputs[0])
+    return _call("tf_softmax_s8", x, table, int(np.prod(shape[:-1])), shape[-1], y)
 
 
 def _lut_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
@@ -541,8 +584,7 @@ def _lut_shape(node: Node, graph: Graph) -> tuple[int, ...]:
 def _lut_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
     table = ctx.const(node.name + "_lut", np.asarray(graph.tensors[node.inputs[1]].data, np.int8))
     n = graph.tensors[node.inputs[0]].nbytes
-    code = f"    tf_lut_s8({ctx.ptr(node.inputs[0])}, {table}, {n}, {ctx.ptr(node.outputs[0])});"
-    return ["tf_lut_s8.h"], code
+    return _call("tf_lut_s8", ctx.ptr(node.inputs[0]), table, n, ctx.ptr(node.outputs[0]))
 
 
 def _heads_dims(node: Node, graph: Graph) -> tuple[int, int, int, int]:
@@ -568,6 +610,7 @@ def _qk_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]
             int(a["multiplier"]),
             int(a["shift"]),
             a["output_zp"],
+            _requant(graph),
         )
     ]
 
@@ -630,15 +673,14 @@ def _matmul_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str],
     rq = f"{int(a['multiplier'])}, {int(a['shift'])}, {int(a['output_zp'])}"
     dims = f"{heads}, {t_q}, {t_k}, {d}"
     y = ctx.ptr(node.outputs[0])
+    hd, scratch = heads * d, ctx.scratch(node)
     if node.op == "matmul_qk":
-        code = (
-            f"    tf_batch_matmul_qk_s8({a0}, {heads * d}, {int(a['q_zp'])}, {a1}, {heads * d}, "
-            f"{int(a['k_zp'])}, {dims}, {rq}, {y}, {ctx.scratch(node)});"
-        )
+        q_zp, k_zp = int(a["q_zp"]), int(a["k_zp"])
+        _, code = _call("tf_batch_matmul_qk_s8", a0, hd, q_zp, a1, hd, k_zp, dims, rq, y, scratch)
     else:
-        code = (
-            f"    tf_batch_matmul_av_s8({a0}, {int(a['attn_zp'])}, {a1}, {heads * d}, "
-            f"{int(a['v_zp'])}, {dims}, {rq}, {y}, {heads * d}, {ctx.scratch(node)});"
+        attn_zp, v_zp = int(a["attn_zp"]), int(a["v_zp"])
+        _, code = _call(
+            "tf_batch_matmul_av_s8", a0, attn_zp, a1, hd, v_zp, dims, rq, y, hd, scratch
         )
     return ["tf_batch_matmul_s8.h"], code
 
@@ -665,12 +707,9 @@ def _avgpool_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str]
     kh, kw = a["kernel"]
     pads = ", ".join(str(p) for p in _padding(a))
     lo, hi = _act(a)
-    kernel = f"tf_{node.op}_s8"  # tf_avgpool_s8, tf_maxpool_s8: the same arguments
-    code = (
-        f"    {kernel}({ctx.ptr(node.inputs[0])}, {h}, {w}, {c}, {kh}, {kw}, "
-        f"{int(a['stride'])}, {pads}, {lo}, {hi}, {ctx.ptr(node.outputs[0])});"
-    )
-    return [f"{kernel}.h"], code
+    x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.outputs[0])
+    # tf_avgpool_s8, tf_maxpool_s8: the same arguments
+    return _call(f"tf_{node.op}_s8", x, h, w, c, kh, kw, int(a["stride"]), pads, lo, hi, y)
 
 
 def _gap_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
@@ -685,11 +724,8 @@ def _gap_shape(node: Node, graph: Graph) -> tuple[int, ...]:
 def _gap_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
     shape = _shape(graph, node.inputs[0])
     lo, hi = _act(node.attrs)
-    code = (
-        f"    tf_global_avgpool_s8({ctx.ptr(node.inputs[0])}, {int(np.prod(shape[:-1]))}, "
-        f"{shape[-1]}, {lo}, {hi}, {ctx.ptr(node.outputs[0])});"
-    )
-    return ["tf_global_avgpool_s8.h"], code
+    x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.outputs[0])
+    return _call("tf_global_avgpool_s8", x, int(np.prod(shape[:-1])), shape[-1], lo, hi, y)
 
 
 def _mean_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
@@ -709,11 +745,7 @@ def _mean_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], s
     a = node.attrs
     h, w, c = _shape(graph, node.inputs[0])
     params = ", ".join(str(int(a[key])) for key in ("input_zp", "output_zp", "multiplier", "shift"))
-    code = (
-        f"    tf_mean_s8({ctx.ptr(node.inputs[0])}, {h * w}, {c}, {params}, "
-        f"{ctx.ptr(node.outputs[0])});"
-    )
-    return ["tf_mean_s8.h"], code
+    return _call("tf_mean_s8", ctx.ptr(node.inputs[0]), h * w, c, params, ctx.ptr(node.outputs[0]))
 
 
 def _transpose_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
@@ -737,11 +769,8 @@ def _transpose_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[st
     a = node.attrs
     shape = ctx.const(node.name + "_shape", _i32(a["shape"]))
     perm = ctx.const(node.name + "_perm", _i32(a["perm"]))
-    code = (
-        f"    tf_transpose_s8({ctx.ptr(node.inputs[0])}, {shape}, {perm}, {int(a['inner'])}, "
-        f"{ctx.ptr(node.outputs[0])});"
-    )
-    return ["tf_transpose_s8.h"], code
+    x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.outputs[0])
+    return _call("tf_transpose_s8", x, shape, perm, int(a["inner"]), y)
 
 
 def _reshape_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
@@ -758,6 +787,103 @@ def _reshape_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str]
         return [], "    /* in place */"
     n = graph.tensors[node.inputs[0]].nbytes
     return ["string.h"], f"    memmove({dst}, {src}, {n});"
+
+
+# -- TFLite's broadcasting SUB and MUL, CONCATENATION -----------------------------------------
+
+
+def _addsub_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
+    a = node.attrs
+    params = {key: int(a[key]) for key in _ADD_KEYS}
+    return [add_sub(ins[0], ins[1], **params, act_min=_act(a)[0], act_max=_act(a)[1],
+                    left_shift=int(a["left_shift"]), mode=ADDSUB_MODES[node.op],
+                    requant=_requant(graph))]  # fmt: skip
+
+
+_MUL_KEYS = ("input1_zp", "input2_zp", "output_zp", "multiplier", "shift")
+
+
+def _mul_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
+    a = node.attrs
+    params = {key: int(a[key]) for key in _MUL_KEYS}
+    return [mul(ins[0], ins[1], **params, act_min=_act(a)[0], act_max=_act(a)[1],
+                requant=_requant(graph))]  # fmt: skip
+
+
+def _broadcast_shape(node: Node, graph: Graph) -> tuple[int, ...]:
+    _check_act(node)
+    a, b = (_shape(graph, t) for t in node.inputs)
+    if max(len(a), len(b)) > 4:
+        raise Invalid(_operand(node, 0), f"shapes {a} and {b}: more than 4 dimensions")
+    try:
+        return tuple(int(v) for v in np.broadcast_shapes(a, b))
+    except ValueError:
+        raise Invalid(_operand(node, 1), f"shape {b} does not broadcast with {a}") from None
+
+
+def _broadcast_args(node: Node, graph: Graph, ctx: EmitContext) -> str:
+    """input1, strides1, input2, strides2, dims: the kernels' broadcast arguments."""
+    out = _shape(graph, node.outputs[0])
+    dims = (1,) * (4 - len(out)) + out
+    parts = []
+    for i, t in enumerate(node.inputs):
+        strides = broadcast_strides(_shape(graph, t), dims)
+        data = graph.tensors[t].data
+        ptr = ctx.ptr(t) if data is None else ctx.const(f"{node.name}_c{i + 1}", data)
+        parts += [ptr, ctx.const(f"{node.name}_s{i + 1}", _i32(strides))]
+    return ", ".join([*parts, ctx.const(node.name + "_dims", _i32(dims))])
+
+
+def _addsub_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
+    a = node.attrs
+    params = ", ".join(str(int(a[key])) for key in _ADD_KEYS)
+    lo, hi = _act(a)
+    code = (
+        f"    tf_addsub_s8({_broadcast_args(node, graph, ctx)}, {params}, {lo}, {hi}, "
+        f"{int(a['left_shift'])}, {ADDSUB_MODES[node.op]}, {ctx.ptr(node.outputs[0])});"
+    )
+    return ["tf_addsub_s8.h"], code
+
+
+def _mul_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
+    a = node.attrs
+    params = ", ".join(str(int(a[key])) for key in _MUL_KEYS)
+    lo, hi = _act(a)
+    code = (
+        f"    tf_mul_s8({_broadcast_args(node, graph, ctx)}, {params}, {lo}, {hi}, "
+        f"{ctx.ptr(node.outputs[0])});"
+    )
+    return ["tf_mul_s8.h"], code
+
+
+def _concat_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
+    return [concat(ins[0], ins[1], int(node.attrs["axis"]))]
+
+
+def _concat_shape(node: Node, graph: Graph) -> tuple[int, ...]:
+    a, b = (_shape(graph, t) for t in node.inputs)
+    axis = int(node.attrs["axis"])
+    if len(a) != len(b) or axis >= len(a):
+        raise Invalid("attrs.axis", f"{axis} does not fit shapes {a} and {b}")
+    if a[:axis] + a[axis + 1 :] != b[:axis] + b[axis + 1 :]:
+        raise Invalid(_operand(node, 1), f"shape {b} differs from {a} off axis {axis}")
+    return (*a[:axis], a[axis] + b[axis], *a[axis + 1 :])
+
+
+def _concat_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
+    a, b = (_shape(graph, t) for t in node.inputs)
+    axis = int(node.attrs["axis"])
+    outer = math.prod(a[:axis])
+    x1, x2 = (ctx.ptr(t) for t in node.inputs)
+    code = (
+        f"    tf_concat_s8({x1}, {math.prod(a[axis:])}, {x2}, {math.prod(b[axis:])}, {outer}, "
+        f"{ctx.ptr(node.outputs[0])});"
+    )
+    return ["tf_concat_s8.h"], code
+
+
+# Broadcast operands: activations or int8 constants (a graph input is always an activation).
+_EITHER1, _EITHER = Operand("x1", either=True), Operand("x2", either=True)
 
 
 def _int32_const(role: str) -> Operand:
@@ -854,6 +980,30 @@ OPS: dict[str, OpDef] = {
     "reshape": OpDef(
         _reshape_ref, _reshape_emit, inplace=0,
         operands=(_X,), attrs={}, output_shape=_reshape_shape,
+    ),
+    "sub": OpDef(
+        _addsub_ref, _addsub_emit,
+        operands=(_EITHER1, _EITHER), attrs=_ADD, output_shape=_broadcast_shape,
+    ),
+    "add_broadcast": OpDef(
+        _addsub_ref, _addsub_emit,
+        operands=(_EITHER1, _EITHER), attrs=_ADD, output_shape=_broadcast_shape,
+    ),
+    "squared_difference": OpDef(
+        _addsub_ref, _addsub_emit,
+        operands=(_EITHER1, _EITHER), attrs=_ADD, output_shape=_broadcast_shape,
+    ),
+    "mul": OpDef(
+        _mul_ref, _mul_emit,
+        operands=(_EITHER1, _EITHER),
+        attrs={"input1_zp": Attr(_ZP), "input2_zp": Attr(_ZP), "output_zp": Attr(_ZP),
+               "multiplier": Attr(_Q31), "shift": Attr(_SHIFT), **_ACT},
+        output_shape=_broadcast_shape,
+    ),
+    "concat": OpDef(
+        _concat_ref, _concat_emit,
+        operands=(Operand("x1"), Operand("x2")), attrs={"axis": Attr(Int(0, 3))},
+        output_shape=_concat_shape,
     ),
 }  # fmt: skip
 

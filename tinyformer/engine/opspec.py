@@ -104,6 +104,7 @@ class Operand:
     dtype: str = "int8"
     optional: bool = False  # may be left out (trailing operands only)
     sparse: bool = False  # may be stored block-sparse (encoding "block-rle")
+    either: bool = False  # an activation or a constant (``constant`` then does not apply)
 
 
 def check_attrs(spec: Mapping[str, Attr], attrs: Any) -> None:

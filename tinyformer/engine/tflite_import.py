@@ -28,14 +28,21 @@ from tinyformer.engine.intmath import INT8_MAX, INT8_MIN, quantize_multiplier_tf
 from tinyformer.engine.ops.conv import same_padding
 from tinyformer.engine.ops.elementwise import LEFT_SHIFT
 from tinyformer.engine.ops.tflm import (
+    ADDSUB_MODES,
+    add_sub,
+    hard_swish_table,
     logistic_table,
     mean_params,
+    mul,
     requantize_table,
+    rsqrt_table,
     softmax_exp_table_tflite,
+    tanh_table,
 )
 from tinyformer.engine.storage import encode_weights
 from tinyformer.engine.validate import check_graph
 
+SQUARED_DIFFERENCE_SHIFT = 7  # TFLM's: 255^2 2^14 stays in int32
 SOFTMAX_OUT = (1.0 / 256.0, -128)  # TFLite's int8 softmax / logistic output quantization
 _ACTIVATIONS = {0: None, 1: (0.0, None), 2: (-1.0, 1.0), 3: (0.0, 6.0)}  # fused: lo, hi (real)
 
@@ -376,27 +383,6 @@ class _Importer:
         self.add_node("linear", name, inputs, y, **attrs)
         self.write(op.outputs[0], y, name)
 
-    def op_add(self, op: Any, name: str) -> None:
-        o = self._options(op, "options")
-        a_t, b_t, out_t = (self.activation(i) for i in (*op.inputs[:2], op.outputs[0]))
-        a, b = self.ir_tensor(op.inputs[0]), self.ir_tensor(op.inputs[1])
-        if self.tensors[a].shape != self.tensors[b].shape:
-            raise self.fail("broadcasting ADD is not supported (the shapes differ)")
-        twice_max = 2.0 * max(a_t.scale, b_t.scale)
-        m1, s1 = quantize_multiplier_tflite(a_t.scale / twice_max)
-        m2, s2 = quantize_multiplier_tflite(b_t.scale / twice_max)
-        mo, so = quantize_multiplier_tflite(twice_max / ((1 << LEFT_SHIFT) * out_t.scale))
-        y = f"{name}_out"
-        self.tensors[y] = Tensor(y, self.tensors[a].shape, "int8", out_t.scale, out_t.zp)
-        self.add_node(
-            "add", name, [a, b], y,
-            input1_zp=a_t.zp, input1_multiplier=m1, input1_shift=s1,
-            input2_zp=b_t.zp, input2_multiplier=m2, input2_shift=s2,
-            output_zp=out_t.zp, output_multiplier=mo, output_shift=so, left_shift=LEFT_SHIFT,
-            **self.act_range(o.fusedActivationFunction, out_t),
-        )  # fmt: skip
-        self.write(op.outputs[0], y, name)
-
     def _pool(self, op: Any, name: str, kind: str) -> None:
         o = self._options(op, "options")
         x_t, out_t = self.activation(op.inputs[0]), self.activation(op.outputs[0])
@@ -422,22 +408,34 @@ class _Importer:
         self._pool(op, name, "maxpool")
 
     def op_mean(self, op: Any, name: str) -> None:
+        """MEAN over height and width of [1][H][W][C], or over the last axis (LayerNorm's):
+        the channels moved first, then the same requantized sum over them."""
         o = self._options(op, "options")
         x_t, out_t = self.activation(op.inputs[0]), self.activation(op.outputs[0])
         axes = self.tensor(op.inputs[1]).data
-        if (
-            len(x_t.shape) != 4 or axes is None
-            or sorted(int(v) for v in axes.ravel()) != [1, 2]
-        ):  # fmt: skip
-            raise self.fail("only MEAN over height and width of a 4-D tensor is supported")
+        rank = len(x_t.shape)
+        got = sorted(int(v) % rank for v in axes.ravel()) if axes is not None and rank else []
+        last = got == [rank - 1] and rank >= 2 and bool(o.keepDims)
+        if not last and (rank != 4 or got != [1, 2]):
+            raise self.fail(
+                "only MEAN over height and width of a 4-D tensor, or over the last axis with "
+                "keep_dims, is supported"
+            )
         if not o.keepDims and (x_t.scale != out_t.scale or x_t.zp != out_t.zp):
             raise self.fail("MEAN without keep_dims that requantizes runs in float in TFLite")
         x = self.ir_tensor(op.inputs[0])
-        mult, shift = mean_params(
-            *quantize_multiplier_tflite(x_t.scale / out_t.scale), x_t.shape[1] * x_t.shape[2]
-        )
+        if last:
+            shape = self.tensors[x].shape
+            rows = math.prod(shape[:-1])
+            x = self.reshape(x, (rows, shape[-1]), name + "_rows")
+            x = self._permute(x, (1, 0), name + "_cols")
+            x = self.reshape(x, (shape[-1], 1, rows), name + "_hwc")
+            count, channels = shape[-1], rows
+        else:
+            count, channels = x_t.shape[1] * x_t.shape[2], x_t.shape[3]
+        mult, shift = mean_params(*quantize_multiplier_tflite(x_t.scale / out_t.scale), count)
         y = f"{name}_out"
-        self.tensors[y] = Tensor(y, (x_t.shape[3],), "int8", out_t.scale, out_t.zp)
+        self.tensors[y] = Tensor(y, (channels,), "int8", out_t.scale, out_t.zp)
         self.add_node("mean", name, [x], y, input_zp=x_t.zp, output_zp=out_t.zp,
                       multiplier=mult, shift=shift)  # fmt: skip
         self.write(op.outputs[0], y, name)
@@ -449,8 +447,8 @@ class _Importer:
 
     op_reshape = op_squeeze = _layout
 
-    def _lut(self, op: Any, name: str, table: np.ndarray) -> None:
-        x = self.ir_tensor(op.inputs[0])
+    def _lut(self, op: Any, name: str, table: np.ndarray, source: int | None = None) -> None:
+        x = self.ir_tensor(op.inputs[0] if source is None else source)
         out_t = self.activation(op.outputs[0])
         y = f"{name}_out"
         self.tensors[y] = Tensor(y, self.tensors[x].shape, "int8", out_t.scale, out_t.zp)
@@ -481,6 +479,210 @@ class _Importer:
         y = f"{name}_out"
         self.tensors[y] = Tensor(y, self.tensors[x].shape, "int8", out_t.scale, out_t.zp)
         self.add_node("softmax", name, [x, self.const(name, "exp", table)], y)
+        self.write(op.outputs[0], y, name)
+
+    def op_tanh(self, op: Any, name: str) -> None:
+        out_t = self.activation(op.outputs[0])
+        if (out_t.scale, out_t.zp) != (1.0 / 128.0, 0):
+            raise self.fail("the output must be quantized with scale 1/128, zero point 0")
+        x_t = self.activation(op.inputs[0])
+        self._lut(op, name, tanh_table(x_t.scale, x_t.zp))
+
+    def op_rsqrt(self, op: Any, name: str) -> None:
+        x_t, out_t = self.activation(op.inputs[0]), self.activation(op.outputs[0])
+        self._lut(op, name, rsqrt_table(x_t.scale, x_t.zp, out_t.scale, out_t.zp))
+
+    def op_hard_swish(self, op: Any, name: str) -> None:
+        x_t, out_t = self.activation(op.inputs[0]), self.activation(op.outputs[0])
+        try:
+            table = hard_swish_table(x_t.scale, x_t.zp, out_t.scale, out_t.zp)
+        except ValueError as exc:
+            raise self.fail(str(exc)) from None
+        self._lut(op, name, table)
+
+    def _operands(self, op: Any) -> tuple[str, str]:
+        """The two activations of BATCH_MATMUL (a constant operand is refused by name)."""
+        for i in op.inputs[:2]:
+            if self.tensor(i).data is not None:
+                raise self.fail(f"input tensor {i} is a constant: only activations are supported")
+        return self.ir_tensor(op.inputs[0]), self.ir_tensor(op.inputs[1])
+
+    def _arith_params(self, kind: str, a_t: _TTensor, b_t: _TTensor, out_t: _TTensor) -> dict:
+        """ADD / SUB / MUL's integer parameters as TFLite Micro's Prepare computes them."""
+        if kind == "mul":
+            m, s = quantize_multiplier_tflite(a_t.scale * b_t.scale / out_t.scale)
+            return {"input1_zp": a_t.zp, "input2_zp": b_t.zp, "output_zp": out_t.zp,
+                    "multiplier": m, "shift": s}  # fmt: skip
+        shift = SQUARED_DIFFERENCE_SHIFT if kind == "squared_difference" else LEFT_SHIFT
+        if kind != "sub":  # ADD's and SQUARED_DIFFERENCE's Prepare work in double, SUB's in float32
+            twice_max = 2.0 * max(a_t.scale, b_t.scale)
+            out_real = (
+                twice_max**2 / ((1 << 2 * shift) * out_t.scale) if kind == "squared_difference"
+                else twice_max / ((1 << shift) * out_t.scale)
+            )  # fmt: skip
+            reals = (a_t.scale / twice_max, b_t.scale / twice_max, out_real)
+        else:
+            f32 = np.float32
+            twice = f32(2) * max(f32(a_t.scale), f32(b_t.scale))
+            reals = (float(f32(a_t.scale) / twice), float(f32(b_t.scale) / twice),
+                     float(twice / (f32(1 << LEFT_SHIFT) * f32(out_t.scale))))  # fmt: skip
+        (m1, s1), (m2, s2), (mo, so) = (quantize_multiplier_tflite(r) for r in reals)
+        return {
+            "input1_zp": a_t.zp, "input1_multiplier": m1, "input1_shift": s1,
+            "input2_zp": b_t.zp, "input2_multiplier": m2, "input2_shift": s2,
+            "output_zp": out_t.zp, "output_multiplier": mo, "output_shift": so,
+            "left_shift": shift,
+        }  # fmt: skip
+
+    def _arith(self, op: Any, name: str, kind: str) -> None:
+        """ADD, SUB, MUL, SQUARED_DIFFERENCE: same shapes (ADD: the engine's add), broadcasting,
+        or with an int8
+        constant on either side; a scalar constant makes the op a table of the other input."""
+        squared = kind == "squared_difference"  # no options, no fused activation
+        fused = 0 if squared else self._options(op, "options").fusedActivationFunction
+        first, second = op.inputs[0], op.inputs[1]
+        a_t, b_t, out_t = (self.activation(i) for i in (first, second, op.outputs[0]))
+        if a_t.data is not None and b_t.data is not None:
+            raise self.fail("both inputs are constants")
+        attrs = {**self._arith_params(kind, a_t, b_t, out_t), **self.act_range(fused, out_t)}
+        scalar = [t.data is not None and t.data.size == 1 for t in (a_t, b_t)]
+        if any(scalar):  # a function of the other input alone
+            lo, hi = attrs.pop("act_min", INT8_MIN), attrs.pop("act_max", INT8_MAX)
+            xs = np.arange(INT8_MIN, INT8_MAX + 1)
+            x1, x2 = (t.data.reshape(1) if t.data is not None else xs for t in (a_t, b_t))
+            if kind == "mul":
+                table = mul(x1, x2, **attrs, act_min=lo, act_max=hi)
+            else:
+                mode = ADDSUB_MODES["add_broadcast" if kind == "add" else kind]
+                table = add_sub(x1, x2, **attrs, act_min=lo, act_max=hi, mode=mode)
+            self._lut(op, name, table, second if scalar[0] else first)
+            return
+        a, b = (
+            self.ir_tensor(i) if t.data is None
+            else self.const(name, f"c{k}", t.data.reshape(self.ir_shape(t.shape)))
+            for k, (i, t) in enumerate(((first, a_t), (second, b_t)))
+        )  # fmt: skip
+        same = a_t.data is None and b_t.data is None
+        if kind == "add" and not (same and self.tensors[a].shape == self.tensors[b].shape):
+            kind = "add_broadcast"  # the engine's add takes two activations of one shape
+        self._binary(op, name, kind, a, b, **attrs)
+
+    def op_add(self, op: Any, name: str) -> None:
+        self._arith(op, name, "add")
+
+    def op_sub(self, op: Any, name: str) -> None:
+        self._arith(op, name, "sub")
+
+    def op_mul(self, op: Any, name: str) -> None:
+        self._arith(op, name, "mul")
+
+    def op_squared_difference(self, op: Any, name: str) -> None:
+        self._arith(op, name, "squared_difference")
+
+    def _binary(self, op: Any, name: str, kind: str, a: str, b: str, **attrs: Any) -> None:
+        shapes = self.tensors[a].shape, self.tensors[b].shape
+        try:
+            shape = tuple(int(v) for v in np.broadcast_shapes(*shapes))
+        except ValueError:
+            raise self.fail(f"shapes {shapes[0]} and {shapes[1]} do not broadcast") from None
+        if len(shape) > 4:
+            raise self.fail(f"output shape {shape}: more than 4 dimensions")
+        out_t = self.activation(op.outputs[0])
+        y = f"{name}_out"
+        self.tensors[y] = Tensor(y, shape, "int8", out_t.scale, out_t.zp)
+        self.add_node(kind, name, [a, b], y, **attrs)
+        self.write(op.outputs[0], y, name)
+
+    def op_concatenation(self, op: Any, name: str) -> None:
+        o = self._options(op, "options")
+        out_t = self.activation(op.outputs[0])
+        if o.fusedActivationFunction:
+            raise self.fail("a fused activation on CONCATENATION is not supported")
+        parts = []
+        for i in op.inputs:
+            self.same_quant(self.activation(i), out_t, "concatenating")
+            parts.append(self.ir_tensor(i))
+        rank = len(out_t.shape)
+        axis = int(o.axis) + rank if o.axis < 0 else int(o.axis)
+        dropped = rank - len(self.ir_shape(out_t.shape))  # the batch dimension
+        if not dropped <= axis < rank:
+            raise self.fail(f"axis {o.axis} of a {rank}-D output is not supported")
+        y = parts[0]
+        for k, part in enumerate(parts[1:]):  # pairwise: each step appends one input
+            a, b = self.tensors[y].shape, self.tensors[part].shape
+            step = f"{name}_{k}"
+            out = f"{step}_out"
+            shape = (*a[: axis - dropped], a[axis - dropped] + b[axis - dropped],
+                     *a[axis - dropped + 1 :])  # fmt: skip
+            self.tensors[out] = Tensor(out, shape, "int8", out_t.scale, out_t.zp)
+            self.add_node("concat", step, [y, part], out, axis=axis - dropped)
+            y = out
+        self.write(op.outputs[0], y, name)
+
+    def _permute(self, x: str, perm: tuple[int, ...], name: str) -> str:
+        """``x`` transposed by ``perm`` (numpy's), as the engine's 4-D transpose."""
+        shape = self.tensors[x].shape
+        if list(perm) == list(range(len(perm))):
+            return x
+        pad = 4 - len(shape)
+        t = self.tensors[x]
+        out = f"{name}_t"
+        self.tensors[out] = Tensor(
+            out, tuple(shape[p] for p in perm), "int8", t.scale, t.zero_point
+        )
+        self.add_node(
+            "transpose", name, [x], out, shape=[1] * pad + list(shape),
+            perm=list(range(pad)) + [p + pad for p in perm], inner=1,
+        )  # fmt: skip
+        return out
+
+    def op_transpose(self, op: Any, name: str) -> None:
+        x_t, out_t = self.activation(op.inputs[0]), self.activation(op.outputs[0])
+        self.same_quant(x_t, out_t, "TRANSPOSE")
+        perm_t = self.tensor(op.inputs[1]).data
+        rank = len(x_t.shape)
+        if perm_t is None or sorted(int(p) for p in perm_t.ravel()) != list(range(rank)):
+            raise self.fail("the permutation must be a constant permutation of the dimensions")
+        perm = [int(p) for p in perm_t.ravel()]
+        x = self.ir_tensor(op.inputs[0])
+        dropped = rank - len(self.tensors[x].shape)
+        if dropped and perm[0] != 0:
+            raise self.fail("a transpose that moves the batch dimension is not supported")
+        perm = [p - dropped for p in perm[dropped:]]
+        if len(perm) > 4:
+            raise self.fail(f"a {len(perm)}-D transpose is not supported (4-D at most)")
+        self.write(op.outputs[0], self._permute(x, tuple(perm), name), name)
+
+    def op_batch_matmul(self, op: Any, name: str) -> None:
+        """[B][M][K] x [B][K][N] (adj flags transpose the last two): the engine's matmul_qk
+        with B heads, its operands transposed to [M][B*K] and [N][B*K]."""
+        o = self._options(op, "options")
+        a_t, b_t, out_t = (self.activation(i) for i in (*op.inputs[:2], op.outputs[0]))
+        a, b = self._operands(op)
+        shapes = [self.tensors[t].shape for t in (a, b)]
+        if any(len(s) not in (2, 3) for s in shapes) or len(shapes[0]) != len(shapes[1]):
+            raise self.fail(f"operands {shapes[0]} and {shapes[1]}: [B][M][K] x [B][K][N] only")
+        if len(shapes[0]) == 3 and shapes[0][0] != shapes[1][0]:
+            raise self.fail(f"batches {shapes[0][0]} and {shapes[1][0]} differ (no broadcast)")
+        three = len(shapes[0]) == 3
+        # lhs to [M][B][K], rhs to [N][B][K]: (batch, row, col) of each operand
+        lhs: tuple[int, ...] = (1, 0, 2) if not o.adjX else (2, 0, 1)
+        rhs: tuple[int, ...] = (1, 0, 2) if o.adjY else (2, 0, 1)
+        if not three:
+            lhs, rhs = (0, 1) if not o.adjX else (1, 0), (0, 1) if o.adjY else (1, 0)
+        q = self._permute(a, lhs, name + "_lhs")
+        k = self._permute(b, rhs, name + "_rhs")
+        heads = shapes[0][0] if three else 1
+        q = self.reshape(q, (self.tensors[q].shape[0], math.prod(self.tensors[q].shape[1:])),
+                         name + "_q")  # fmt: skip
+        k = self.reshape(k, (self.tensors[k].shape[0], math.prod(self.tensors[k].shape[1:])),
+                         name + "_k")  # fmt: skip
+        m, s = quantize_multiplier_tflite(a_t.scale * b_t.scale / out_t.scale)
+        y = f"{name}_out"
+        shape = (heads, self.tensors[q].shape[0], self.tensors[k].shape[0])
+        self.tensors[y] = Tensor(y, shape, "int8", out_t.scale, out_t.zp)
+        self.add_node("matmul_qk", name, [q, k], y, heads=heads, q_zp=a_t.zp, k_zp=b_t.zp,
+                      multiplier=m, shift=s, output_zp=out_t.zp)  # fmt: skip
         self.write(op.outputs[0], y, name)
 
 

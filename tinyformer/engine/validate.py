@@ -29,6 +29,7 @@ from tinyformer.engine.opspec import Invalid, check_attrs, is_int
 MAX_NAME = 200
 MAX_RANK = 8
 MAX_BYTES = 2**31 - 1  # sizes and arena offsets are int32 in the generated C
+MAX_NODES = 2**16 - 1  # tf_model.h's n_layers and the RUN reply's layer count are u16
 _INT8 = range(-128, 128)
 
 
@@ -141,7 +142,7 @@ def _check_node(graph: Graph, node: Node, produced: set[str]) -> None:
         t = graph.tensors.get(name)
         if t is None:
             raise Invalid(field, "is not a tensor")
-        if t.is_constant != spec.constant:
+        if not spec.either and t.is_constant != spec.constant:
             raise Invalid(field, "must be a constant" if spec.constant else "must be an activation")
         if not t.is_constant and name not in produced:
             raise Invalid(field, "is read before it is produced")
@@ -175,6 +176,11 @@ def check_graph(graph: Graph) -> None:
     if graph.meta.get("rounding", "single") not in ROUNDINGS:
         raise IRFormatError(
             f"meta.rounding {graph.meta['rounding']!r:.40} is not one of {ROUNDINGS}"
+        )
+    if len(graph.nodes) > MAX_NODES:
+        raise IRFormatError(
+            f"{len(graph.nodes):,} nodes: the firmware numbers layers in 16 bits "
+            f"(at most {MAX_NODES:,})"
         )
     for key, t in graph.tensors.items():
         check_tensor(key, t)

@@ -76,14 +76,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         state = torch_file.load(path, map_location)
     except torch_file.TorchFileError as exc:
         raise CheckpointError(f"cannot read checkpoint: {exc}") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a TinyFormer supernet checkpoint")
-    if state.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint version {state.get('version')} is not supported "
-            f"(expected {CHECKPOINT_VERSION})"
-        )
-    return state
+    return torch_file.check_format(
+        state, path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "supernet checkpoint", CheckpointError
+    )
 
 
 def check_resume(

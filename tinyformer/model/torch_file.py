@@ -24,6 +24,20 @@ def save(obj: Any, path: str | Path) -> Path:
     return write_atomic_bytes(buf.getvalue(), Path(path))
 
 
+def check_format(
+    state: Any, path: str | Path, fmt: str, version: int, what: str, error: type[Exception]
+) -> dict[str, Any]:
+    """``state``, loaded from ``path``, if it is a ``fmt`` dict of ``version``; else ``error``
+    in one line: not a TinyFormer ``what`` at all, or one of a version this code cannot read."""
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        raise error(f"{path} is not a TinyFormer {what}")
+    if state.get("version") != version:
+        raise error(
+            f"{path}: {what} version {state.get('version')} is not supported (expected {version})"
+        )
+    return state
+
+
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
     """torch.load(weights_only=True). A file it cannot read is one line of error: torch's own
     message about weights_only advises turning it off, which is wrong for a file of unknown

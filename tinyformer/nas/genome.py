@@ -20,7 +20,7 @@ import numpy as np
 from tinyformer.engine.sparse_format import BLOCKS
 from tinyformer.model.config import SubnetConfig, SupernetSpace
 from tinyformer.nas.candidate import Plan, prunable_layers
-from tinyformer.prune import DEFAULT_SKIP
+from tinyformer.prune import DEFAULT_SKIP, SparsityPlan
 
 SPARSITIES = (0.0, 0.5, 0.75, 0.9)
 _ELASTIC = ("depth", "width", "kernel_size", "expand_ratio", "heads", "mlp_ratio")
@@ -46,6 +46,10 @@ class Candidate:
     def key(self) -> str:
         text = json.dumps(self.to_dict(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def sparsity_plan(self) -> SparsityPlan:
+        """The plan ``train --plan`` takes: every layer the candidate prunes."""
+        return SparsityPlan.from_dict({k: [b, s] for k, b, s in self.plan if s > 0})
 
     def weight_sparsity(self) -> float:
         """Fraction of all prunable weights that the plan removes."""

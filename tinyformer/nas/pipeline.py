@@ -150,14 +150,13 @@ def demo(
     fresh: bool = False,
 ) -> dict:
     """Search, then fine-tune the winner with pruning + QAT, deploy it, evaluate on target."""
-    from tinyformer.prune import SparsityPlan
     from tinyformer.quant.evaluate import model_input
     from tinyformer.quant.pipeline import PipelineConfig, run_pipeline
     from tinyformer.quant.train_state import TRAIN_STATE
 
     t0 = time.perf_counter()
     cand, ckpt = search(opts, target, out, results, resume, log, fresh)
-    plan = SparsityPlan.from_dict({k: [b, s] for k, b, s in cand.plan if s > 0})
+    plan = cand.sparsity_plan()
     trained = run_pipeline(
         out / "model",
         PipelineConfig(

@@ -16,7 +16,9 @@ Every finished evaluation is written to the checkpoint at once, so ``resume`` lo
 repeats none. Measurements are checkpointed with their generation: ``resume`` repeats those
 of an unfinished one, and a repeat replaces the samples it stored (``SAMPLE_KEY``) instead
 of counting them twice. Feasible = flash <= budget, peak SRAM <= budget, latency <= target
-(measured when measured, else predicted).
+(measured when measured, else predicted). A candidate that cannot fit (refused before the
+build, or by the linker) is evaluated with what it needs, over the budget: infeasible, never
+measured, and ranked after every feasible one.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ from tinyformer.cluster import tasks
 from tinyformer.cluster.pool import FirmwarePackage, TargetPool
 from tinyformer.cluster.runtime import ray_session
 from tinyformer.compiler.driver import compile_model, firmware_in
+from tinyformer.compiler.errors import DoesNotFitError
 from tinyformer.engine import ir
+from tinyformer.engine.codegen import plan_graph
 from tinyformer.hil.measure import Measurement
 from tinyformer.hil.targets.base import Target
 from tinyformer.model.config import SupernetSpace
@@ -144,9 +148,10 @@ class SearchState:
 
 def _compile_task(
     cand_dict: dict, work: str, board: str, seed: int
-) -> tuple[dict, float, FirmwarePackage]:
+) -> tuple[dict, float, FirmwarePackage | None]:
     """Compile a candidate's graph (a task on any node): its exact flash and SRAM figures,
-    and the firmware, for a driver that does not share this node's disk."""
+    and the firmware, for a driver that does not share this node's disk (None: the model
+    does not fit, its report says by how much)."""
     start = time.perf_counter()
     cand = Candidate.from_dict(cand_dict)
     work_dir = Path(work)
@@ -155,8 +160,18 @@ def _compile_task(
     except OSError:  # another host, without the driver's folders
         work_dir = Path(tempfile.mkdtemp(prefix="tinyformer-candidate-"))
     graph = config_graph(cand.config, cand.plan_dict(), seed)
-    report = compile_model(ir.save(graph, work_dir / "model.tfir"), work_dir / "fw", board)
-    return asdict(report), time.perf_counter() - start, FirmwarePackage.of(work_dir / "fw")
+    try:
+        report = asdict(
+            compile_model(ir.save(graph, work_dir / "model.tfir"), work_dir / "fw", board)
+        )
+    except DoesNotFitError as exc:  # infeasible, not a crash: its needs, over the budgets
+        report = {
+            "flash_bytes": exc.flash_bytes,
+            "arena_bytes": plan_graph(graph).arena_bytes,
+            "predicted_peak_sram_bytes": exc.ram_bytes,
+        }
+        return report, time.perf_counter() - start, None
+    return report, time.perf_counter() - start, FirmwarePackage.of(work_dir / "fw")
 
 
 def _accuracy_task(fitness: Fitness, cand_dict: dict) -> tuple[float, float]:
@@ -259,7 +274,8 @@ class SparseNAS:
             cand = Candidate.from_dict(state.candidates[key])
             accuracy, fit_seconds = tasks.result(scores[key])
             report, seconds, package = tasks.result(compiles[key])
-            self._keep(key, package)
+            if package is not None:  # None: over the budgets, never built nor measured
+                self._keep(key, package)
             state.evaluated[key] = Evaluation(
                 key=key,
                 candidate=state.candidates[key],
@@ -436,6 +452,9 @@ class SparseNAS:
         shutil.copyfile(self._work_dir(best.key) / "model.tfir", chosen / "model.tfir")
         shutil.copytree(self._work_dir(best.key) / "fw", chosen / "fw", dirs_exist_ok=True)
         write_atomic_text(json.dumps(asdict(best), indent=2), chosen / "candidate.json")
+        cand = Candidate.from_dict(best.candidate)  # what `train --config --plan` takes
+        cand.config.save(chosen / "config.json")
+        cand.sparsity_plan().save(chosen / "plan.json")
         self._plot(table, best)
         return best
 

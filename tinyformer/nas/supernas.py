@@ -19,30 +19,32 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from tinyformer.atomic_write import write_atomic_text
 from tinyformer.boards import FLASH_BUDGET, RAM_BUDGET
+from tinyformer.compiler.budget import estimate
+from tinyformer.compiler.firmware import DEFAULT_STACK
 from tinyformer.engine.codegen import generate, plan_graph
 from tinyformer.engine.ir import Graph
 from tinyformer.engine.work import graph_macs
 from tinyformer.model.blocks.transformer import TransformerStageSpace
 from tinyformer.model.config import SupernetSpace
+from tinyformer.model.subnet import Subnet
 from tinyformer.nas.candidate import config_graph
 from tinyformer.perf.latency import LatencyModel
 
 WIDTH_SCALES = (0.5, 0.75, 1.0, 1.25)
-# Firmware outside the model (runtime, protocol, startup, kernels) and its static RAM:
-# measured from tinyformer compile on mps2-an500; the SparseNAS stage uses exact compiles.
-FIRMWARE_FLASH = 40_000
-FIRMWARE_RAM = 2_000
 
 
 def estimate_budget(graph: Graph) -> tuple[int, int]:
-    """(flash, peak SRAM) in bytes: the constants the code generator emits (weights as
-    stored, folded biases, requantization tables) + firmware, planned arena + firmware."""
+    """(flash, RAM) in bytes that the firmware of ``graph`` takes at most: the constants the
+    code generator emits (weights as stored, folded biases, requantization tables) + the most
+    code the firmware can have, and the RAM the linker places (arena, counters, firmware
+    buffers, the reserved stack; exact to 16 B). A subnet that fits these links."""
     plan = plan_graph(graph)
-    constants = sum(int(c.values.nbytes) for c in generate(graph, plan).constants)
-    return FIRMWARE_FLASH + constants, FIRMWARE_RAM + plan.arena_bytes
+    need = estimate(graph, plan, generate(graph, plan), DEFAULT_STACK)
+    return need.flash_max_bytes, need.ram_region_bytes
 
 
 def _scale(values: tuple[int, ...], factor: float) -> tuple[int, ...]:
@@ -104,8 +106,8 @@ def score_space(
         if ok:
             feasible_macs.append(graph_macs(graph))
     mean = float(np.mean(feasible_macs)) if feasible_macs else 0.0
-    largest = config_graph(space.largest(), seed=seed)
-    params = sum(int(t.data.nbytes) for t in largest.tensors.values() if t.is_constant)
+    with torch.device("meta"):  # a count needs shapes only
+        params = Subnet.from_config(space.largest()).num_parameters()
     return SpaceScore(
         space.name, samples, len(feasible_macs), mean, mean * len(feasible_macs) / samples, params
     )

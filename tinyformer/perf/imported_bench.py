@@ -43,6 +43,7 @@ MODELS: list[tuple[str, float, Callable[[], bytes]]] = [
     *(("resnet8", p, partial(zoo.resnet8, sparsity=p)) for p in PRUNING),
     ("ds_cnn", 0.0, zoo.ds_cnn),
     ("mobilenet", 0.0, zoo.mobilenet),
+    ("transformer_block", 0.0, zoo.transformer_block),
 ]
 
 
@@ -90,7 +91,7 @@ def bench_imported(target: Target, out: Path) -> pd.DataFrame:
     """Run the imported models on ``target``; write the table to ``out`` (atomically)."""
     rows: list[dict] = []
     stamp = {"target": target.name, "git_rev": build_id(), "time": now_iso()}
-    rounding_of = {"resnet8": (0.0, 0.9), "ds_cnn": (0.0,)}
+    rounding_of = {"resnet8": (0.0, 0.9), "ds_cnn": (0.0,), "transformer_block": (0.0,)}
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, pruned, make) in enumerate(MODELS):
             graph = import_tflite_bytes(make(), name)

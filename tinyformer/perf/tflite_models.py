@@ -266,6 +266,111 @@ class Builder:
         self.op(OPS.QUANTIZE, [x], [out])
         return out
 
+    def requantize_to(self, x, scale, zp):
+        """QUANTIZE int8 -> int8 onto the given quantization."""
+        out = self.act(self.real[id(x)], scale, zp, shape=x.shape)
+        self.op(OPS.QUANTIZE, [x], [out])
+        return out
+
+    def _binary(self, code, kind, options, a, b, y):
+        out = self.calibrated(y, shape=np.broadcast_shapes(a.shape, b.shape))
+        self.op(code, [a, b], [out], kind, options)
+        return out
+
+    def mul(self, a, b):
+        y = self.real[id(a)] * self.real[id(b)]
+        return self._binary(OPS.MUL, fb.BuiltinOptions.MulOptions, fb.MulOptionsT(), a, b, y)
+
+    def sub(self, a, b):
+        y = self.real[id(a)] - self.real[id(b)]
+        return self._binary(OPS.SUB, fb.BuiltinOptions.SubOptions, fb.SubOptionsT(), a, b, y)
+
+    def squared_difference(self, a, b):
+        y = (self.real[id(a)] - self.real[id(b)]) ** 2
+        out = self.calibrated(y, shape=np.broadcast_shapes(a.shape, b.shape))
+        self.op(OPS.SQUARED_DIFFERENCE, [a, b], [out])
+        return out
+
+    def concat(self, parts, axis):
+        """CONCATENATION (TFLite needs one quantization: the parts must share it)."""
+        y = np.concatenate([self.real[id(p)] for p in parts], axis=axis - 1 if axis > 0 else axis)
+        out = self.act(y, *self.q(parts[0]))
+        opts = fb.ConcatenationOptionsT(axis=axis)
+        self.op(OPS.CONCATENATION, list(parts), [out], fb.BuiltinOptions.ConcatenationOptions,
+                opts)  # fmt: skip
+        return out
+
+    def transpose(self, x, perm):
+        y = self.real[id(x)][None].transpose(perm)[0]
+        out = self.act(y, *self.q(x))
+        self.op(OPS.TRANSPOSE, [x, self.const(np.array(perm, np.int32), fb.TensorType.INT32)],
+                [out])  # fmt: skip
+        return out
+
+    def tanh(self, x):
+        out = self.act(np.tanh(self.real[id(x)]), 1 / 128, 0, shape=x.shape)
+        self.op(OPS.TANH, [x], [out])
+        return out
+
+    def hard_swish(self, x):
+        xr = self.real[id(x)]
+        out = self.calibrated(xr * np.clip(xr + 3, 0, 6) / 6)
+        self.op(OPS.HARD_SWISH, [x], [out])
+        return out
+
+    def batch_matmul(self, a, b, adj_x=False, adj_y=False):
+        ar, br = self.real[id(a)], self.real[id(b)]
+        y = np.swapaxes(ar, -1, -2) if adj_x else ar
+        y = y @ (np.swapaxes(br, -1, -2) if adj_y else br)
+        opts = fb.BatchMatMulOptionsT(adjX=adj_x, adjY=adj_y)
+        out = self.calibrated(y)
+        self.op(OPS.BATCH_MATMUL, [a, b], [out], fb.BuiltinOptions.BatchMatMulOptions, opts)
+        return out
+
+    def constant(self, real: np.ndarray) -> me.Tensor:
+        """An int8 constant (symmetric, per tensor), as a converter stores LayerNorm's gamma,
+        beta and epsilon."""
+        scale = float(np.float32(max(float(np.abs(real).max()), 1e-6) / 127))
+        q = np.clip(np.round(real / scale), -127, 127).astype(np.int8)
+        t = self.const(q, fb.TensorType.INT8, me.Quantization(scales=scale, zero_points=0))
+        self.real[id(t)] = q * np.float32(scale)
+        return t
+
+    def add_to(self, a, b):
+        """ADD without a fused activation (broadcasting, constants)."""
+        y = self.real[id(a)] + self.real[id(b)]
+        opts = fb.AddOptionsT(fusedActivationFunction=NONE)
+        return self._binary(OPS.ADD, fb.BuiltinOptions.AddOptions, opts, a, b, y)
+
+    def token_dense(self, x, m):
+        """FULLY_CONNECTED on each token of [1][T][D], keep_num_dims (per-tensor weights)."""
+        wq, scales = self.weights((m, x.shape[-1]), 0, per_channel=False)
+        opts = fb.FullyConnectedOptionsT(keepNumDims=True)
+        return self._weighted(x, wq, scales, 0, lambda xr, wr: xr @ wr.T, OPS.FULLY_CONNECTED,
+                              fb.BuiltinOptions.FullyConnectedOptions, opts, NONE)  # fmt: skip
+
+    def mean_last(self, x):
+        """MEAN over the last axis, keep_dims (LayerNorm's mean and variance)."""
+        axes = self.const(np.array([-1], np.int32), fb.TensorType.INT32)
+        out = self.calibrated(self.real[id(x)].mean(axis=-1, keepdims=True))
+        self.op(OPS.MEAN, [x, axes], [out], fb.BuiltinOptions.ReducerOptions,
+                fb.ReducerOptionsT(keepDims=True))  # fmt: skip
+        return out
+
+    def rsqrt(self, x):
+        out = self.calibrated(1 / np.sqrt(np.maximum(self.real[id(x)], 1e-6)))
+        self.op(OPS.RSQRT, [x], [out])
+        return out
+
+    def layernorm(self, x, eps=1e-3):
+        """LayerNorm over the last axis as a converter decomposes it."""
+        d = x.shape[-1]
+        centred = self.sub(x, self.mean_last(x))
+        var = self.mean_last(self.mul(centred, centred))
+        norm = self.mul(centred, self.rsqrt(self.add_to(var, self.constant(np.array([eps])))))
+        gamma = self.constant(self.rng.uniform(0.5, 1.5, d))
+        return self.add_to(self.mul(norm, gamma), self.constant(self.rng.normal(0, 0.2, d)))
+
     def build(self, output: me.Tensor) -> bytes:
         self.sg.outputs.append(output)
         return bytes(self.model.build())
@@ -332,10 +437,56 @@ def mobilenet(seed: int = 0) -> bytes:
     return b.build(b.logistic(b.dense(y, 8, per_channel=True)))
 
 
+def op_mix(seed: int = 0) -> bytes:
+    """TRANSPOSE, BATCH_MATMUL (two heads, as attention's scores and values, and 2-D with
+    adj_x), HARD_SWISH, TANH, MUL and SUB (same shapes, broadcast over tokens and channels,
+    a constant first: per channel, and a scalar as a table), SQUARED_DIFFERENCE (broadcast),
+    CONCATENATION (three parts, and along the channels)."""
+    b = Builder(seed)
+    x = b.input((8, 16), 0.05, 3)
+    heads = b.reshape(x, (1, 2, 8, 8))
+    scores = b.batch_matmul(heads, b.transpose(heads, (0, 1, 3, 2)), adj_y=True)
+    values = b.batch_matmul(scores, b.hard_swish(heads))
+    y = b.reshape(b.transpose(values, (0, 2, 1, 3)), (1, 8, 16))
+    y = b.mul(b.mul(y, x), b.tanh(x))
+    y = b.sub(y, b.reshape(b.dense(x, 16), (1, 1, 16)))
+    y = b.mul(y, b.reshape(b.dense(x, 8), (1, 8, 1)))
+    y = b.sub(b.constant(b.rng.normal(0, 1, 16)), b.mul(b.constant(np.array([0.7])), y))
+    y = b.sub(y, b.squared_difference(x, b.reshape(b.dense(x, 8), (1, 8, 1))))
+    y = b.batch_matmul(y, b.batch_matmul(x, b.hard_swish(x), adj_x=True))  # y (x^T h)
+    y = b.concat([y, b.requantize_to(x, *b.q(y)), y], axis=1)
+    return b.build(b.concat([y, b.requantize_to(b.hard_swish(y), *b.q(y))], axis=-1))
+
+
+def transformer_block(seed: int = 0, tokens: int = 8, dim: int = 16, heads: int = 2) -> bytes:
+    """One pre-norm transformer block as a converter writes it: LayerNorm decomposed (MEAN,
+    SUB, MUL, ADD epsilon, RSQRT, MUL, MUL gamma, ADD beta), Q/K/V FULLY_CONNECTED per token,
+    heads by RESHAPE and TRANSPOSE, BATCH_MATMUL, MUL by 1/sqrt(d), SOFTMAX, BATCH_MATMUL,
+    residual ADDs, and an MLP with GELU as x * LOGISTIC(1.702 x)."""
+    b = Builder(seed)
+    d = dim // heads
+    x = b.input((tokens, dim), 0.05, 3)
+
+    def split(t):  # [1][T][D] -> [1][H][T][d]
+        return b.transpose(b.reshape(t, (1, tokens, heads, d)), (0, 2, 1, 3))
+
+    h = b.layernorm(x)
+    q, k, v = (split(b.token_dense(h, dim)) for _ in range(3))
+    scores = b.mul(b.batch_matmul(q, k, adj_y=True), b.constant(np.array([d**-0.5])))
+    ctx = b.batch_matmul(b.softmax(scores), v)
+    ctx = b.reshape(b.transpose(ctx, (0, 2, 1, 3)), (1, tokens, dim))
+    x = b.add(x, b.token_dense(ctx, dim), act=NONE)
+    f = b.token_dense(b.layernorm(x), 2 * dim)
+    f = b.mul(f, b.logistic(b.mul(f, b.constant(np.array([1.702])))))
+    return b.build(b.add(x, b.token_dense(f, dim), act=NONE))
+
+
 MODELS: dict[str, Callable[..., bytes]] = {
     "resnet8": resnet8,
     "ds_cnn": ds_cnn,
     "mobilenet": mobilenet,
+    "op_mix": op_mix,
+    "transformer_block": transformer_block,
 }
 
 

@@ -16,17 +16,15 @@ JSON form (``to_json`` / ``from_json``)::
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from tinyformer.atomic_write import write_atomic_text
 from tinyformer.engine.sparse_format import BLOCKS
+from tinyformer.json_document import JsonDocument
 from tinyformer.prune.prunable import prunable_modules
 
 PLAN_VERSION = 1
@@ -56,8 +54,11 @@ class LayerSparsity:
 
 
 @dataclass
-class SparsityPlan:
+class SparsityPlan(JsonDocument):
     """Per-layer (block size, block sparsity); see the module docstring."""
+
+    json_what = "sparsity plan"
+    json_error = PlanError
 
     layers: dict[str, LayerSparsity] = field(default_factory=dict)
 
@@ -122,24 +123,6 @@ class SparsityPlan:
             except (KeyError, TypeError, ValueError) as exc:
                 raise PlanError(f"sparsity plan, layer {name!r}: {exc}") from exc
         return cls(layers)
-
-    def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
-
-    @classmethod
-    def from_json(cls, text: str) -> SparsityPlan:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise PlanError(f"sparsity plan is not valid JSON: {exc}") from exc
-        return cls.from_dict(data)
-
-    def save(self, path: str | Path) -> Path:
-        return write_atomic_text(self.to_json() + "\n", Path(path))
-
-    @classmethod
-    def load(cls, path: str | Path) -> SparsityPlan:
-        return cls.from_json(Path(path).read_text())
 
     @classmethod
     def uniform(

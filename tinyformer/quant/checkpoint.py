@@ -47,14 +47,14 @@ def is_qat_checkpoint(path: str | Path) -> bool:
 
 def load_qat(path: str | Path, map_location: str | torch.device = "cpu") -> QuantSubnet:
     """A frozen, eval-mode ``QuantSubnet`` from :func:`save_qat`'s file."""
-    data = torch_file.load(path, map_location)
-    if not isinstance(data, dict) or data.get("format") != QAT_FORMAT:
-        raise ValueError(f"{path} is not a TinyFormer QAT checkpoint")
-    if data.get("version") != QAT_VERSION:
-        raise ValueError(
-            f"{path}: QAT checkpoint version {data.get('version')} is not supported "
-            f"(expected {QAT_VERSION})"
-        )
+    data = torch_file.check_format(
+        torch_file.load(path, map_location),
+        path,
+        QAT_FORMAT,
+        QAT_VERSION,
+        "QAT checkpoint",
+        ValueError,
+    )
     config = SubnetConfig.from_json(data["config"])
     plan = SparsityPlan.from_json(data["plan"])
     model = QuantSubnet.from_subnet(Subnet.from_config(config).eval(), plan)

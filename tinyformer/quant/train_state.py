@@ -64,13 +64,9 @@ class TrainState:
             state = torch_file.load(self.path)
         except torch_file.TorchFileError as exc:
             raise CheckpointError(f"cannot resume: {exc}") from None
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise CheckpointError(f"{self.path} is not a TinyFormer training checkpoint")
-        if state.get("version") != STATE_VERSION:
-            raise CheckpointError(
-                f"{self.path}: checkpoint version {state.get('version')} is not supported "
-                f"(expected {STATE_VERSION})"
-            )
+        torch_file.check_format(
+            state, self.path, STATE_FORMAT, STATE_VERSION, "training checkpoint", CheckpointError
+        )
         check_settings(state["settings"], settings, self.path, "start a new output folder")
         self.saved = state
 

@@ -10,6 +10,7 @@
 
 #include "tf_board.h"
 #include "tf_cortexm.h"
+#include "tf_rx_ring.h"
 
 #define UART0_BASE 0x40004000u
 #define UART_DATA TF_REG(UART0_BASE + 0x00u)
@@ -29,10 +30,7 @@
 #define INSTRUCTIONS_PER_TICK 40u
 #define SYSTICK_RELOAD 0xFFFFFFu
 
-#define RX_RING 2048u /* power of two */
 
-static volatile uint8_t rx_ring[RX_RING];
-static volatile uint32_t rx_head, rx_tail;
 static volatile uint32_t systick_wraps;
 
 void UART0RX_Handler(void);
@@ -44,11 +42,7 @@ void UART0RX_Handler(void)
     UART_INTSTATUS = UART_INT_RX;
     while (UART_STATE & UART_STATE_RXFULL) {
         const uint8_t byte = (uint8_t)UART_DATA;
-        const uint32_t next = (rx_head + 1u) & (RX_RING - 1u);
-        if (next != rx_tail) { /* full ring: drop; the frame CRC catches it */
-            rx_ring[rx_head] = byte;
-            rx_head = next;
-        }
+        tf_rx_ring_push(byte);
     }
 }
 
@@ -88,12 +82,7 @@ void board_putc(uint8_t byte)
 
 int board_getc(void)
 {
-    if (rx_tail == rx_head) {
-        return -1;
-    }
-    const uint8_t byte = rx_ring[rx_tail];
-    rx_tail = (rx_tail + 1u) & (RX_RING - 1u);
-    return byte;
+    return tf_rx_ring_pop();
 }
 
 uint64_t board_counter(void)

@@ -20,6 +20,7 @@
 
 #include "tf_board.h"
 #include "tf_cortexm.h"
+#include "tf_rx_ring.h"
 #include "tf_vectors.h"
 
 /* --- RCC (RM0385 5.3) ------------------------------------------------------------------ */
@@ -114,7 +115,6 @@
 #define BAUD 115200u
 #define HSI_HZ 16000000u
 #define SYSCLK_HZ 216000000u
-#define RX_RING 2048u /* power of two */
 
 /* How long to wait for a ready flag: ~10^6 polls is tens of ms even at 216 MHz, while PLL
  * lock and the over-drive switch take well under 1 ms. */
@@ -122,8 +122,6 @@
 
 extern const tf_vector_t tf_vector_table[];
 
-static volatile uint8_t rx_ring[RX_RING];
-static volatile uint32_t rx_head, rx_tail;
 static uint32_t sysclk_hz = HSI_HZ, pclk1_hz = HSI_HZ;
 static uint32_t cyc_last, cyc_high; /* 64-bit extension of CYCCNT (main context only) */
 /* Until USART3 is clocked its registers read 0, so TXE never comes: a fault during clock
@@ -302,11 +300,7 @@ void USART3_IRQHandler(void)
     }
     while (USART3_ISR & USART_ISR_RXNE) {
         const uint8_t byte = (uint8_t)USART3_RDR; /* reading RDR clears RXNE */
-        const uint32_t next = (rx_head + 1u) & (RX_RING - 1u);
-        if (next != rx_tail) { /* full ring: drop; the frame CRC catches it */
-            rx_ring[rx_head] = byte;
-            rx_head = next;
-        }
+        tf_rx_ring_push(byte);
     }
 }
 
@@ -350,12 +344,7 @@ static void uart_drain(void)
 
 int board_getc(void)
 {
-    if (rx_tail == rx_head) {
-        return -1;
-    }
-    const uint8_t byte = rx_ring[rx_tail];
-    rx_tail = (rx_tail + 1u) & (RX_RING - 1u);
-    return byte;
+    return tf_rx_ring_pop();
 }
 
 /* CYCCNT wraps every 2^32 cycles (19.9 s at 216 MHz): count the wraps seen between reads.

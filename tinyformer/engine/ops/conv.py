@@ -32,7 +32,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tinyformer.engine.intmath import INT8_MAX, INT8_MIN, int_matmul, requantize, saturate
+from tinyformer.engine.intmath import INT8_MAX, INT8_MIN, int_matmul, requantize, requantize_s8
 from tinyformer.engine.ops.linear import FC_TILE, fc_scratch_bytes, fold_input_zero_point
 
 Padding = tuple[int, int, int, int]  # top, left, bottom, right
@@ -75,19 +75,6 @@ def patches(
     xp = np.pad(x, ((top, bottom), (left, right), (0, 0)), constant_values=fill)
     win = sliding_window_view(xp, (k_h, k_w), axis=(0, 1))  # [H'][W'][C][kh][kw]
     return win[::stride, ::stride].transpose(0, 1, 3, 4, 2)
-
-
-def _finish(
-    acc: np.ndarray,
-    multiplier: np.ndarray,
-    shift: np.ndarray,
-    output_zp: int,
-    act_min: int,
-    act_max: int,
-    requant: Callable[..., np.ndarray] = requantize,
-) -> np.ndarray:
-    out = requant(acc, np.asarray(multiplier), np.asarray(shift)) + int(output_zp)
-    return saturate(out, act_min, act_max).astype(np.int8)
 
 
 def fold_conv_bias(weights: np.ndarray, bias: np.ndarray | None, input_zp: int) -> np.ndarray:
@@ -140,7 +127,7 @@ def conv2d(
     acc = int_matmul(cols, np.asarray(weights).reshape(cout, -1).T)
     if bias is not None:
         acc = acc + np.asarray(bias, np.int64)
-    return _finish(acc, multiplier, shift, output_zp, act_min, act_max, requant)
+    return requantize_s8(acc, multiplier, shift, output_zp, act_min, act_max, requant)
 
 
 def depthwise_conv2d(
@@ -172,4 +159,4 @@ def depthwise_conv2d(
     acc = acc.astype(np.int64)
     if bias is not None:
         acc = acc + np.asarray(bias, np.int64)
-    return _finish(acc, multiplier, shift, output_zp, act_min, act_max, requant)
+    return requantize_s8(acc, multiplier, shift, output_zp, act_min, act_max, requant)

@@ -33,7 +33,7 @@ from tinyformer.engine.intmath import (
     INT8_MIN,
     quantize_multiplier,
     requantize,
-    saturate,
+    requantize_s8,
 )
 
 LEFT_SHIFT = 20
@@ -93,8 +93,9 @@ def add(
                    input1_shift)  # fmt: skip
     b = requant((np.asarray(x2, np.int64) - input2_zp) << left_shift, input2_multiplier,
                    input2_shift)  # fmt: skip
-    out = requant(a + b, output_multiplier, output_shift) + int(output_zp)
-    return saturate(out, act_min, act_max).astype(np.int8)
+    return requantize_s8(
+        a + b, output_multiplier, output_shift, output_zp, act_min, act_max, requant
+    )
 
 
 def activation_range(activation: str, output_scale: float, output_zp: int) -> tuple[int, int]:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tinyformer.engine.intmath import INT8_MAX, INT8_MIN, int_matmul, requantize, saturate
+from tinyformer.engine.intmath import INT8_MAX, INT8_MIN, int_matmul, requantize, requantize_s8
 from tinyformer.engine.kernel_headers import FC_TILE
 
 
@@ -52,5 +52,4 @@ def fully_connected(
     acc = int_matmul(np.asarray(x, np.int64) - int(input_zp), np.asarray(weights).T)
     if bias is not None:
         acc = acc + np.asarray(bias, np.int64)
-    out = requant(acc, multiplier, shift) + int(output_zp)
-    return saturate(out, act_min, act_max).astype(np.int8)
+    return requantize_s8(acc, multiplier, shift, output_zp, act_min, act_max, requant)

@@ -21,9 +21,11 @@ Layouts (h = head, d = head dim, heads side by side along the channel axis):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from tinyformer.engine.intmath import requantize, saturate
+from tinyformer.engine.intmath import requantize, requantize_s8
 
 MAX_REDUCTION = (2**31 - 1) // (255 * 255)  # products of zp-corrected operands fit int32
 
@@ -41,10 +43,6 @@ def _heads(x: np.ndarray, zp: int, heads: int) -> np.ndarray:
     return (np.asarray(x, np.int64) - int(zp)).reshape(t, heads, hd // heads).transpose(1, 0, 2)
 
 
-def _finish(acc: np.ndarray, multiplier: int, shift: int, output_zp: int) -> np.ndarray:
-    return saturate(requantize(acc, multiplier, shift) + int(output_zp)).astype(np.int8)
-
-
 def batch_matmul_qk(
     q: np.ndarray,
     k: np.ndarray,
@@ -54,12 +52,14 @@ def batch_matmul_qk(
     multiplier: int,
     shift: int,
     output_zp: int,
+    requant: Callable[..., np.ndarray] = requantize,
 ) -> np.ndarray:
-    """q [Tq][H*d], k [Tk][H*d] int8 -> scores [H][Tq][Tk] int8."""
+    """q [Tq][H*d], k [Tk][H*d] int8 -> scores [H][Tq][Tk] int8 (``requant``: TFLite's
+    BATCH_MATMUL imports as this op, with TFLite's rounding)."""
     if q.shape[1] // heads > MAX_REDUCTION:
         raise ValueError("head dim too large for int32 accumulation")
     acc = _heads(q, q_zp, heads) @ _heads(k, k_zp, heads).transpose(0, 2, 1)
-    return _finish(acc, multiplier, shift, output_zp)
+    return requantize_s8(acc, multiplier, shift, output_zp, requant=requant)
 
 
 def batch_matmul_av(
@@ -76,4 +76,4 @@ def batch_matmul_av(
     if tk > MAX_REDUCTION:
         raise ValueError("sequence too long for int32 accumulation")
     acc = (np.asarray(attn, np.int64) - int(attn_zp)) @ _heads(v, v_zp, heads)  # [H][Tq][d]
-    return _finish(acc.transpose(1, 0, 2).reshape(tq, -1), multiplier, shift, output_zp)
+    return requantize_s8(acc.transpose(1, 0, 2).reshape(tq, -1), multiplier, shift, output_zp)

@@ -77,9 +77,9 @@ def exp_on_negative_values(a: int, integer_bits: int) -> int:
     return INT32_MAX if a == 0 else result
 
 
-def one_over_one_plus_x(a: np.ndarray) -> np.ndarray:
-    """gemmlowp's 1 / (1 + x) for x in [0, 1), Q0.31 raw in and out, elementwise:
-    Newton-Raphson from 48/17 - 32/17 d, three steps, in Q2.29."""
+def _reciprocal_of_half_sum(a: np.ndarray) -> np.ndarray:
+    """gemmlowp's Newton-Raphson 1 / ((1 + x) / 2) for x in [0, 1), Q0.31 raw in, Q2.29 out:
+    from 48/17 - 32/17 d, three steps."""
     a = np.asarray(a, np.int64)
     total = a + INT32_MAX
     half = np.where(total >= 0, (total + 1) >> 1, -((-(total - 1)) >> 1))  # RoundingHalfSum
@@ -87,7 +87,17 @@ def one_over_one_plus_x(a: np.ndarray) -> np.ndarray:
     for _ in range(3):
         err = (1 << 29) - rounding_doubling_high_mul(half, x)
         x = x + _sat_shift_left(rounding_doubling_high_mul(x, err), 2)
-    return _sat_shift_left(x, 1)
+    return x
+
+
+def one_over_one_plus_x(a: np.ndarray) -> np.ndarray:
+    """gemmlowp's 1 / (1 + x) for x in [0, 1), Q0.31 raw in and out, elementwise."""
+    return _sat_shift_left(_reciprocal_of_half_sum(a), 1)
+
+
+def one_minus_x_over_one_plus_x(a: np.ndarray) -> np.ndarray:
+    """gemmlowp's (1 - x) / (1 + x) for x in [0, 1), Q0.31 raw in and out, elementwise."""
+    return _sat_shift_left(_reciprocal_of_half_sum(a) - (1 << 29), 2)
 
 
 def _clz32(x: np.ndarray) -> np.ndarray:
@@ -205,4 +215,215 @@ def logistic_table(input_scale: float, input_zp: int) -> np.ndarray:
             )
             y = 1 << 30 if a == 0 else (pos if a > 0 else INT32_MAX - pos)
             out[i] = min(max(_rdbpot(y, 23) + INT8_MIN, INT8_MIN), INT8_MAX)
+    return out.astype(np.int8)
+
+
+# -- broadcasting binary ops, concatenation ---------------------------------------------------
+
+
+ADDSUB_MODES = {"add_broadcast": 0, "sub": 1, "squared_difference": 2}  # IR op -> mode
+
+
+def add_sub(
+    x1: np.ndarray,
+    x2: np.ndarray,
+    input1_zp: int,
+    input1_multiplier: int,
+    input1_shift: int,
+    input2_zp: int,
+    input2_multiplier: int,
+    input2_shift: int,
+    output_zp: int,
+    output_multiplier: int,
+    output_shift: int,
+    act_min: int = INT8_MIN,
+    act_max: int = INT8_MAX,
+    left_shift: int = 20,
+    mode: int = 1,
+    requant: Callable[..., np.ndarray] = requantize_tflite,
+) -> np.ndarray:
+    """TFLite's int8 ADD (mode 0), SUB (1) or SQUARED_DIFFERENCE (2, left shift 7),
+    broadcasting (numpy's rules): ADD's scheme (``ops/elementwise.py``) with the rescaled
+    inputs added, subtracted, or subtracted and squared."""
+    a = requant((np.asarray(x1, np.int64) - input1_zp) << left_shift, input1_multiplier,
+                input1_shift)  # fmt: skip
+    b = requant((np.asarray(x2, np.int64) - input2_zp) << left_shift, input2_multiplier,
+                input2_shift)  # fmt: skip
+    raw = [a + b, a - b, (a - b) ** 2][mode]
+    out = requant(raw, output_multiplier, output_shift) + int(output_zp)
+    return saturate(out, act_min, act_max).astype(np.int8)
+
+
+def mul(
+    x1: np.ndarray,
+    x2: np.ndarray,
+    input1_zp: int,
+    input2_zp: int,
+    output_zp: int,
+    multiplier: int,
+    shift: int,
+    act_min: int = INT8_MIN,
+    act_max: int = INT8_MAX,
+    requant: Callable[..., np.ndarray] = requantize_tflite,
+) -> np.ndarray:
+    """TFLite's int8 MUL, broadcasting: clamp(requant((x1 - zp1)(x2 - zp2), M, s) + zp_out)
+    with (M, s) of s1 s2 / s_out."""
+    prod = (np.asarray(x1, np.int64) - input1_zp) * (np.asarray(x2, np.int64) - input2_zp)
+    out = requant(prod, multiplier, shift) + int(output_zp)
+    return saturate(out, act_min, act_max).astype(np.int8)
+
+
+def broadcast_strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
+    """Element strides of a contiguous ``shape`` read as the 4-D ``out`` (numpy's broadcasting,
+    leading dimensions added): 0 along a dimension of size 1 that the output repeats."""
+    padded = (1,) * (4 - len(shape)) + tuple(shape)
+    strides, step = [0] * 4, 1
+    for i in range(3, -1, -1):
+        strides[i] = step if padded[i] > 1 or out[i] == 1 else 0
+        step *= padded[i]
+    return strides
+
+
+def concat(x1: np.ndarray, x2: np.ndarray, axis: int) -> np.ndarray:
+    """CONCATENATION of two int8 tensors of one quantization: the bytes, side by side."""
+    return np.concatenate([x1, x2], axis=axis).astype(np.int8)
+
+
+def _srdhm16(a: int, b: int) -> int:
+    """gemmlowp's SaturatingRoundingDoublingHighMul on int16."""
+    if a == b == -(1 << 15):
+        return (1 << 15) - 1
+    ab = a * b
+    total = ab + ((1 << 14) if ab >= 0 else 1 - (1 << 14))
+    return int(math.copysign(abs(total) >> 15, total))
+
+
+def _rdbpot16(x: int, e: int) -> int:
+    """gemmlowp's RoundingDivideByPOT on int16: its mask wraps to int16 (-1 from e = 16 on,
+    so a non-negative x then rounds up by one)."""
+    mask = ((1 << e) - 1) & 0xFFFF
+    mask -= (mask & 0x8000) << 1
+    return (x >> e) + ((x & mask) > (mask >> 1) + (x < 0))
+
+
+def _sat16(x: int) -> int:
+    return max(-(1 << 15), min((1 << 15) - 1, x))
+
+
+def _int16_multiplier(real: float) -> tuple[int, int]:
+    """QuantizeMultiplier, then DownScaleInt32ToInt16Multiplier (round to Q15). Unlike
+    quantize_multiplier_tflite (a kernel's shift), the exponent is not capped at 30: TFLite
+    caps it only under single rounding, and HARD_SWISH's shifts saturate in int16 anyway."""
+    mantissa, e = math.frexp(real)
+    m = math.floor(mantissa * (1 << 31) + 0.5)
+    if m == 1 << 31:
+        m, e = m // 2, e + 1
+    if e < -31:
+        m, e = 0, 0
+    return ((1 << 15) - 1 if m >= INT32_MAX - (1 << 15) else (m + (1 << 15)) >> 16), e
+
+
+def hard_swish_table(
+    input_scale: float, input_zp: int, output_scale: float, output_zp: int
+) -> np.ndarray:
+    """HARD_SWISH int8, TFLite's reference: the input on a 2^7 finer scale, a Q15 'relu-ish'
+    factor in [0, 1] (x rescaled so that 3 is 2^15, saturated, shifted to [0, 1]) times the
+    input on the output scale (a truncating doubling high multiply), then the output shift."""
+    f32 = np.float32
+    hires = f32(1.0 / 128.0) * f32(input_scale)
+    out_m, out_e = _int16_multiplier(float(hires / f32(output_scale)))
+    relu_m, relu_e = _int16_multiplier(float(hires / f32(3.0 / 32768.0)))
+    if out_e > 0:
+        raise ValueError("HARD_SWISH's output scale is below its input scale / 128")
+    if relu_e > 31:  # TFLite Micro then shifts an int by 32 or more: undefined in C++
+        raise ValueError(f"HARD_SWISH's input scale {input_scale} is too large (shift {relu_e})")
+    out = np.empty(256, np.int64)
+    for i, q in enumerate(_INT8):
+        hi = (int(q) - input_zp) * 128
+        pre = _srdhm16(hi, out_m)
+        relu = hi
+        if relu_e > 0:
+            relu = _sat16(relu << (relu_e - 1))
+        relu = _srdhm16(relu, relu_m)
+        if relu_e > 0:
+            relu = _sat16(relu << 1)
+        if relu_e < 0:
+            relu = _rdbpot16(relu, -relu_e)
+        relu = (relu + (1 << 15)) >> 1
+        prod = relu * pre
+        preshift = (1 << 15) - 1 if relu == pre == -(1 << 15) else int(prod / (1 << 15))
+        out[i] = _rdbpot16(_sat16(preshift), -out_e) + output_zp
+    return saturate(out).astype(np.int8)
+
+
+def _inv_sqrt(value: int) -> tuple[int, int]:
+    """GetInvSqrtQuantizedMultiplierExp(value, reverse_shift=-1): 1 / sqrt(value) as a Q31
+    multiplier and a (left) shift, by five Newton-Raphson steps in Q3.28."""
+    if value <= 1:
+        return INT32_MAX, 0
+    shift = 11
+    while value >= 1 << 29:
+        value //= 4
+        shift += 1
+    pairs = (32 - value.bit_length() - 1) // 2 - 1
+    shift -= pairs
+    value <<= 2 * pairs
+    half_input = _rdbpot(value >> 1, 1)
+    x = 1 << 28  # F3 one
+    for _ in range(5):
+        x3 = int(_sat_shift_left(_srdhm(_srdhm(x, x), x), 6))
+        diff = _srdhm(402653184, x) - _srdhm(half_input, x3)  # 1.5 in Q3.28
+        x = int(_sat_shift_left((diff + 2**31) % 2**32 - 2**31, 3))
+    x = _srdhm(x, 1518500250)  # sqrt(2) / 2 in Q0.31
+    if shift < 0:
+        x, shift = (x << -shift) & 0xFFFFFFFF, 0
+        x -= (x & 0x80000000) << 1
+    return x, -shift
+
+
+def rsqrt_table(
+    input_scale: float, input_zp: int, output_scale: float, output_zp: int
+) -> np.ndarray:
+    """RSQRT int8 (TFLite Micro's elementwise kernel): v = x - zp_in (0 -> 127),
+    1 / sqrt(v) as a multiplier applied to 1 << 20, then the output rescale
+    1 / (sqrt(s_in) s_out) with the 20 bits taken back. Inputs below zp_in are an error in
+    TFLite Micro; their entries here are 127."""
+    f32 = np.float32
+    scale = 1.0 / float(f32(np.sqrt(f32(input_scale))) * f32(output_scale))
+    multiplier, shift = quantize_multiplier_tflite(scale)
+    out = np.full(256, INT8_MAX, np.int64)
+    for i, q in enumerate(_INT8):
+        v = int(q) - input_zp
+        if v > 0:
+            m, s = _inv_sqrt(v)
+            data = int(requantize_tflite(np.array(1), m, s + 20))
+            out[i] = int(requantize_tflite(np.array(data), multiplier, shift - 20)) + output_zp
+    return saturate(out).astype(np.int8)
+
+
+def tanh_table(input_scale: float, input_zp: int) -> np.ndarray:
+    """TANH int8 (output scale 1/128, zp 0): the input to Q4.27 as LOGISTIC's, gemmlowp's
+    tanh (-(1 - e) / (1 + e), e = exp(-2|x|), signed back), rounded to Q0.7; saturated
+    beyond the input radius."""
+    mantissa, left_shift = math.frexp(input_scale * float(1 << (31 - LOGISTIC_INPUT_BITS)))
+    multiplier = math.floor(mantissa * (1 << 31) + 0.5)
+    radius = math.floor(
+        ((1 << LOGISTIC_INPUT_BITS) - 1)
+        * float(1 << (31 - LOGISTIC_INPUT_BITS))
+        / (1 << left_shift)
+    )
+    out = np.empty(256, np.int64)
+    for i, q in enumerate(_INT8):
+        v = int(q) - input_zp
+        if v <= -radius:
+            out[i] = INT8_MIN
+        elif v >= radius:
+            out[i] = INT8_MAX
+        else:
+            a = int(requantize_tflite(np.array(v), multiplier, left_shift))
+            # exp(-2|x|): the same raw read with one more integer bit (ExactMulByPot<1>)
+            e = exp_on_negative_values(-abs(a), LOGISTIC_INPUT_BITS + 1)
+            t = int(one_minus_x_over_one_plus_x(np.array(e)))
+            y = 0 if a == 0 else (t if a > 0 else -t)
+            out[i] = min(max(_rdbpot(y, 24), INT8_MIN), INT8_MAX)
     return out.astype(np.int8)
