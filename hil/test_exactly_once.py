@@ -185,3 +185,25 @@ def test_run_timeout_scales_with_the_model(hybrid) -> None:
     big = Firmware(fw.elf, fw.board, fw.stack_size, expected_count=10**10)
     assert QemuTarget().run_timeout_for(big) == pytest.approx(5000.0)
     assert QemuTarget(run_timeout=2.5).run_timeout_for(big) == 2.5
+
+
+def test_bytes_arriving_mid_run_do_not_change_its_counts(tmp_path) -> None:
+    """PINGs sent while a long run computes are held by QEMU until the run ends (the receive
+    interrupt is masked for the counted window): the counts are the model's alone, equal to
+    those of a run nobody disturbed. Without the mask each PING adds its handler's
+    instructions to the layer it lands in."""
+    from tinyformer.nas.candidate import space_graph
+
+    _, fw, graph = compile_graph(space_graph("digits"), tmp_path / "fw", "mps2-an500")
+    x = _inputs(graph, 1)[0].tobytes()
+    with QemuTarget(reply_timeout=30.0).session(fw) as quiet:
+        expected = quiet.run(x)
+        assert quiet.pings == 0
+    with QemuTarget().session(fw) as pinged:
+        pinged.first_ping = 0.002  # 2 ms into the run, then at doubling intervals to its end
+        results = [pinged.run(x) for _ in range(3)]
+        assert pinged.pings > 0
+    for result in results:
+        assert result.output == expected.output
+        assert result.total == expected.total
+        assert result.layer_counts == expected.layer_counts

@@ -19,6 +19,10 @@ int board_getc(void);
 uint64_t board_counter(void);
 /* Restart the counter from 0 so that what follows counts identically run to run. */
 void board_counter_restart(void);
+/* Around the counted run. Bytes that arrive mid-run (a PING, the next queued request) would
+ * run the receive interrupt inside the count; a board whose link can wait masks it. */
+void board_count_begin(void);
+void board_count_end(void);
 uint8_t board_count_unit(void);
 uint32_t board_clock_hz(void);
 const char *board_name(void);

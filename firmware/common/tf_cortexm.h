@@ -56,6 +56,7 @@
 #define SYST_CVR TF_REG(0xE000E018u)
 
 #define NVIC_ISER(n) TF_REG(0xE000E100u + 4u * (n))
+#define NVIC_ICER(n) TF_REG(0xE000E180u + 4u * (n))
 #define NVIC_IPR_BYTE(irq) (*(volatile uint8_t *)(0xE000E400u + (irq)))
 
 /* Cortex-M7 L1 caches (ARMv7-M ARM B2.2.7 and the Cortex-M7 TRM): cache id, selection and
@@ -91,6 +92,14 @@ static inline void tf_enable_irq(void) { __asm__ volatile("cpsie i" ::: "memory"
 static inline void tf_nvic_enable(unsigned irq)
 {
     NVIC_ISER(irq / 32u) = 1u << (irq % 32u);
+}
+
+/* Masked once this returns: no handler of irq runs after the call. */
+static inline void tf_nvic_disable(unsigned irq)
+{
+    NVIC_ICER(irq / 32u) = 1u << (irq % 32u);
+    tf_dsb();
+    tf_isb();
 }
 
 static inline void __attribute__((noreturn)) tf_system_reset(void)

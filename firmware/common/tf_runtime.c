@@ -60,11 +60,13 @@ tf_run_result_t tf_run_model(void)
         tf_model_info.layer_counts[i] = 0;
     }
     tf_stack_paint_all();
+    board_count_begin();
     board_counter_restart();
     const uint64_t start = board_counter();
     layer_mark = start;
     tf_model_run();
     r.total = board_counter() - start;
+    board_count_end();
     r.stack_used = stack_high_water();
     return r;
 }

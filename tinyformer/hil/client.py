@@ -87,6 +87,7 @@ class DeviceClient:
     ) -> None:
         self.port = port
         self.reply_timeout = reply_timeout
+        self.first_ping = reply_timeout  # into a RUN, then at doubling intervals
         self.run_timeout = run_timeout
         self.retries = retries
         # INPUT/READ piece size: halved when pieces keep arriving damaged (a long frame on a
@@ -103,6 +104,7 @@ class DeviceClient:
         self.damaged = 0  # frames that arrived damaged
         self.restarts = 0  # inferences started again from INPUT
         self.boots = 0  # BOOT frames seen after the first
+        self.pings = 0  # PINGs sent while a RUN reply was due
         self.booted = False
         self._output_bytes = 0  # the model's, once a RUN reply told it
 
@@ -161,7 +163,7 @@ class DeviceClient:
         """
         now = time.monotonic()
         deadline = now + timeout
-        interval = self.reply_timeout
+        interval = self.first_ping
         next_ping = now + interval if ftype == p.Msg.RUN else deadline
         pings: set[int] = set()
         damaged = False
@@ -172,6 +174,7 @@ class DeviceClient:
                     return _DAMAGED if damaged else _SILENT
                 ping = self._next_seq()
                 pings.add(ping)
+                self.pings += 1
                 self._send(p.Msg.PING, ping, b"")
                 interval = min(2 * interval, 30.0)
                 next_ping = time.monotonic() + interval
