@@ -6,8 +6,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from tinyformer.perf.calibrate import LATENCY_REPORT, check_latency_model
 from tinyformer.perf.kernel_bench import COLUMNS, bench_kernels
 from tinyformer.perf.link_bench import bench_link
+from tinyformer.perf.milliseconds import count_ms
 
 
 def test_dense_suite_covers_the_cmsis_nn_table(target, tmp_path) -> None:
@@ -25,6 +27,25 @@ def test_dense_suite_covers_the_cmsis_nn_table(target, tmp_path) -> None:
     assert (baseline["speedup_vs_cmsis_nn"] > 0).all()
     dw = table[table["op"] == "depthwise3x3"].iloc[0]
     assert dw["macs"] == 16 * 16 * 64 * 9 and dw["weight_bytes"] == 9 * 64
+    # ms at 216 MHz beside each count: a board's cycles / 216 MHz, else the stated CPI model
+    # (0.8 per instruction plus the weights' flash lines)
+    expected = [round(count_ms(c, u, b), 4) for c, u, b in
+                zip(table["count"], table["unit"], table["weight_bytes"], strict=True)]  # fmt: skip
+    assert table["ms"].tolist() == expected and (table["ms"] > 0).all()
+    if target.name == "qemu":
+        assert (table["ms"] >= (table["count"] * 0.8 / 216e3).round(4)).all()
+
+
+def test_latency_bench_predicts_in_counts_and_ms(target, tmp_path) -> None:
+    table = check_latency_model(target, tmp_path, n_fit=2, n_test=1)
+    row = table.iloc[0]
+    assert row["measured_ms"] > 0 and row["predicted_ms"] > 0
+    # the same cycle model turns both counts into ms: their ratio is the counts' (flash aside)
+    ratio = row["predicted_ms"] / row["measured_ms"]
+    assert abs(ratio - row["predicted"] / row["measured"]) < 0.05
+    unit = "cycles" if target.name == "board" else "instructions"
+    assert row["unit"] == unit and str(row["ms_basis"]).startswith(("estimate", "measured"))
+    assert {"measured_ms", "predicted_ms"} <= set(pd.read_csv(tmp_path / LATENCY_REPORT).columns)
 
 
 @pytest.mark.qemu_only("the link bench damages QEMU's socket")

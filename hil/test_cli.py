@@ -133,9 +133,12 @@ def test_run_layers_profiles_every_layer(target, target_args, tmp_path) -> None:
         [*base, "run", "out", *target_args, "--json", "--layers"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )  # fmt: skip
-    predicted = [row["predicted"] for row in json.loads(proc.stdout)["per_layer"]]
+    again = json.loads(proc.stdout)["per_layer"]
+    predicted = [row["predicted"] for row in again]
     assert None not in predicted
     assert abs(sum(predicted) - run[unit]) <= 0.02 * run[unit]
+    # and in ms at 216 MHz, beside the measured ms
+    assert all(row["predicted_ms"] > 0 and row["ms"] > 0 for row in again)
 
 
 def _compile_and_evaluate(base: list[str], model: str, target, target_args, cwd: Path) -> dict:

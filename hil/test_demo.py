@@ -5,6 +5,7 @@ Tiny settings keep it short; `make demo` runs the same code with the QUICK ones.
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 
@@ -24,6 +25,10 @@ def test_demo_pipeline_end_to_end(target, tmp_path, capsys) -> None:
     for line in ("training the supernet (1 epochs)", "val acc largest", "generation 0:",
                  "generation 1:", "float epoch 1:", "prune epoch 2:", "qat epoch 1:"):  # fmt: skip
         assert line in said, (line, said)
+    # accuracies as percentages, the winner's latency in counts and ms
+    chose = r"SparseNAS chose \w+: val acc \d+\.\d\d % .*, [\d,]+ \w+ \(\d+\.\d{3} ms"
+    assert re.search(chose, said), said
+    assert re.search(r"int8 test accuracy \d+\.\d\d %", said), said
     assert summary["test_images"] == 359
     # the deployed model is the host reference's, bit for bit, on every test image
     assert summary["target_reference_agreement"] == 1.0 and summary["bit_exact_fraction"] == 1.0

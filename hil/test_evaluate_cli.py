@@ -70,6 +70,11 @@ def test_json_has_the_confusion_matrix_and_progress_shows(
     assert np.trace(confusion) == round(acc["accuracy"] * n)
     assert acc["bit_exact"] == 1.0 and acc["agreement"] == 1.0
     assert f"{n}/{n} [" in proc.stderr  # the progress bar, on stderr, left at its end
+    # the mean latency per inference, in counts and in ms at 216 MHz (an estimate on QEMU:
+    # no calibration in this empty results folder, so the stated CPI model, flash included)
+    assert acc["count_unit"] == "instructions" and acc["mean_count_per_inference"] > 0
+    assert acc["latency_ms"] >= round(0.8 * acc["mean_count_per_inference"] / 216e3, 3) > 0
+    assert acc["latency_ms_basis"].startswith("estimate at 216 MHz from instructions (Cortex-M7")
 
 
 def test_table_prints_percentages_with_two_decimals(digits_model, ten_classes, tmp_path) -> None:
@@ -78,6 +83,9 @@ def test_table_prints_percentages_with_two_decimals(digits_model, ten_classes, t
     assert proc.returncode == 0, proc.stderr
     for key in ("accuracy", "reference_accuracy", "agreement", "bit_exact"):
         assert re.search(rf"\b{key}\s*│\s*\d{{1,3}}\.\d\d %", proc.stdout), proc.stdout
+    assert re.search(r"mean_count_per_inference\s*│\s*[\d,]+\s", proc.stdout), proc.stdout
+    assert re.search(r"latency_ms\s*│\s*\d+\.\d+\s", proc.stdout), proc.stdout
+    assert "estimate at 216 MHz" in proc.stdout
     assert "100.00 %" in proc.stdout  # agreement and bit_exact
     assert proc.stderr == ""  # --no-progress: no bar
 

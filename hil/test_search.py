@@ -8,6 +8,7 @@ QEMU measurements feeding the latency model, checkpoints and resume.
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -16,7 +17,7 @@ from driver import CountedFitness, settings
 from tinyformer.nas.search import SearchState, SearchStateError, SparseNAS
 
 
-def test_search_checkpoints_resumes_and_reports(target, tmp_path) -> None:
+def test_search_checkpoints_resumes_and_reports(target, tmp_path, capsys) -> None:
     fit = CountedFitness(tmp_path / "calls.txt")
     out, results = tmp_path / "search", tmp_path / "results"
     first = SparseNAS(settings(1), fit, target, out, results, log=print).run()
@@ -40,6 +41,13 @@ def test_search_checkpoints_resumes_and_reports(target, tmp_path) -> None:
     assert len(second.evaluated) == 4 + len(again)
     table = pd.read_csv(out / "candidates.csv")
     assert len(table) == len(second.evaluated) and table["pareto"].any()
+    # each latency in ms at 216 MHz beside its count (the stated model: no board samples)
+    with_latency = table.dropna(subset=["measured"])
+    assert (with_latency["latency_ms"] >= (with_latency["measured"] * 0.8 / 216e3).round(3)).all()
+    no_latency = table["measured"].isna() & table["predicted"].isna()
+    assert (table["latency_ms"].isna() == no_latency).all()
+    said = capsys.readouterr().out
+    assert re.search(r"generation 1: .* \d+\.\d\d % acc, [\d,]+ \w+ \(\d+\.\d{3} ms\)", said), said
     assert (out / "pareto.png").stat().st_size > 0
     assert (out / "chosen" / "fw" / "build" / "firmware.elf").exists()
     chosen = json.loads((out / "chosen" / "candidate.json").read_text())

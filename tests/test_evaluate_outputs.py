@@ -51,13 +51,15 @@ def test_data_of_another_shape_or_class_count_is_refused() -> None:
 def test_confusion_matrix_and_percentages() -> None:
     logits = np.full((4, 3), -100, np.int8)
     logits[np.arange(4), [0, 1, 1, 2]] = 100  # predictions 0 1 1 2
-    runs = ImageRuns(logits, logits.copy(), np.array([7, 7, 7, 7]), 96)
+    runs = ImageRuns(logits, logits.copy(), np.array([10, 6, 6, 6]), 96)  # a cold first run
     acc = accuracy_of(runs, np.array([0, 1, 2, 2]))
     assert acc.confusion == [[1, 0, 0], [0, 1, 0], [0, 1, 1]]  # [true][predicted]
-    assert acc.accuracy == 0.75 and acc.bit_exact == 1.0 and acc.count_per_inference == 7
+    assert acc.accuracy == 0.75 and acc.bit_exact == 1.0 and acc.count_per_inference == 10
+    assert acc.mean_count_per_inference == 7.0
     shown = acc.display()
     assert shown["accuracy"] == "75.00 %" and shown["agreement"] == "100.00 %"
     assert shown["images"] == 4 and "confusion" not in shown
+    assert shown["mean_count_per_inference"] == "7"  # a count, not a percentage
     with pytest.raises(DataMismatch, match=r"class indices 0\.\.2"):
         accuracy_of(runs, np.array([0, 1, 2, 3]))
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from tinyformer.compiler.source_hash import firmware_id
 from tinyformer.engine.builder import random_hybrid_graph
 from tinyformer.engine.codegen import generate, plan_graph
 from tinyformer.perf import predictor as predictor_module
@@ -110,3 +111,43 @@ def test_a_run_shows_milliseconds_beside_counts(tmp_path: Path) -> None:
     data = json.loads(json.dumps(report.to_json()))
     assert [r["name"] for r in data["per_layer"]] == [n.name for n in GRAPH.nodes]
     assert data["layers_ms"] == pytest.approx(sum(counts) / 216e3, abs=1e-3)
+    # the latency model's predictions in both units too: counts and their ms
+    predicted = [r.predicted or 0 for r in report.rows]
+    assert report.predicted_ms == pytest.approx([p / 216e3 for p in predicted])
+    assert [r["predicted_ms"] for r in data["per_layer"]] == pytest.approx(
+        [p / 216e3 for p in predicted], abs=1e-4
+    )
+    assert "pred ms" in rendered(report)
+    assert f"{sum(predicted) / 216e3:.3f}" in last
+
+
+def _shipped_as(firmware: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The packaged fit as though measured with ``firmware``'s id."""
+    data = json.loads((predictor_module.FITTED / "qemu_instructions.json").read_text())
+    folder.mkdir()
+    (folder / "qemu_instructions.json").write_text(json.dumps(data | {"firmware": firmware}))
+    monkeypatch.setattr(predictor_module, "FITTED", folder)
+
+
+def test_a_shipped_fit_of_other_firmware_says_it_may_be_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the firmware id changes with every kernel edit: a stale shipped fit still predicts,
+    # and the note under the table says so and what to run
+    _shipped_as("0123456789ab", tmp_path / "fitted", monkeypatch)
+    p = predictor(tmp_path / "results", "qemu", "instructions")
+    assert p.stale and p.model is not None
+    assert "firmware 0123456789ab" in p.source and "may be off" in p.source
+    assert "tinyformer bench latency --target qemu" in p.source
+    report = predicted_layers(GRAPH, "mps2-an500", tmp_path / "results", None)
+    assert any("may be off" in line for line in notes(report))
+
+
+def test_a_shipped_fit_of_this_firmware_has_no_stale_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _shipped_as(firmware_id(), tmp_path / "fitted", monkeypatch)
+    p = predictor(tmp_path / "results", "qemu", "instructions")
+    assert not p.stale and "may be off" not in p.source
+    report = predicted_layers(GRAPH, "mps2-an500", tmp_path / "results", None)
+    assert not any("may be off" in line for line in notes(report))

@@ -18,7 +18,9 @@ from tinyformer.perf.milliseconds import (
     CPI_CORE,
     FLASH_LINE_CYCLES,
     MEASURED,
+    STATED_BASIS,
     CycleModel,
+    count_ms,
     inference_ms,
     run_latency,
     timing,
@@ -123,3 +125,12 @@ def test_a_runs_ms_say_how_they_were_obtained(tmp_path: Path) -> None:
     assert "the board ran at 16 MHz, not 216" in str(slow["latency_ms_basis"])
     qemu = run_latency(GRAPH, _run("instructions", 25_000_000), tmp_path)
     assert str(qemu["latency_ms_basis"]).startswith("estimate at 216 MHz")
+
+
+def test_a_count_without_a_graph_by_the_stated_model() -> None:
+    # a kernel bench's layer: 1,000 instructions reading 64 B of weights (2 flash lines)
+    assert count_ms(1000, "instructions", 64) == pytest.approx((0.8 * 1000 + 9 * 2) / 216e3)
+    assert count_ms(216_000, "cycles", 64) == 1.0  # measured: the weights are in the count
+    assert STATED_BASIS.startswith("estimate at 216 MHz from instructions (Cortex-M7 CPI")
+    with pytest.raises(ValueError, match="no milliseconds from counts in 'ticks'"):
+        count_ms(1, "ticks", 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -363,6 +363,19 @@ def run(
         raise HilError("the firmware's output differs from the numpy reference")
 
 
+def _as_percentages(summary: dict[str, Any], fractions: Sequence[str]) -> dict[str, Any]:
+    """``summary`` for people: its ``fractions`` (accuracies) as percentages."""
+    from tinyformer.results import percent
+
+    return {k: percent(v) if k in fractions else v for k, v in summary.items()}
+
+
+def demo_display(summary: dict[str, Any]) -> dict[str, Any]:
+    """The demo's summary for people: accuracies and agreements as percentages."""
+    fractions = [k for k in summary if k.endswith(("_acc", "_agreement", "_fraction"))]
+    return _as_percentages(summary, fractions)
+
+
 def _summary_table(summary: dict[str, Any], title: str) -> None:
     table = Table(title=escape(title), show_header=False)  # names from files are not markup
     for key, value in summary.items():
@@ -411,7 +424,7 @@ def demo(
     with ray_session(ray):
         summary = run_demo(opts, tgt, out, results, resume, fresh=fresh)
     summary.pop("config")
-    _summary_table(summary, f"TinyFormer demo ({out})")
+    _summary_table(demo_display(summary), f"TinyFormer demo ({out})")
     console.print(f"recorded in {results / f'{dataset}_model.csv'}")
 
 
@@ -431,15 +444,19 @@ def evaluate(
     as_json: JsonOpt = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     ray: RayOpt = None,
+    results: ResultsOpt = Path("results"),
 ) -> None:
-    """Run every test image on the target(s); accuracy and agreement with the host reference.
+    """Run every test image on the target(s); accuracy and agreement with the host reference,
+    and the mean latency per inference (counts, and ms at 216 MHz as `run` gives them).
     The images are shared out over every free target of the kind in the Ray cluster."""
+    from tinyformer.boards import BOARDS
     from tinyformer.cluster.evaluate import evaluate_sharded
     from tinyformer.cluster.pool import FirmwarePackage
     from tinyformer.cluster.runtime import ray_session
     from tinyformer.compiler.driver import firmware_in
     from tinyformer.data import load_dataset_for_input
     from tinyformer.hil.accuracy import check_data, progress_bar
+    from tinyformer.perf.milliseconds import inference_latency
     from tinyformer.quant.evaluate import model_input
 
     tgt = _target(target, port, probe, pyocd_target, pack, run_timeout)
@@ -456,11 +473,14 @@ def evaluate(
             on_image=on_image,
         )  # fmt: skip
     acc = run.accuracy
+    unit = BOARDS[tgt.board].count_unit
+    latency = {"count_unit": unit}
+    latency |= inference_latency(graph, acc.mean_count_per_inference, unit, results)
     where = {"shards": len(run.shards), "targets": run.targets}
     if as_json:
-        print(json.dumps(acc.to_dict() | {"classes": list(test.classes)} | where))
+        print(json.dumps(acc.to_dict() | latency | {"classes": list(test.classes)} | where))
     else:
-        _summary_table(acc.display() | where, f"{graph.name} on {target}")
+        _summary_table(acc.display() | latency | where, f"{graph.name} on {target}")
     if acc.agreement < 1.0:
         raise HilError("the firmware's predictions differ from the host reference")
 
@@ -598,15 +618,19 @@ def bench(
             table = bench_cluster(tgt, results) if what == "cluster" else bench_farm(results)
         console.print(table.drop(columns=["time"]).to_string(index=False))
     elif what == "kernels":
-        from tinyformer.perf.kernel_bench import bench_kernels
+        from tinyformer.perf.kernel_bench import MS_NOTE, bench_kernels
 
         table = bench_kernels(tgt, results / "kernels.csv")
         console.print(table.drop(columns=["git_rev", "time"]).to_string(index=False))
+        console.print(MS_NOTE, highlight=False, soft_wrap=True)
     elif what == "latency":
         from tinyformer.perf.calibrate import LATENCY_REPORT, check_latency_model
 
         table = check_latency_model(tgt, results)
-        console.print(table.drop(columns=["time"]).to_string(index=False))
+        console.print(
+            table.drop(columns=["time", "ms_basis"]).to_string(index=False), soft_wrap=True
+        )
+        console.print(f"ms: {table['ms_basis'].iloc[0]}", highlight=False, soft_wrap=True)
         console.print(f"MAPE {table['mape_pct'].iloc[0]:.2f} % -> {results / LATENCY_REPORT}")
     elif what == "imported":
         from tinyformer.perf.imported_bench import IMPORTED_BENCH, bench_imported
@@ -818,7 +842,7 @@ def train(
     if as_json:
         print(json.dumps(summary))
     else:
-        _print_measurement(summary, {})
+        _print_measurement(_as_percentages(summary, keys[:6]), {})
 
 
 @app.command("export")

@@ -27,6 +27,13 @@ DEFAULT_RESULTS = Path("results")
 MEASUREMENTS = "measurements.csv"
 
 
+def percent(fraction: float) -> str:
+    """A fraction (an accuracy, an agreement) for people: a percentage with two decimals
+    (a raw 0.22841225626740946 suggests a precision no test set has). Tables and JSON keep
+    the fraction."""
+    return f"{100 * fraction:.2f} %"
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 

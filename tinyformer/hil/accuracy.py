@@ -35,6 +35,7 @@ from tinyformer.engine.ir import Graph
 from tinyformer.hil.client import RunResult
 from tinyformer.hil.errors import DataMismatch
 from tinyformer.hil.targets.base import Target
+from tinyformer.results import percent
 
 Progress = Callable[[int], None]  # called with the number of images done so far
 
@@ -72,6 +73,7 @@ class TargetAccuracy:
     agreement: float  # firmware prediction == reference prediction
     bit_exact: float  # firmware logits == reference logits, all bytes
     count_per_inference: int  # instructions (QEMU) or cycles (board), first image
+    mean_count_per_inference: float  # over every image (a board's first run is cold)
     stack_bytes: int
     confusion: list[list[int]]  # [true class][firmware's prediction] image counts
 
@@ -80,13 +82,16 @@ class TargetAccuracy:
         return asdict(self)
 
     def display(self) -> dict[str, str | int]:
-        """The figures for people: fractions as percentages with two decimals (a raw float
-        such as 0.22841225626740946 suggests a precision no test set has)."""
-        return {
-            key: f"{100 * value:.2f} %" if isinstance(value, float) else value
-            for key, value in asdict(self).items()
-            if key != "confusion"
-        }
+        """The figures for people: fractions as percentages with two decimals."""
+        shown: dict[str, str | int] = {}
+        for key, value in asdict(self).items():
+            if key == "mean_count_per_inference":
+                shown[key] = f"{value:,.0f}"
+            elif isinstance(value, float):
+                shown[key] = percent(value)
+            elif key != "confusion":
+                shown[key] = value
+        return shown
 
 
 @contextlib.contextmanager
@@ -181,6 +186,7 @@ def accuracy_of(runs: ImageRuns, labels: np.ndarray) -> TargetAccuracy:
         agreement=float((pred == ref_pred).mean()),
         bit_exact=float(runs.bit_exact.mean()),
         count_per_inference=int(runs.counts[0]),
+        mean_count_per_inference=float(runs.counts.mean()),
         stack_bytes=runs.stack_used,
         confusion=confusion.tolist(),
     )

@@ -46,6 +46,7 @@ from tinyformer.model.fit import (
 )
 from tinyformer.model.subnet import Subnet
 from tinyformer.model.supernet import Supernet
+from tinyformer.results import percent
 
 # Fields that may change between a run and its resumption (on one device they do not change
 # the math; a run resumed on another device, or with the other precision, continues inexactly).
@@ -229,7 +230,7 @@ class _SupernetEpoch(Hook):
 def _epoch_line(row: dict[str, Any]) -> str:
     return (
         f"epoch {row['epoch']}: loss {row['loss']:.4f}, val acc largest "
-        f"{row['val_acc_largest']:.4f}, smallest {row['val_acc_smallest']:.4f} "
+        f"{percent(row['val_acc_largest'])}, smallest {percent(row['val_acc_smallest'])} "
         f"({row['seconds']:.1f} s)"
     )
 

@@ -38,7 +38,7 @@ from tinyformer.nas.search import (
 from tinyformer.nas.supernas import choose_space
 from tinyformer.perf.latency import SampleStore
 from tinyformer.perf.milliseconds import CycleModel, inference_ms
-from tinyformer.results import append_rows, now_iso, write_atomic
+from tinyformer.results import append_rows, now_iso, percent, write_atomic
 
 # what search and demo write to their output folder
 PRODUCTS = ("supernas.json", "supernet.pt", "search", "model", "firmware", "summary.json")
@@ -133,8 +133,9 @@ def search(
         rows = table.to_dict("records")
         append_rows(rows, Path(results) / "latency_search.csv", list(table.columns), ["search"])
     log(
-        f"SparseNAS chose {best.key}: val acc {best.accuracy:.4f} (pruned, inherited), "
-        f"{best.measured:,.0f} counts, {best.peak_sram_bytes:,} B SRAM"
+        f"SparseNAS chose {best.key}: val acc {percent(best.accuracy)} (pruned, inherited), "
+        f"{best.measured:,.0f} {nas.unit} ({nas.latency_ms(best):.3f} ms at 216 MHz), "
+        f"{best.peak_sram_bytes:,} B SRAM"
     )
     return Candidate.from_dict(best.candidate), ckpt
 
@@ -178,7 +179,7 @@ def demo(
         ),
         resume=resume and (out / "model" / TRAIN_STATE).exists(),
     )
-    log(f"pruned + QAT: int8 test accuracy {trained.metrics['qat_test_acc']:.4f}")
+    log(f"pruned + QAT: int8 test accuracy {percent(trained.metrics['qat_test_acc'])}")
     report = compile_model(trained.paths["model"], out / "firmware", target.board)
     _, graph = firmware_in(out / "firmware", target.board)
     data = load_dataset(opts.dataset, opts.root, opts.image_size, opts.channels)

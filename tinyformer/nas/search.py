@@ -52,7 +52,8 @@ from tinyformer.nas.candidate import config_graph
 from tinyformer.nas.genome import Candidate, crossover, mutate, random_candidate
 from tinyformer.nas.options import SearchOptions
 from tinyformer.perf.latency import LatencyModel, SampleStore, samples_of
-from tinyformer.results import write_atomic
+from tinyformer.perf.milliseconds import CycleModel, inference_ms
+from tinyformer.results import percent, write_atomic
 
 STATE_VERSION = 1
 LATENCY_CHECK = "latency_check.csv"
@@ -207,6 +208,7 @@ class SparseNAS:
         self.target = target
         self.out = Path(out_dir)
         self.store = SampleStore(results)
+        self.results = Path(results)
         self.log = log
         self.progress = progress  # bars on a terminal only (tqdm's disable=None)
         self.state_path = self.out / SEARCH_STATE
@@ -391,8 +393,9 @@ class SparseNAS:
                 best = max(state.evaluated.values(), key=lambda e: (self.feasible(e), e.accuracy))
                 self.log(
                     f"generation {state.generation}: {len(state.evaluated)} evaluated, best "
-                    f"{best.accuracy:.4f} acc, {best.latency or float('nan'):,.0f} "
-                    f"{self.unit}, {best.peak_sram_bytes:,} B SRAM"
+                    f"{percent(best.accuracy)} acc, {best.latency or float('nan'):,.0f} "
+                    f"{self.unit} ({self.latency_ms(best) or float('nan'):.3f} ms), "
+                    f"{best.peak_sram_bytes:,} B SRAM"
                 )
                 state.generation += 1
                 # bred even after the last generation, so a resume with more generations
@@ -416,8 +419,18 @@ class SparseNAS:
             )
         return max(feasible, key=lambda e: (e.accuracy, -e.measured))
 
+    def latency_ms(self, e: Evaluation, cycles: CycleModel | None = None) -> float | None:
+        """``e``'s latency (measured, else predicted) in ms at 216 MHz, as ``run`` gives it:
+        cycles from the board, else estimated from instructions (perf/milliseconds.py)."""
+        if e.latency is None:
+            return None
+        cycles = cycles or CycleModel.from_results(self.results)
+        graph = ir.load(self._work_dir(e.key) / "model.tfir")
+        return round(inference_ms(graph, e.latency, self.unit, cycles).ms, 3)
+
     def report(self, state: SearchState) -> Evaluation:
         rows = []
+        cycles = CycleModel.from_results(self.results)
         front = {e.key for e in pareto_front(list(state.evaluated.values()))}
         for e in state.evaluated.values():
             row = {k: v for k, v in asdict(e).items() if k != "candidate"}
@@ -425,6 +438,7 @@ class SparseNAS:
                 feasible=self.feasible(e),
                 pareto=e.key in front,
                 unit=self.unit,
+                latency_ms=self.latency_ms(e, cycles),
                 config=json.dumps(e.candidate["config"]),
             )
             rows.append(row)

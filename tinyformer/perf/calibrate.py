@@ -17,6 +17,7 @@ from tinyformer.engine.builder import random_hybrid_graph
 from tinyformer.hil.measure import Measurement, measure
 from tinyformer.hil.targets.base import Target
 from tinyformer.perf.latency import LatencyModel, SampleStore, mape, samples_of
+from tinyformer.perf.milliseconds import CycleModel, inference_ms
 from tinyformer.results import now_iso, write_atomic
 
 LATENCY_REPORT = "latency_model.csv"
@@ -96,6 +97,12 @@ def check_latency_model(
             "predicted": np.round(predicted).astype(int),
         }
     )
+    cycles = CycleModel.from_results(results)  # ms at 216 MHz, calibrated where it can be
+    for column, counts in (("measured", actual), ("predicted", predicted)):
+        held = zip(graphs[n_fit:], counts, strict=True)
+        timings = [inference_ms(g, c, unit, cycles) for g, c in held]
+        table[f"{column}_ms"] = [round(t.ms, 3) for t in timings]
+    table["ms_basis"] = timings[0].basis
     table["error_pct"] = ((table["predicted"] - table["measured"]) / table["measured"] * 100).round(
         3
     )

@@ -67,6 +67,7 @@ from tinyformer.engine.work import node_macs
 from tinyformer.hil.errors import HilError
 from tinyformer.hil.measure import measure
 from tinyformer.hil.targets.base import Target
+from tinyformer.perf.milliseconds import STATED_BASIS, count_ms
 from tinyformer.results import now_iso, write_atomic
 
 # (tokens, in, out): the transformer MLP shape of the CMSIS-NN baseline, a classifier head,
@@ -88,9 +89,12 @@ SPARSITIES = (0.0, 0.5, 0.75, 0.9, 0.95)
 
 COLUMNS = [
     "kernel", "op", "shape", "storage", "block", "sparsity", "count", "unit", "source",
-    "instructions", "macs", "macs_per_instr", "speedup_vs_dense", "speedup_vs_ideal",
+    "instructions", "ms", "macs", "macs_per_instr", "speedup_vs_dense", "speedup_vs_ideal",
     "weight_bytes", "flash_bytes", "cmsis_nn_count", "speedup_vs_cmsis_nn",
 ]  # fmt: skip
+
+
+MS_NOTE = f"ms: on the STM32F746, {STATED_BASIS}; a board's DWT cycles / 216 MHz"
 
 
 @dataclass(frozen=True)
@@ -389,6 +393,10 @@ def run_sparse_problem(
 
 def _finish(table: pd.DataFrame) -> pd.DataFrame:
     table["instructions"] = table["count"].where(table["unit"] == "instructions")
+    table["ms"] = [
+        round(count_ms(c, u, b), 4)
+        for c, u, b in zip(table["count"], table["unit"], table["weight_bytes"], strict=True)
+    ]  # at 216 MHz: MS_NOTE says how
     table["macs_per_instr"] = (table["macs"] / table["count"]).round(4)
     dense = table[table["storage"] == "dense"].groupby(["op", "shape"])["count"].min()
     base = [dense.get((o, s), np.nan) for o, s in zip(table["op"], table["shape"], strict=True)]

@@ -5,7 +5,7 @@ there are none and what to run), and a per-layer latency chart."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,16 @@ class LayerReport:
     predicted_from: str  # the predictions' source, or why there are none and what to run
     missing: list[str]  # op kinds with no prediction
     chart: Path | None
+    predicted_ms: list[float | None] = field(default_factory=list)  # run: the predictions'
 
     def to_json(self) -> dict[str, Any]:
         return {
             "per_layer": [
-                {**asdict(r), "ms": None if ms is None else round(ms, 4)}
-                for r, ms in zip(self.rows, self.layer_ms, strict=True)
+                {**asdict(r), "ms": _round(ms)}
+                | ({"predicted_ms": _round(p)} if self.measured else {})
+                for r, ms, p in zip(
+                    self.rows, self.layer_ms, self.predicted_ms or self.layer_ms, strict=True
+                )
             ],
             "layers_ms": None if self.total_ms is None else round(self.total_ms, 4),
             "ms_basis": self.ms_basis,
@@ -104,7 +108,9 @@ def measured_layers(
     """run --layers: each layer's count, its milliseconds and the latency model's prediction."""
     pred, fitted, source = _predictor(results, target, unit)
     rows = layer_profile(graph, layer_counts, predict=pred.predict)
-    t = timing(graph, list(layer_counts), unit, CycleModel.from_results(results))
+    cycles = CycleModel.from_results(results)
+    t = timing(graph, list(layer_counts), unit, cycles)
+    predicted = timing(graph, [r.predicted for r in rows], unit, cycles)
     report = LayerReport(
         rows,
         unit,
@@ -115,10 +121,15 @@ def measured_layers(
         source,
         fitted.missing(graph),
         chart,
+        predicted.layer_ms,
     )
     if chart is not None:
         _chart(report, graph.name, chart)
     return report
+
+
+def _round(ms: float | None) -> float | None:
+    return None if ms is None else round(ms, 4)
 
 
 def ms_of(values: Sequence[float | None]) -> float | None:
@@ -159,7 +170,8 @@ def table(report: LayerReport) -> Table:
     unit = report.unit
     if report.measured:
         kind = f"count = {unit}, predicted by the latency model (error vs the count)"
-        tail: tuple[str, ...] = ("count", "ms", "share", "MAC/cnt", "predicted", "error")
+        tail: tuple[str, ...] = ("count", "ms", "share", "MAC/cnt", "predicted", "pred ms")
+        tail += ("error",)
     else:
         kind = f"predicted {unit} (latency model), live = arena in use (* the peak)"
         tail = ("flash", "scratch", "live", "predicted", "ms")
@@ -172,7 +184,8 @@ def table(report: LayerReport) -> Table:
         left = name in ("layer", "op", "output", "weights")
         grid.add_column(name, justify="left" if left else "right", no_wrap=True)
     peak = max((r.live_bytes for r in report.rows), default=0)
-    for r, ms in zip(report.rows, report.layer_ms, strict=True):
+    predicted_ms = report.predicted_ms or [None] * len(report.rows)
+    for r, ms, p_ms in zip(report.rows, report.layer_ms, predicted_ms, strict=True):
         cells: tuple[str, ...]
         if report.measured:
             error = (
@@ -182,7 +195,7 @@ def table(report: LayerReport) -> Table:
             )
             per = f"{r.macs_per_count:.2f}" if r.macs_per_count else ""
             share = "" if r.share is None else f"{r.share:.1%}"
-            cells = (_n(r.count), _ms(ms), share, per, _n(r.predicted), error)
+            cells = (_n(r.count), _ms(ms), share, per, _n(r.predicted), _ms(p_ms), error)
         else:
             live = f"{r.live_bytes:,}" + ("*" if r.live_bytes == peak else " ")
             cells = (f"{r.flash_bytes:,}", f"{r.scratch_bytes:,}", live, _n(r.predicted), _ms(ms))
@@ -198,7 +211,8 @@ def table(report: LayerReport) -> Table:
             f"{(all_predicted - count) / count:+.1%}" if all_predicted is not None and count else ""
         )
         per = f"{macs / count:.2f}" if macs and count else ""
-        total = (_n(count), _ms(report.total_ms), "100.0%", per, _n(all_predicted), error)
+        p_total = _ms(ms_of(predicted_ms))
+        total = (_n(count), _ms(report.total_ms), "100.0%", per, _n(all_predicted), p_total, error)
     else:
         flash = sum(r.flash_bytes for r in report.rows)
         total = (f"{flash:,}", "", "", _n(all_predicted), _ms(report.total_ms))

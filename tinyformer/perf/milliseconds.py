@@ -203,6 +203,28 @@ def run_latency(graph: Graph, m: Measurement, results: Path) -> dict[str, object
     return {"latency_ms": round(t.ms, 3), "latency_ms_basis": basis}
 
 
+STATED = CycleModel({})  # no board calibration: the stated Cortex-M7 CPI model
+STATED_BASIS = STATED.basis([])
+
+
+def count_ms(count: float, unit: str, constant_bytes: int) -> float:
+    """Milliseconds at 216 MHz of one layer's count where no graph stands behind it (a kernel
+    bench's hand-written layers): cycles as measured, instructions by the stated model with
+    ``constant_bytes`` read once from flash (``STATED_BASIS`` says so)."""
+    if unit == "cycles":
+        return ms(count)
+    if unit != "instructions":
+        raise ValueError(f"no milliseconds from counts in {unit!r}")
+    return ms(STATED.layer_cycles("", count, constant_bytes))
+
+
+def inference_latency(graph: Graph, count: float, unit: str, results: Path) -> dict[str, object]:
+    """The latency fields of an inference known by its total count (evaluate's mean, say):
+    ``latency_ms`` at 216 MHz and how it was obtained, as ``run_latency`` gives a run's."""
+    t = inference_ms(graph, count, unit, CycleModel.from_results(results))
+    return {"latency_ms": round(t.ms, 3), "latency_ms_basis": t.basis}
+
+
 def write_board_vs_qemu(results: Path) -> pd.DataFrame:
     """``results/board_vs_qemu.csv``: the layers measured on both, the calibration's data."""
     table = board_vs_qemu(SampleStore(results).load())

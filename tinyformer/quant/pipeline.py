@@ -77,6 +77,7 @@ from tinyformer.quant.evaluate import agreement, weight_bytes
 from tinyformer.quant.export import export
 from tinyformer.quant.qmodules import QuantSubnet
 from tinyformer.quant.train_state import TrainState, rng_state, set_rng_state
+from tinyformer.results import percent
 
 
 @dataclass
@@ -293,7 +294,7 @@ def train_phase(
     if cfg.progress:
         own.append(Progress(lambda row: (
             f"{phase} epoch {row['epoch']}: loss {row['loss']:.4f}, val acc "
-            f"{row['val_acc']:.4f}, sparsity {row['sparsity']:.3f} ({row['seconds']:.1f} s)"
+            f"{percent(row['val_acc'])}, sparsity {row['sparsity']:.3f} ({row['seconds']:.1f} s)"
         )))  # fmt: skip
     own.append(_Checkpoint(run, phase, optimizer, scheduler))
     fit(
