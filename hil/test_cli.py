@@ -1,6 +1,7 @@
 """`tinyformer run --target <t> --json` end to end, as a user runs it."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,7 +57,8 @@ def test_compile_then_run_a_folder(target, target_args, tmp_path) -> None:
     run = json.loads(proc.stdout)
     assert run["matches_reference"] is True
     predicted, measured = report["predicted_peak_sram_bytes"], run["peak_sram_bytes"]
-    assert abs(predicted - measured) <= 0.02 * measured
+    if "TINYFORMER_FAKE_PROBE" not in os.environ:  # the fake board's stack is an x86 stack
+        assert abs(predicted - measured) <= 0.02 * measured
 
 
 def test_compile_rejects_a_corrupt_model(tmp_path) -> None:
