@@ -838,22 +838,17 @@ def _addsub_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str],
     a = node.attrs
     params = ", ".join(str(int(a[key])) for key in _ADD_KEYS)
     lo, hi = _act(a)
-    code = (
-        f"    tf_addsub_s8({_broadcast_args(node, graph, ctx)}, {params}, {lo}, {hi}, "
-        f"{int(a['left_shift'])}, {ADDSUB_MODES[node.op]}, {ctx.ptr(node.outputs[0])});"
-    )
-    return ["tf_addsub_s8.h"], code
+    args = _broadcast_args(node, graph, ctx)
+    mode, y = ADDSUB_MODES[node.op], ctx.ptr(node.outputs[0])
+    return _call("tf_addsub_s8", args, params, lo, hi, int(a["left_shift"]), mode, y)
 
 
 def _mul_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str], str]:
     a = node.attrs
     params = ", ".join(str(int(a[key])) for key in _MUL_KEYS)
     lo, hi = _act(a)
-    code = (
-        f"    tf_mul_s8({_broadcast_args(node, graph, ctx)}, {params}, {lo}, {hi}, "
-        f"{ctx.ptr(node.outputs[0])});"
-    )
-    return ["tf_mul_s8.h"], code
+    args = _broadcast_args(node, graph, ctx)
+    return _call("tf_mul_s8", args, params, lo, hi, ctx.ptr(node.outputs[0]))
 
 
 def _concat_ref(node: Node, graph: Graph, ins: list[np.ndarray]) -> list[np.ndarray]:
@@ -875,11 +870,8 @@ def _concat_emit(node: Node, graph: Graph, ctx: EmitContext) -> tuple[list[str],
     axis = int(node.attrs["axis"])
     outer = math.prod(a[:axis])
     x1, x2 = (ctx.ptr(t) for t in node.inputs)
-    code = (
-        f"    tf_concat_s8({x1}, {math.prod(a[axis:])}, {x2}, {math.prod(b[axis:])}, {outer}, "
-        f"{ctx.ptr(node.outputs[0])});"
-    )
-    return ["tf_concat_s8.h"], code
+    y = ctx.ptr(node.outputs[0])
+    return _call("tf_concat_s8", x1, math.prod(a[axis:]), x2, math.prod(b[axis:]), outer, y)
 
 
 # Broadcast operands: activations or int8 constants (a graph input is always an activation).

@@ -191,9 +191,9 @@ def requantize_table(input_scale: float, input_zp: int, output_scale: float, out
     return saturate(out).astype(np.int8)
 
 
-def logistic_table(input_scale: float, input_zp: int) -> np.ndarray:
-    """LOGISTIC int8 (output scale 1/256, zp -128): the input to Q4.27 by a multiplier and a
-    left shift, gemmlowp's logistic, rounded to Q0.8; saturated beyond the input radius."""
+def _q4_27_input(input_scale: float) -> tuple[int, int, int]:
+    """LOGISTIC's and TANH's input stage: the Q31 multiplier and left shift that take an
+    int8 value to Q4.27, and the radius beyond which the output saturates."""
     mantissa, left_shift = math.frexp(input_scale * float(1 << (31 - LOGISTIC_INPUT_BITS)))
     multiplier = math.floor(mantissa * (1 << 31) + 0.5)
     radius = math.floor(
@@ -201,6 +201,13 @@ def logistic_table(input_scale: float, input_zp: int) -> np.ndarray:
         * float(1 << (31 - LOGISTIC_INPUT_BITS))
         / (1 << left_shift)
     )
+    return multiplier, left_shift, radius
+
+
+def logistic_table(input_scale: float, input_zp: int) -> np.ndarray:
+    """LOGISTIC int8 (output scale 1/256, zp -128): the input to Q4.27 by a multiplier and a
+    left shift, gemmlowp's logistic, rounded to Q0.8; saturated beyond the input radius."""
+    multiplier, left_shift, radius = _q4_27_input(input_scale)
     out = np.empty(256, np.int64)
     for i, q in enumerate(_INT8):
         v = int(q) - input_zp
@@ -405,13 +412,7 @@ def tanh_table(input_scale: float, input_zp: int) -> np.ndarray:
     """TANH int8 (output scale 1/128, zp 0): the input to Q4.27 as LOGISTIC's, gemmlowp's
     tanh (-(1 - e) / (1 + e), e = exp(-2|x|), signed back), rounded to Q0.7; saturated
     beyond the input radius."""
-    mantissa, left_shift = math.frexp(input_scale * float(1 << (31 - LOGISTIC_INPUT_BITS)))
-    multiplier = math.floor(mantissa * (1 << 31) + 0.5)
-    radius = math.floor(
-        ((1 << LOGISTIC_INPUT_BITS) - 1)
-        * float(1 << (31 - LOGISTIC_INPUT_BITS))
-        / (1 << left_shift)
-    )
+    multiplier, left_shift, radius = _q4_27_input(input_scale)
     out = np.empty(256, np.int64)
     for i, q in enumerate(_INT8):
         v = int(q) - input_zp
